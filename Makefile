@@ -1,0 +1,28 @@
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test run lint check clean
+
+$(STAMP): pyproject.toml
+	@command -v g++ >/dev/null 2>&1 || command -v c++ >/dev/null 2>&1 || { \
+	  echo "error: no C++ compiler found. hashsvc depends on pdqhash, which PyPI ships only as source;"; \
+	  echo "       install one first (Debian/Ubuntu: apt install g++ python3-dev)."; exit 1; }
+	$(PYTHON) -c 'import sys; sys.exit("error: Python 3.11+ is required") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/ruff check hashsvc tests scripts
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check hashsvc tests scripts
+
+check: test
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,88 @@
+"""Settings: declared once, parsed and validated at start-up, failing fast on bad values.
+
+Precedence: defaults < `HASHSVC_*` environment variables < explicit overrides (CLI flags, tests). Every
+setting is listed in `SETTINGS` with its type, default and help; the README's configuration table is made
+from the same list, and a test checks that it stays documented.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hashsvc.errors import ValidationError
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: str = field(default="index", metadata={"help": "Folder for the embedded store and index snapshots."})
+    database_url: str = field(
+        default="",
+        metadata={"help": "SQLAlchemy URL of the store; empty means sqlite:///<data_dir>/hashsvc.db."},
+    )
+    max_upload_bytes: int = field(
+        default=50 * 1024 * 1024, metadata={"help": "Largest accepted upload, in bytes (50 MiB)."}
+    )
+    max_pixels: int = field(
+        default=100_000_000,
+        metadata={"help": "Largest image, in pixels (width x height from the header, checked before decoding)."},
+    )
+    max_frames: int = field(
+        default=1000, metadata={"help": "Most frames an animated image may declare (GIF, WebP, TIFF pages)."}
+    )
+    decode_timeout_s: float = field(
+        default=5.0, metadata={"help": "Wall-clock budget for decoding one image, in seconds."}
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir}/hashsvc.db"
+
+
+ENV_PREFIX = "HASHSVC_"
+SETTINGS: tuple[dataclasses.Field[Any], ...] = dataclasses.fields(Settings)
+
+
+def _coerce(name: str, kind: type, raw: Any) -> Any:
+    if isinstance(raw, kind) and not (kind is int and isinstance(raw, bool)):
+        return raw
+    try:
+        if kind is bool:
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(text)
+        value = kind(raw)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"setting {name}: cannot read {raw!r} as {kind.__name__}") from exc
+    if kind in (int, float) and value < 0:
+        raise ValidationError(f"setting {name}: must not be negative, got {raw!r}")
+    return value
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build Settings from defaults, then `HASHSVC_*` variables, then `overrides` (None values ignored).
+
+    Raises ValidationError naming the setting when a value cannot be parsed.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    types = {f.name: type(f.default) for f in SETTINGS}
+    for name, kind in types.items():
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in environ:
+            values[name] = _coerce(env_name, kind, environ[env_name])
+    for name, raw in (overrides or {}).items():
+        if raw is None:
+            continue
+        if name not in types:
+            raise ValidationError(f"unknown setting {name!r}")
+        values[name] = _coerce(name, types[name], raw)
+    return Settings(**values)
