@@ -7,6 +7,8 @@ raises them and never imports Flask or click.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class HashsvcError(Exception):
     """Base class: a failure that a caller caused or can act on."""
@@ -37,7 +39,7 @@ class MediaError(HashsvcError):
     code = "corrupt"
     http_status = 422
 
-    _STATUS = {
+    _STATUS: ClassVar[dict[str, int]] = {
         "empty": 400,
         "too_large": 413,
         "too_many_pixels": 413,
