@@ -1,0 +1,242 @@
+"""Compiled (numba) kernels: substring extraction, table build, multi-index probe and exact scans.
+
+Codes are held as rows of big-endian uint64 words: bit 0 of a code (the top bit of its first byte, MSB-first
+packing) is bit 63 of word 0. A substring [start, start + length) is read as an integer whose top bit is the
+code's bit `start`, so neighbouring substrings never overlap and together cover the whole code.
+
+All kernels are `nogil=True` (reader threads and a background merge run truly in parallel) and `cache=True`
+(compiled once per machine into __pycache__, so a server start or a test run does not pay the ~10 s of
+JIT compilation again). None uses `parallel=True`: numba then never starts its thread pool, and one query
+costs exactly one core, which is what a request-serving process wants.
+
+Numba types mixed int64/uint64 arithmetic as float64, so every bit operation below casts to uint64 first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, types
+from numba.extending import intrinsic
+
+_U1 = np.uint64(1)
+_U64 = np.uint64(64)
+
+
+@intrinsic
+def _ctpop(typingctx, x):  # type: ignore[no-untyped-def]
+    """LLVM's ctpop intrinsic: one POPCNT instruction on x86-64."""
+    sig = types.uint64(types.uint64)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.ctpop(args[0])
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True, inline="always")
+def popcount(x: np.uint64) -> int:
+    return np.int64(_ctpop(np.uint64(x)))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def substring(row: np.ndarray, start: int, length: int) -> int:
+    """Bits [start, start + length) of one code row as an int (length <= 32, may straddle two words)."""
+    w = start >> 6
+    off = start & 63
+    if off + length <= 64:
+        v = (row[w] >> np.uint64(64 - off - length)) & ((_U1 << np.uint64(length)) - _U1)
+    else:
+        hi_len = 64 - off
+        lo_len = length - hi_len
+        hi = row[w] & ((_U1 << np.uint64(hi_len)) - _U1)
+        v = (hi << np.uint64(lo_len)) | (row[w + 1] >> np.uint64(64 - lo_len))
+    return np.int64(v)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def distance(a: np.ndarray, b: np.ndarray) -> int:
+    d = 0
+    for w in range(a.shape[0]):
+        d += popcount(a[w] ^ b[w])
+    return d
+
+
+@njit(cache=True, nogil=True, inline="always")
+def is_alive(alive: np.ndarray, p: int) -> bool:
+    return (alive[p >> 3] >> (p & 7)) & 1 == 1
+
+
+@njit(cache=True, nogil=True)
+def build_table(
+    words: np.ndarray,
+    start: int,
+    length: int,
+    low_bits: int,
+    offsets: np.ndarray,
+    positions: np.ndarray,
+    lows: np.ndarray,
+) -> None:
+    """Counting-sort the rows by the substring's high bits (the bucket) into one table.
+
+    offsets[b]..offsets[b+1] is bucket b's range in `positions` (row numbers) and `lows` (the substring's
+    remaining low bits, <= 8, for a cheap filter before touching the code). Order inside a bucket does not
+    matter: a probe scans the whole bucket. O(n), no comparison sort.
+    """
+    n = words.shape[0]
+    nb = offsets.shape[0] - 1
+    offsets[:] = 0
+    low_mask = (1 << low_bits) - 1
+    keys = np.empty(n, dtype=np.uint32)
+    for i in range(n):
+        k = substring(words[i], start, length)
+        keys[i] = k
+        offsets[(k >> low_bits) + 1] += 1
+    for b in range(nb):
+        offsets[b + 1] += offsets[b]
+    fill = offsets[:-1].copy()
+    for i in range(n):
+        k = np.int64(keys[i])
+        b = k >> low_bits
+        j = fill[b]
+        fill[b] = j + 1
+        positions[j] = i
+        lows[j] = k & low_mask
+
+
+@njit(cache=True, nogil=True)
+def probe(
+    q: np.ndarray,
+    words: np.ndarray,
+    alive: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    low_bits: np.ndarray,
+    offsets: np.ndarray,
+    positions: np.ndarray,
+    lows: np.ndarray,
+    masks: np.ndarray,
+    mask_flips: np.ndarray,
+    flips: int,
+    radius: int,
+    out_pos: np.ndarray,
+    out_dist: np.ndarray,
+) -> int:
+    """Multi-index hashing probe of one query: every live row within `radius`, each reported once.
+
+    For each table, visit every substring key within `flips` bits of the query's: XOR the bucket (high)
+    bits with each of `masks` (all masks of <= flips bits over the prefix, `mask_flips` their popcounts),
+    scan the bucket and keep entries whose low bits are within the flips left. The caller guarantees
+    (flips + 1) * tables > radius, so by pigeonhole every row within `radius` has some substring within
+    `flips` bits and is reached. A row reached through several tables is reported only by the first table
+    where its substring is within `flips` (checked after verification: free for non-matching candidates).
+
+    The work runs in phases over arrays (bucket bounds, then low-bit filter, then row numbers, then codes)
+    rather than one bucket at a time: the loads inside a phase are independent, so the CPU keeps many
+    cache misses in flight instead of walking a chain of dependent misses per bucket. At 10M codes this is
+    a memory-latency-bound workload.
+
+    Returns the number of matches; if it exceeds len(out_pos) the extra ones are counted but not written
+    and the caller retries with a larger buffer.
+    """
+    m = starts.shape[0]
+    nm = masks.shape[0]
+    cap = out_pos.shape[0]
+    qkeys = np.empty(m, dtype=np.int64)
+    for t in range(m):
+        qkeys[t] = substring(q, starts[t], lengths[t])
+    begin = np.empty(nm, dtype=np.int64)
+    end = np.empty(nm, dtype=np.int64)
+    cand = np.empty(256, dtype=np.int64)
+    count = 0
+    for t in range(m):
+        lb = low_bits[t]
+        qhigh = qkeys[t] >> lb
+        qlow = np.uint64(qkeys[t] & ((1 << lb) - 1))
+        off = offsets[t]
+        low = lows[t]
+        pos = positions[t]
+        for j in range(nm):  # phase 1: bucket bounds
+            h = qhigh ^ masks[j]
+            begin[j] = off[h]
+            end[j] = off[h + 1]
+        nc = 0
+        for j in range(nm):  # phase 2: low-bit filter inside each bucket
+            budget = flips - mask_flips[j]
+            for e in range(begin[j], end[j]):
+                if popcount(np.uint64(low[e]) ^ qlow) <= budget:
+                    if nc == cand.shape[0]:
+                        grown = np.empty(2 * nc, dtype=np.int64)
+                        grown[:nc] = cand
+                        cand = grown
+                    cand[nc] = e
+                    nc += 1
+        for c in range(nc):  # phase 3: row numbers
+            cand[c] = pos[cand[c]]
+        for c in range(nc):  # phase 4: verify against the full code
+            p = cand[c]
+            d = distance(q, words[p])
+            if d > radius or not is_alive(alive, p):
+                continue
+            first = True
+            for t2 in range(t):
+                if popcount(np.uint64(substring(words[p], starts[t2], lengths[t2]) ^ qkeys[t2])) <= flips:
+                    first = False
+                    break
+            if first:
+                if count < cap:
+                    out_pos[count] = p
+                    out_dist[count] = d
+                count += 1
+    return count
+
+
+@njit(cache=True, nogil=True)
+def flip_masks(prefix_bits: int, flips: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every mask of at most `flips` set bits among `prefix_bits`, ordered by bit count (and its count)."""
+    total = 0
+    for k in range(min(flips, prefix_bits) + 1):
+        c = 1
+        for i in range(k):
+            c = c * (prefix_bits - i) // (i + 1)
+        total += c
+    masks = np.empty(total, dtype=np.int64)
+    counts = np.empty(total, dtype=np.int64)
+    idx = np.empty(max(flips, 1), dtype=np.int64)
+    n = 0
+    for k in range(min(flips, prefix_bits) + 1):
+        for i in range(k):
+            idx[i] = i
+        while True:
+            mask = 0
+            for i in range(k):
+                mask |= 1 << idx[i]
+            masks[n] = mask
+            counts[n] = k
+            n += 1
+            # next k-combination in lexicographic order
+            i = k - 1
+            while i >= 0 and idx[i] == prefix_bits - k + i:
+                i -= 1
+            if i < 0:
+                break
+            idx[i] += 1
+            for j in range(i + 1, k):
+                idx[j] = idx[j - 1] + 1
+    return masks, counts
+
+
+@njit(cache=True, nogil=True)
+def scan(
+    q: np.ndarray, words: np.ndarray, alive: np.ndarray, n: int, radius: int, out_pos: np.ndarray, out_dist: np.ndarray
+) -> int:
+    """Exact linear scan of the first n rows (same output convention as `probe`)."""
+    cap = out_pos.shape[0]
+    count = 0
+    for p in range(n):
+        d = distance(q, words[p])
+        if d <= radius and is_alive(alive, p):
+            if count < cap:
+                out_pos[count] = p
+                out_dist[count] = d
+            count += 1
+    return count

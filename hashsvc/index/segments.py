@@ -1,0 +1,270 @@
+"""The index's storage: an immutable, table-indexed main segment and an append-only delta buffer.
+
+Both keep codes as (n, bits / 64) big-endian uint64 words and liveness as a bitmap (1 bit per row), so a
+removal is one bit clear and never reshuffles anything.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from hashsvc.index import _kernels as k
+
+# A probe's result buffer starts this large and grows (re-running the probe) for queries with more matches.
+_INITIAL_RESULTS = 256
+
+
+def to_words(codes: np.ndarray, bits: int) -> np.ndarray:
+    """(n, bits / 8) packed MSB-first uint8 -> (n, bits / 64) native uint64 holding big-endian words."""
+    codes = np.ascontiguousarray(codes, dtype=np.uint8)
+    return codes.view(">u8").astype(np.uint64).reshape(-1, bits // 64)
+
+
+def to_bytes(words: np.ndarray) -> np.ndarray:
+    """Inverse of to_words."""
+    return np.ascontiguousarray(words).astype(">u8").view(np.uint8).reshape(words.shape[0], -1)
+
+
+def new_bitmap(n: int, value: bool) -> np.ndarray:
+    bitmap = np.full((n + 7) // 8, 0xFF if value else 0, dtype=np.uint8)
+    if value and n % 8:
+        bitmap[-1] = (1 << (n % 8)) - 1  # rows past n never look alive
+    return bitmap
+
+
+def clear_bits(bitmap: np.ndarray, rows: np.ndarray) -> None:
+    rows = np.asarray(rows, dtype=np.int64)
+    np.bitwise_and.at(bitmap, rows >> 3, ~(np.left_shift(1, rows & 7)).astype(np.uint8))
+
+
+def alive_rows(bitmap: np.ndarray, n: int) -> np.ndarray:
+    return np.unpackbits(bitmap, bitorder="little", count=n).astype(bool)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a code is cut into substrings, one hash table each.
+
+    `flips_for(radius)` is the per-table search radius that pigeonhole needs: a code within `radius` differs
+    in at most floor(radius / m) bits in at least one of the m substrings.
+    """
+
+    bits: int
+    starts: np.ndarray  # int64 (m,)
+    lengths: np.ndarray  # int64 (m,)
+
+    @classmethod
+    def even(cls, bits: int, tables: int) -> Layout:
+        if not 1 <= tables <= bits:
+            raise ValueError(f"tables must be in 1..{bits}, got {tables}")
+        base, extra = divmod(bits, tables)
+        lengths = np.array([base + (1 if i < extra else 0) for i in range(tables)], dtype=np.int64)
+        if lengths.max() > 32:
+            raise ValueError(f"{tables} tables over {bits} bits gives substrings over 32 bits; use more tables")
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        return cls(bits, starts, lengths)
+
+    @property
+    def tables(self) -> int:
+        return int(self.lengths.shape[0])
+
+    def flips_for(self, radius: int) -> int:
+        return radius // self.tables
+
+
+def default_tables(bits: int) -> int:
+    """About 21-24 bits per substring: log2 of the ~10M codes per index the service is sized for.
+
+    256 bits -> 11 tables (23-24 bits): radius 31 needs 2 flips per table (11 * 3 > 31).
+    64 bits -> 3 tables (21-22 bits): radius 8 needs 2 flips, radius 10 needs 3.
+    """
+    return max(1, round(bits / 23))
+
+
+def prefix_bits_for(n: int, layout: Layout) -> int:
+    """Bucket (high) bits per table: about n / 8 buckets, so buckets hold ~4-16 rows.
+
+    More buckets would cut bucket scans further but each costs 4 bytes per table (at 10M codes and 11
+    tables, 2^20 buckets are 4.6 bytes per hash). The rest of the substring (<= 8 bits) is kept per row
+    as a uint8 filter.
+    """
+    lo = int(layout.lengths.max()) - 8
+    hi = int(layout.lengths.min())
+    want = int(math.floor(math.log2(max(n, 1)))) - 3
+    return max(1, min(hi, max(lo, want)))
+
+
+class MainSegment:
+    """Immutable codes + ids sorted by id, with one bucketed table per substring.
+
+    Rows are ordered by id so that finding an id's row is a binary search over the ids array itself,
+    with no extra id -> row map (a Python dict would cost ~100 bytes per hash).
+    Only `alive` ever changes after construction (bits cleared by removals).
+    """
+
+    def __init__(self, layout: Layout, ids: np.ndarray, words: np.ndarray) -> None:
+        n = int(ids.shape[0])
+        if n >= 2**32 - 1:
+            raise ValueError("a segment holds fewer than 2^32 codes (uint32 row numbers)")
+        self.layout = layout
+        self.ids = ids
+        self.words = words
+        self.alive = new_bitmap(n, True)
+        self._mask_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.prefix_bits = prefix_bits_for(n, layout)
+        m = layout.tables
+        self.low_bits = (layout.lengths - self.prefix_bits).astype(np.int64)
+        self.offsets = np.empty((m, (1 << self.prefix_bits) + 1), dtype=np.uint32)
+        self.positions = np.empty((m, n), dtype=np.uint32)
+        self.lows = np.empty((m, n), dtype=np.uint8)
+        for t in range(m):
+            k.build_table(
+                words,
+                int(layout.starts[t]),
+                int(layout.lengths[t]),
+                int(self.low_bits[t]),
+                self.offsets[t],
+                self.positions[t],
+                self.lows[t],
+            )
+
+    @classmethod
+    def build(cls, layout: Layout, ids: np.ndarray, words: np.ndarray) -> MainSegment:
+        """Sort by id (ids must be unique) and index."""
+        if ids.shape[0] > 1 and not bool(np.all(ids[1:] > ids[:-1])):
+            order = np.argsort(ids, kind="stable")
+            ids, words = ids[order], words[order]
+        return cls(layout, np.ascontiguousarray(ids, dtype=np.int64), np.ascontiguousarray(words))
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (self.ids, self.words, self.alive, self.offsets, self.positions, self.lows)
+        return sum(a.nbytes for a in arrays)
+
+    def rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """Rows holding these ids (ids not stored here are skipped)."""
+        return _match(self.ids, ids)
+
+    def live(self) -> tuple[np.ndarray, np.ndarray]:
+        keep = alive_rows(self.alive, len(self))
+        return self.ids[keep], self.words[keep]
+
+    def probe_work(self, flips: int) -> float:
+        """Expected bucket entries a probe touches, to compare with a full scan's rows."""
+        buckets = sum(math.comb(self.prefix_bits, j) for j in range(min(flips, self.prefix_bits) + 1))
+        return self.layout.tables * buckets * (1.0 + len(self) / (1 << self.prefix_bits))
+
+    def _masks(self, flips: int) -> tuple[np.ndarray, np.ndarray]:
+        masks = self._mask_cache.get(flips)
+        if masks is None:  # benign race: two readers may both compute it
+            masks = self._mask_cache[flips] = k.flip_masks(self.prefix_bits, flips)
+        return masks
+
+    def search(self, q: np.ndarray, radius: int, use_tables: bool) -> tuple[np.ndarray, np.ndarray]:
+        flips = self.layout.flips_for(radius)
+        cap = _INITIAL_RESULTS
+        while True:
+            out_pos = np.empty(cap, dtype=np.int64)
+            out_dist = np.empty(cap, dtype=np.int32)
+            if use_tables:
+                masks, mask_flips = self._masks(flips)
+                count = k.probe(
+                    q,
+                    self.words,
+                    self.alive,
+                    self.layout.starts,
+                    self.layout.lengths,
+                    self.low_bits,
+                    self.offsets,
+                    self.positions,
+                    self.lows,
+                    masks,
+                    mask_flips,
+                    flips,
+                    radius,
+                    out_pos,
+                    out_dist,
+                )
+            else:
+                count = k.scan(q, self.words, self.alive, len(self), radius, out_pos, out_dist)
+            if count <= cap:
+                return self.ids[out_pos[:count]], out_dist[:count]
+            cap = count
+
+
+def _match(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    rows = np.searchsorted(sorted_ids, ids)
+    inside = rows < sorted_ids.shape[0]
+    rows, ids = rows[inside], ids[inside]
+    return rows[sorted_ids[rows] == ids]
+
+
+class DeltaBuffer:
+    """Append-only rows searched by exact scan; rows [0, count) are immutable once published.
+
+    A writer appends past the published count and then publishes a larger count, so a reader holding an
+    older count never sees a half-written row. When capacity runs out the writer copies into a new,
+    doubled buffer; readers holding the old one keep a consistent (older) view.
+    """
+
+    def __init__(self, words_per_code: int, capacity: int = 1024) -> None:
+        self.words = np.zeros((capacity, words_per_code), dtype=np.uint64)
+        self.ids = np.zeros(capacity, dtype=np.int64)
+        self.alive = new_bitmap(capacity, False)
+        self.count = 0
+        self.row_of: dict[int, int] = {}  # small by construction: merged into main past a threshold
+
+    def append(self, ids: np.ndarray, words: np.ndarray) -> None:
+        """Write rows past `count` (caller publishes the new count afterwards)."""
+        n = ids.shape[0]
+        end = self.count + n
+        if end > self.ids.shape[0]:
+            self._grow(end)
+        self.words[self.count : end] = words
+        self.ids[self.count : end] = ids
+        rows = np.arange(self.count, end, dtype=np.int64)
+        # set alive bits for the new rows (they were zero)
+        np.bitwise_or.at(self.alive, rows >> 3, np.left_shift(1, rows & 7).astype(np.uint8))
+        self.row_of.update(zip(ids.tolist(), rows.tolist(), strict=True))
+        self.count = end
+
+    def _grow(self, need: int) -> None:
+        cap = max(need, 2 * self.ids.shape[0])
+        words = np.zeros((cap, self.words.shape[1]), dtype=np.uint64)
+        ids = np.zeros(cap, dtype=np.int64)
+        alive = new_bitmap(cap, False)
+        words[: self.count] = self.words[: self.count]
+        ids[: self.count] = self.ids[: self.count]
+        alive[: self.alive.shape[0]] = self.alive
+        # readers that already hold the old arrays keep using them; new readers get these
+        self.words, self.ids, self.alive = words, ids, alive
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Clear the rows of these ids; return how many were here."""
+        rows = [self.row_of.pop(i) for i in ids.tolist() if i in self.row_of]
+        if rows:
+            clear_bits(self.alive, np.array(rows, dtype=np.int64))
+        return len(rows)
+
+    def live(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        keep = alive_rows(self.alive, count)
+        return self.ids[:count][keep], self.words[:count][keep]
+
+    def search(
+        self, arrays: tuple[np.ndarray, np.ndarray, np.ndarray], count: int, q: np.ndarray, radius: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        ids, words, alive = arrays
+        cap = _INITIAL_RESULTS
+        while True:
+            out_pos = np.empty(cap, dtype=np.int64)
+            out_dist = np.empty(cap, dtype=np.int32)
+            n = k.scan(q, words, alive, count, radius, out_pos, out_dist)
+            if n <= cap:
+                return ids[out_pos[:n]], out_dist[:n]
+            cap = n
