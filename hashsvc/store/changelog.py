@@ -1,0 +1,102 @@
+"""Reading the change log: the tail since a sequence number, and the active hashes an index is built from.
+
+Both read inside one snapshot (`read_snapshot`), so what they return is consistent with the sequence they report.
+Item hashes never change after the item is added, so an item-level 'activate' joins the item's hash rows at read
+time. A bank-level 'activate' (bank enabled) joins the hashes of the bank's items that are active when the tail is
+read: an item disabled later is left out (its later 'deactivate' would remove it anyway), an item enabled later is
+included early (its later 'activate' is then a no-op). Either way, applying the tail in order converges on exactly
+the store's state, which is the guarantee the index needs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Result
+
+from hashsvc.store.records import Change, HashChunk, HashRow
+from hashsvc.store.schema import banks, changes, item_hashes, items, store_counters
+
+
+def max_sequence(conn: Connection) -> int:
+    return int(conn.execute(sa.select(store_counters.c.last_sequence).where(store_counters.c.id == 1)).scalar_one())
+
+
+def read_changes(conn: Connection, after: int, limit: int, algorithms: Sequence[str] | None = None) -> list[Change]:
+    rows = conn.execute(
+        sa.select(changes).where(changes.c.sequence > after).order_by(changes.c.sequence).limit(limit)
+    ).all()
+    if not rows:
+        return []
+    last = rows[-1].sequence
+    in_page = sa.and_(changes.c.sequence > after, changes.c.sequence <= last, changes.c.effect == "activate")
+    wanted = item_hashes.c.algorithm.in_(list(algorithms)) if algorithms is not None else sa.true()
+    item_level = (
+        sa.select(
+            changes.c.sequence,
+            item_hashes.c.id,
+            item_hashes.c.item_id,
+            changes.c.bank_id,
+            item_hashes.c.algorithm,
+            item_hashes.c.code,
+        )
+        .select_from(changes.join(item_hashes, item_hashes.c.item_id == changes.c.item_id))
+        .where(in_page, changes.c.item_id.is_not(None), wanted)
+    )
+    bank_level = (
+        sa.select(
+            changes.c.sequence,
+            item_hashes.c.id,
+            item_hashes.c.item_id,
+            items.c.bank_id,
+            item_hashes.c.algorithm,
+            item_hashes.c.code,
+        )
+        .select_from(
+            changes.join(items, sa.and_(items.c.bank_id == changes.c.bank_id, items.c.status == "active")).join(
+                item_hashes, item_hashes.c.item_id == items.c.id
+            )
+        )
+        .where(in_page, changes.c.item_id.is_(None), wanted)
+    )
+    hashes: dict[int, list[HashRow]] = defaultdict(list)
+    for query in (item_level, bank_level):
+        for sequence, hash_id, item_id, bank_id, algorithm, code in conn.execute(query):
+            hashes[sequence].append(HashRow(hash_id, item_id, bank_id, algorithm, bytes(code)))
+    return [
+        Change(
+            sequence=row.sequence,
+            kind=row.kind,
+            bank_id=row.bank_id,
+            item_id=row.item_id,
+            effect=row.effect,
+            created_at=row.created_at,
+            hashes=tuple(sorted(hashes.get(row.sequence, ()), key=lambda h: h.hash_id)),
+        )
+        for row in rows
+    ]
+
+
+def active_hashes_query(algorithm: str) -> sa.Select[tuple[int, int, int, bytes]]:
+    return (
+        sa.select(item_hashes.c.id, item_hashes.c.item_id, items.c.bank_id, item_hashes.c.code)
+        .select_from(
+            item_hashes.join(items, items.c.id == item_hashes.c.item_id).join(banks, banks.c.id == items.c.bank_id)
+        )
+        .where(item_hashes.c.algorithm == algorithm, items.c.status == "active", banks.c.enabled == sa.true())
+    )
+
+
+def stream_chunks(result: Result[tuple[int, int, int, bytes]], nbytes: int, chunk_size: int) -> Iterator[HashChunk]:
+    """Turn a streamed result into numpy chunks; memory is bounded by `chunk_size` rows, not the table."""
+    for rows in result.partitions(chunk_size):
+        ids, item_ids, bank_ids, codes = zip(*rows, strict=True)
+        yield HashChunk(
+            ids=np.array(ids, dtype=np.int64),
+            item_ids=np.array(item_ids, dtype=np.int64),
+            bank_ids=np.array(bank_ids, dtype=np.int64),
+            codes=np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(len(rows), nbytes),
+        )

@@ -1,0 +1,65 @@
+"""Schema migrations: `upgrade(url)` at start-up, and the same Alembic scripts from the command line.
+
+Command line (from the repository root, or anywhere with the package installed):
+    alembic -c hashsvc/store/migrations/alembic.ini upgrade head
+The URL comes from `-x url=...`, else from the service settings (HASHSVC_DATABASE_URL / HASHSVC_DATA_DIR).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from hashsvc.store.engine import create_store_engine
+from hashsvc.store.errors import SchemaOutOfDateError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+ALEMBIC_INI = MIGRATIONS_DIR / "alembic.ini"
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    config = Config(str(ALEMBIC_INI))
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def upgrade(url: str | sa.URL, revision: str = "head") -> None:
+    """Create or migrate the schema at `url` to `revision` (idempotent; safe to call on every start-up)."""
+    engine = create_store_engine(url)
+    try:
+        with engine.begin() as connection:
+            # One migrator at a time: several gunicorn workers may start at once against one PostgreSQL.
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(4242424242)")
+            command.upgrade(alembic_config(connection), revision)
+    finally:
+        engine.dispose()
+
+
+def current_revision(url: str | sa.URL) -> str | None:
+    engine = create_store_engine(url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def check_schema(url: str | sa.URL) -> None:
+    """Raise SchemaOutOfDateError unless the database is at the head revision (for start-up and readiness)."""
+    current, head = current_revision(url), head_revision()
+    if current != head:
+        raise SchemaOutOfDateError(f"store schema is at {current or 'nothing'}, code expects {head}; run upgrade")

@@ -1,0 +1,164 @@
+"""What the store hands back: small frozen records, no ORM objects, no open connections."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a change (the API key's name, or a CLI user) and from where; goes into the audit log."""
+
+    name: str
+    remote_addr: str | None = None
+
+
+@dataclass(frozen=True)
+class Bank:
+    id: int
+    name: str
+    description: str
+    category: str
+    action: str
+    enabled: bool
+    thresholds: dict[str, int]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ItemHash:
+    id: int
+    algorithm: str
+    code: bytes
+
+    @property
+    def hex(self) -> str:
+        return self.code.hex()
+
+
+@dataclass(frozen=True)
+class Item:
+    id: int
+    bank_id: int
+    bank: str
+    external_ref: str | None
+    source: str | None
+    note: str | None
+    status: str
+    status_reason: str | None
+    status_by: str | None
+    status_at: dt.datetime | None
+    created_by: str
+    created_at: dt.datetime
+    metadata: dict[str, Any]
+    hashes: tuple[ItemHash, ...]
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+
+HashInput = Sequence[tuple[str, "str | bytes"]] | Mapping[str, "str | bytes | Sequence[str | bytes]"]
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """One item to add: its hashes as [(algorithm, hex or packed bytes), ...] or {algorithm: hex | [hex, ...]}."""
+
+    hashes: HashInput
+    external_ref: str | None = None
+    source: str | None = None
+    note: str | None = None
+    metadata: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class HashRow:
+    """One stored hash as the index sees it."""
+
+    hash_id: int
+    item_id: int
+    bank_id: int
+    algorithm: str
+    code: bytes
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change-log row, with everything an index needs to apply it.
+
+    `effect` says what happens to matching:
+    * 'activate': the hashes in `hashes` become matchable (for an item-level change, the item's hashes; for a
+      bank-level change, the hashes of the bank's active items, as the store holds them when the tail is read);
+    * 'deactivate': every hash of item `item_id` (when set) or of bank `bank_id` (when `item_id` is None) stops
+      matching; `hashes` is empty (the rows may be gone);
+    * 'none': metadata only (bank renamed or re-thresholded, note edited, item added to a disabled bank...).
+    Applying the changes in sequence order, idempotently (activate = upsert by hash id, deactivate = remove), to an
+    index built from `Store.active_hashes()` at sequence S yields the store's state.
+    """
+
+    sequence: int
+    kind: str
+    bank_id: int
+    item_id: int | None
+    effect: str
+    created_at: dt.datetime
+    hashes: tuple[HashRow, ...] = ()
+
+
+@dataclass(frozen=True)
+class HashChunk:
+    """A slice of the active hashes of one algorithm, as numpy arrays (row i of each array is one hash)."""
+
+    ids: np.ndarray  # int64 hash row ids
+    item_ids: np.ndarray  # int64
+    bank_ids: np.ndarray  # int64
+    codes: np.ndarray  # uint8, shape (n, algorithm bytes)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class ActiveHashes:
+    """The active hashes of one algorithm, consistent with change-log sequence `sequence`; iterate for chunks."""
+
+    algorithm: str
+    sequence: int
+    _chunks: Iterator[HashChunk] = field(repr=False)
+
+    def __iter__(self) -> Iterator[HashChunk]:
+        return self._chunks
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: int
+    name: str
+    scopes: tuple[str, ...]
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    revoked: bool
+    revoked_at: dt.datetime | None
+
+    def allows(self, scope: str) -> bool:
+        """Scopes are explicit (an admin key that should also curate carries both): no implied hierarchy."""
+        return not self.revoked and scope in self.scopes
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: dt.datetime
+    actor: str
+    action: str
+    bank: str | None
+    item_id: int | None
+    remote_addr: str | None
+    details: dict[str, Any]
