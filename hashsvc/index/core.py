@@ -171,13 +171,12 @@ class HammingIndex:
         with self._lock:
             self._raise_merge_error()
             state = self._state
-            if state.main is None and state.merging is None and state.delta.count == 0:
-                if ids.shape[0] >= self.merge_threshold:  # bulk load: straight into an indexed main segment
-                    order = np.argsort(ids, kind="stable")
-                    main = MainSegment.build(self.layout, ids[order], words[order])
-                    self._state = _State(main, None, state.delta)
-                    self._size = ids.shape[0]
-                    return
+            empty = state.main is None and state.merging is None and state.delta.count == 0
+            if empty and ids.shape[0] >= self.merge_threshold:  # bulk load: straight into an indexed main segment
+                main = MainSegment.build(self.layout, ids, words)
+                self._state = _State(main, None, state.delta)
+                self._size = ids.shape[0]
+                return
             # new rows first, then tombstone old versions: a concurrent reader never misses a replaced id
             stale_main, stale_merging = self._locate(state, ids)
             delta = state.delta.buffer

@@ -25,7 +25,7 @@ def to_words(codes: np.ndarray, bits: int) -> np.ndarray:
 
 def to_bytes(words: np.ndarray) -> np.ndarray:
     """Inverse of to_words."""
-    return np.ascontiguousarray(words).astype(">u8").view(np.uint8).reshape(words.shape[0], -1)
+    return np.ascontiguousarray(words).astype(">u8").view(np.uint8).reshape(words.shape[0], words.shape[1] * 8)
 
 
 def new_bitmap(n: int, value: bool) -> np.ndarray:
@@ -93,7 +93,7 @@ def prefix_bits_for(n: int, layout: Layout) -> int:
     """
     lo = int(layout.lengths.max()) - 8
     hi = int(layout.lengths.min())
-    want = int(math.floor(math.log2(max(n, 1)))) - 3
+    want = math.floor(math.log2(max(n, 1))) - 3
     return max(1, min(hi, max(lo, want)))
 
 
