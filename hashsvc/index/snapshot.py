@@ -49,7 +49,7 @@ class Snapshot:
 
 
 def _chunks(array: np.ndarray) -> list[memoryview]:
-    raw = memoryview(np.ascontiguousarray(array)).cast("B")
+    raw = memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
     return [raw[i : i + _CHUNK] for i in range(0, len(raw), _CHUNK)]
 
 
