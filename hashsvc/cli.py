@@ -1,0 +1,111 @@
+"""The `hashsvc` command: a thin shell over the service layer.
+
+Commands parse options, call one service function and print. Domain errors (HashsvcError) are turned into a
+clean message and exit code in one place; nothing here re-implements a use case.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from hashsvc import media
+from hashsvc.config import Settings, load_settings
+from hashsvc.errors import HashsvcError, MediaError
+from hashsvc.service.hashing import hash_image
+
+PROGRESS_MIN_FILES = 20
+
+
+def _limits(settings: Settings) -> media.Limits:
+    return media.Limits(
+        max_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_pixels,
+        max_frames=settings.max_frames,
+        decode_timeout_s=settings.decode_timeout_s,
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hashsvc")
+def main() -> None:
+    """hashsvc: perceptual-hash matching of uploads against banks of known illegal images."""
+
+
+def _read_limited(path: Path, max_bytes: int) -> bytes:
+    """Read a file, refusing to pull more than the upload limit into memory."""
+    with path.open("rb") as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise MediaError("too_large", f"the file is larger than the {max_bytes}-byte limit")
+    return data
+
+
+def _hash_file(path: Path, limits: media.Limits, rules: media.PixelRules) -> dict[str, object]:
+    try:
+        data = _read_limited(path, limits.max_bytes)
+        return {"file": str(path), **hash_image(data, limits, rules=rules).to_dict()}
+    except HashsvcError as exc:
+        return {"file": str(path), "error": exc.to_dict()}
+    except OSError as exc:
+        return {"file": str(path), "error": {"code": "unreadable", "message": exc.strerror or str(exc)}}
+
+
+def _with_progress(paths: list[Path]) -> Iterator[Path]:
+    show = len(paths) >= PROGRESS_MIN_FILES and sys.stderr.isatty()
+    yield from tqdm(paths, unit="file", file=sys.stderr, disable=not show)
+
+
+def _human(result: dict[str, object]) -> str:
+    if "error" in result:
+        error = result["error"]
+        assert isinstance(error, dict)
+        return f"{result['file']}: error {error['code']}: {error['message']}"
+    pdq = result["pdq"]
+    assert isinstance(pdq, dict)
+    return "\n".join(
+        [
+            f"{result['file']} ({result['width']}x{result['height']})",
+            f"  pdq     {pdq['value']}  quality {pdq['quality']}",
+            *(f"  {name:<7} {result[name]}" for name in ("phash", "dhash", "md5", "sha256")),
+        ]
+    )
+
+
+@main.command("hash")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of text.")
+@click.option(
+    "--pixel-rules",
+    type=click.Choice([r.value for r in media.PixelRules]),
+    default=media.PixelRules.HASHSVC.value,
+    show_default=True,
+    help="'threatexchange' reproduces python-threatexchange's conversions for transparent and 16-bit images.",
+)
+def hash_command(files: tuple[Path, ...], as_json: bool, pixel_rules: str) -> None:
+    """Print the PDQ, pHash, dHash, MD5 and SHA-256 of image files.
+
+    Exits with status 1 if any file could not be hashed (its line then carries an error).
+
+    \b
+    Example:
+        hashsvc hash photo.jpg
+        hashsvc hash --json uploads/*.jpg > hashes.jsonl
+    """
+    limits = _limits(load_settings())
+    failed = 0
+    for path in _with_progress(list(files)):
+        result = _hash_file(path, limits, media.PixelRules(pixel_rules))
+        failed += "error" in result
+        click.echo(json.dumps(result) if as_json else _human(result))
+    if failed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
