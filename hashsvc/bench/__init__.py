@@ -1,0 +1,1 @@
+"""Benchmark support: sample sets and the baselines we measure against (used by scripts/ and tests)."""
