@@ -19,6 +19,12 @@ test: $(STAMP)
 	$(BIN)/ruff check hashsvc tests scripts
 	$(BIN)/pytest
 
+# The HTTP service (`hashsvc serve`) arrives with issue #5; until then `run` prepares the embedded store and
+# shows what the command line can do.
+run: $(STAMP)
+	$(BIN)/hashsvc migrate
+	$(BIN)/hashsvc --help
+
 lint: $(STAMP)
 	$(BIN)/ruff check hashsvc tests scripts
 

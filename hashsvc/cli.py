@@ -107,5 +107,35 @@ def hash_command(files: tuple[Path, ...], as_json: bool, pixel_rules: str) -> No
         sys.exit(1)
 
 
+@main.command("migrate")
+def migrate_command() -> None:
+    """Create the store's schema, or upgrade it to this version (safe to run again).
+
+    Uses HASHSVC_DATABASE_URL, or the embedded SQLite file in HASHSVC_DATA_DIR.
+
+    \b
+    Example:
+        hashsvc migrate
+        HASHSVC_DATABASE_URL=postgresql+psycopg://hashsvc@db/hashsvc hashsvc migrate
+    """
+    from hashsvc.store.migrate import upgrade  # the store pulls in SQLAlchemy; only this command needs it
+
+    settings = load_settings()
+    if not settings.database_url:
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        upgrade(settings.resolved_database_url)
+    except HashsvcError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"store ready: {_redacted(settings.resolved_database_url)}")
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for printing."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -76,3 +76,12 @@ def test_upload_limit_applies_to_files_too(tmp_path: Path) -> None:
 
 def test_no_files_is_a_usage_error() -> None:
     assert CliRunner().invoke(main, ["hash"]).exit_code == 2
+
+
+def test_migrate_creates_the_embedded_store(tmp_path: Path) -> None:
+    env = {"HASHSVC_DATA_DIR": str(tmp_path / "data"), "HASHSVC_DATABASE_URL": ""}
+    first = CliRunner(env=env).invoke(main, ["migrate"])
+    assert first.exit_code == 0, (first.output, first.exception)
+    assert (tmp_path / "data" / "hashsvc.db").exists()
+    again = CliRunner(env=env).invoke(main, ["migrate"])
+    assert again.exit_code == 0, again.output
