@@ -233,3 +233,15 @@ def test_a_single_code_may_be_passed_as_one_row() -> None:
     index = HammingIndex(64)
     index.add(np.array([1]), code)
     assert as_dict(index.range_search(code, 0)[0]) == {1: 0}
+
+
+def test_tens_of_thousands_of_identical_codes_are_all_returned() -> None:
+    """One bucket then holds more rows than a compact (16-bit) bucket offset can address."""
+    rng = np.random.default_rng(6)
+    code = random_codes(rng, 1, 256)
+    others = random_codes(rng, 1000, 256)
+    index = HammingIndex(256)
+    index.add(np.arange(71000), np.concatenate([np.repeat(code, 70000, axis=0), others]))
+    ids, dist = index.range_search(code, 3)[0]
+    assert set(ids.tolist()) == set(range(70000)) | set(brute_force(np.arange(70000, 71000), others, code[0], 3))
+    assert int(dist.max()) <= 3

@@ -19,6 +19,7 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 _U1 = np.uint64(1)
+SUPER_SHIFT = 8  # offsets are stored as a base per 2^SUPER_SHIFT buckets plus a small offset (MainSegment)
 _U64 = np.uint64(64)
 
 
@@ -111,7 +112,8 @@ def probe(
     starts: np.ndarray,
     lengths: np.ndarray,
     low_bits: np.ndarray,
-    offsets: np.ndarray,
+    base: np.ndarray,
+    rel: np.ndarray,
     positions: np.ndarray,
     lows: np.ndarray,
     masks: np.ndarray,
@@ -152,13 +154,14 @@ def probe(
         lb = low_bits[t]
         qhigh = qkeys[t] >> lb
         qlow = np.uint64(qkeys[t] & ((1 << lb) - 1))
-        off = offsets[t]
+        bt = base[t]
+        rt = rel[t]
         low = lows[t]
         pos = positions[t]
         for j in range(nm):  # phase 1: bucket bounds
             h = qhigh ^ masks[j]
-            begin[j] = off[h]
-            end[j] = off[h + 1]
+            begin[j] = bt[h >> SUPER_SHIFT] + np.int64(rt[h])
+            end[j] = bt[(h + 1) >> SUPER_SHIFT] + np.int64(rt[h + 1])
         nc = 0
         for j in range(nm):  # phase 2: low-bit filter inside each bucket
             budget = flips - mask_flips[j]

@@ -92,7 +92,7 @@ class HammingIndex:
         self._state = _State(None, None, _DeltaView.of(DeltaBuffer(self._words_per_code)))
         self._size = 0
         self._merge_thread: threading.Thread | None = None
-        self._merge_error: BaseException | None = None
+        self._merge_error: Exception | None = None
         self._removed_during_merge: list[np.ndarray] = []
 
     # ----------------------------------------------------------------------------------------- reading
@@ -163,11 +163,11 @@ class HammingIndex:
         ids = ids.astype(np.int64)
         if ids.shape[0] == 0:
             return
-        # last occurrence of each id wins
-        rev_unique, rev_first = np.unique(ids[::-1], return_index=True)
-        if rev_unique.shape[0] != ids.shape[0]:
-            keep = np.sort(ids.shape[0] - 1 - rev_first)
-            ids, words = ids[keep], words[keep]
+        if ids.shape[0] > 1:  # last occurrence of each id wins
+            rev_unique, rev_first = np.unique(ids[::-1], return_index=True)
+            if rev_unique.shape[0] != ids.shape[0]:
+                keep = np.sort(ids.shape[0] - 1 - rev_first)
+                ids, words = ids[keep], words[keep]
         with self._lock:
             self._raise_merge_error()
             state = self._state
@@ -256,7 +256,7 @@ class HammingIndex:
             main = self._build_merged()
             with self._lock:
                 self._install(main)
-        except BaseException as e:  # surfaced on the next write instead of dying silently in a thread
+        except Exception as e:  # noqa: BLE001 - any failure is re-raised on the next write, not lost in a thread
             self._merge_error = e
 
     def _build_merged(self) -> MainSegment:
@@ -344,8 +344,12 @@ class HammingIndex:
         self.sequence = int(sequence)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], **options: object) -> HammingIndex:
-        """Read a snapshot written by `save` (raises SnapshotError if it is not intact)."""
+    def load(cls, path: str | os.PathLike[str], *, threads: int | None = None, **options: object) -> HammingIndex:
+        """Read a snapshot written by `save` (raises SnapshotError if it is not intact).
+
+        Tables are rebuilt on `threads` threads (default: every core, at most one per table): a load usually
+        happens at process start, before requests compete for the cores. Other options go to the constructor.
+        """
         snap = snapshot.read(path)
         try:
             index = cls(snap.bits, tables=snap.tables, **options)  # type: ignore[arg-type]
@@ -353,7 +357,9 @@ class HammingIndex:
             raise snapshot.SnapshotError(f"index snapshot {path} has an invalid layout: {e}") from e
         if snap.ids.shape[0]:
             index._state = _State(
-                MainSegment.build(index.layout, snap.ids, to_words(snap.codes, snap.bits)),
+                MainSegment.build(
+                    index.layout, snap.ids, to_words(snap.codes, snap.bits), threads or os.cpu_count() or 1
+                ),
                 None,
                 index._state.delta,
             )

@@ -7,6 +7,7 @@ removal is one bit clear and never reshuffles anything.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,7 +106,7 @@ class MainSegment:
     Only `alive` ever changes after construction (bits cleared by removals).
     """
 
-    def __init__(self, layout: Layout, ids: np.ndarray, words: np.ndarray) -> None:
+    def __init__(self, layout: Layout, ids: np.ndarray, words: np.ndarray, threads: int = 1) -> None:
         n = int(ids.shape[0])
         if n >= 2**32 - 1:
             raise ValueError("a segment holds fewer than 2^32 codes (uint32 row numbers)")
@@ -117,34 +118,53 @@ class MainSegment:
         self.prefix_bits = prefix_bits_for(n, layout)
         m = layout.tables
         self.low_bits = (layout.lengths - self.prefix_bits).astype(np.int64)
-        self.offsets = np.empty((m, (1 << self.prefix_bits) + 1), dtype=np.uint32)
         self.positions = np.empty((m, n), dtype=np.uint32)
         self.lows = np.empty((m, n), dtype=np.uint8)
-        for t in range(m):
+        # Bucket b of table t spans [base[t, b >> 8] + rel[t, b], base[t, (b+1) >> 8] + rel[t, b+1]): a uint32
+        # base per 256 buckets plus a uint16 offset within them halves the offsets' memory (2.3 B/hash at
+        # 10M). Heavily duplicated data can put more than 65535 rows under 256 buckets: rel is then uint32.
+        nb = 1 << self.prefix_bits
+        self.base = np.empty((m, (nb >> k.SUPER_SHIFT) + 1), dtype=np.int64)
+        rels: list[np.ndarray] = [np.empty(0, dtype=np.uint32)] * m
+
+        def build(t: int) -> None:
+            offsets = np.empty(nb + 1, dtype=np.uint32)
             k.build_table(
                 words,
                 int(layout.starts[t]),
                 int(layout.lengths[t]),
                 int(self.low_bits[t]),
-                self.offsets[t],
+                offsets,
                 self.positions[t],
                 self.lows[t],
             )
+            base = offsets[:: 1 << k.SUPER_SHIFT].astype(np.int64)
+            self.base[t] = base
+            rels[t] = offsets - np.repeat(base, 1 << k.SUPER_SHIFT)[: nb + 1].astype(np.uint32)
+
+        if threads > 1 and m > 1:  # kernels release the GIL: tables build truly in parallel
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(build, range(m)))
+        else:
+            for t in range(m):
+                build(t)
+        wide = max(int(r.max()) for r in rels) > np.iinfo(np.uint16).max
+        self.rel = np.stack([r if wide else r.astype(np.uint16) for r in rels])
 
     @classmethod
-    def build(cls, layout: Layout, ids: np.ndarray, words: np.ndarray) -> MainSegment:
-        """Sort by id (ids must be unique) and index."""
+    def build(cls, layout: Layout, ids: np.ndarray, words: np.ndarray, threads: int = 1) -> MainSegment:
+        """Sort by id (ids must be unique) and index, building tables on up to `threads` threads."""
         if ids.shape[0] > 1 and not bool(np.all(ids[1:] > ids[:-1])):
             order = np.argsort(ids, kind="stable")
             ids, words = ids[order], words[order]
-        return cls(layout, np.ascontiguousarray(ids, dtype=np.int64), np.ascontiguousarray(words))
+        return cls(layout, np.ascontiguousarray(ids, dtype=np.int64), np.ascontiguousarray(words), threads)
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
 
     @property
     def nbytes(self) -> int:
-        arrays = (self.ids, self.words, self.alive, self.offsets, self.positions, self.lows)
+        arrays = (self.ids, self.words, self.alive, self.base, self.rel, self.positions, self.lows)
         return sum(a.nbytes for a in arrays)
 
     def rows_of(self, ids: np.ndarray) -> np.ndarray:
@@ -181,7 +201,8 @@ class MainSegment:
                     self.layout.starts,
                     self.layout.lengths,
                     self.low_bits,
-                    self.offsets,
+                    self.base,
+                    self.rel,
                     self.positions,
                     self.lows,
                     masks,
@@ -228,10 +249,15 @@ class DeltaBuffer:
             self._grow(end)
         self.words[self.count : end] = words
         self.ids[self.count : end] = ids
-        rows = np.arange(self.count, end, dtype=np.int64)
-        # set alive bits for the new rows (they were zero)
-        np.bitwise_or.at(self.alive, rows >> 3, np.left_shift(1, rows & 7).astype(np.uint8))
-        self.row_of.update(zip(ids.tolist(), rows.tolist(), strict=True))
+        rows = range(self.count, end)
+        # set alive bits for the new rows (they were zero); a plain loop beats ufunc.at for the typical tiny add
+        if n <= 64:
+            for r in rows:
+                self.alive[r >> 3] |= 1 << (r & 7)
+        else:
+            r = np.arange(self.count, end, dtype=np.int64)
+            np.bitwise_or.at(self.alive, r >> 3, np.left_shift(1, r & 7).astype(np.uint8))
+        self.row_of.update(zip(ids.tolist(), rows, strict=True))
         self.count = end
 
     def _grow(self, need: int) -> None:
