@@ -15,7 +15,8 @@ import pytest
 import sqlalchemy as sa
 from availability import POSTGRES_URL, skip_or_fail
 
-from hashsvc.store import Store, upgrade
+from hashsvc.hashes.codec import ALGORITHMS
+from hashsvc.store import Change, Store, upgrade
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
@@ -41,9 +42,8 @@ def postgres_database() -> Iterator[sa.URL]:
 
 
 @pytest.fixture
-def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
-    """A factory of empty-database URLs for the back end under test (`backend` is set by parametrization)."""
-    backend: str = request.param if hasattr(request, "param") else request.getfixturevalue("backend")
+def fresh_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
+    """A factory of empty-database URLs for the back end under test."""
 
     def make(label: str = "store") -> str:
         if backend == "sqlite":
@@ -77,3 +77,72 @@ def store_url(fresh_url: Callable[[str], str]) -> str:
 def store(store_url: str) -> Iterator[Store]:
     with Store(store_url) as opened:
         yield opened
+
+
+# --------------------------------------------------------------------------------- what an index would do
+
+HashKey = tuple[int, int, int, str, bytes]  # (hash id, item id, bank id, algorithm, code)
+
+
+class ReplayedIndex:
+    """The simplest possible index: built from `Store.active_hashes`, kept current with `Store.changes_since`.
+
+    Tests compare it with the store's own state to check that the change log carries everything an index needs.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[int, HashKey] = {}
+        self.sequence = 0
+        self.seen: list[int] = []
+
+    @classmethod
+    def from_snapshot(cls, store: Store) -> ReplayedIndex:
+        index = cls()
+        sequences = set()
+        for algorithm in ALGORITHMS:
+            with store.active_hashes(algorithm, chunk_size=7) as snapshot:
+                sequences.add(snapshot.sequence)
+                for chunk in snapshot:
+                    for hash_id, item_id, bank_id, code in zip(
+                        chunk.ids, chunk.item_ids, chunk.bank_ids, chunk.codes, strict=True
+                    ):
+                        index.rows[int(hash_id)] = (int(hash_id), int(item_id), int(bank_id), algorithm, code.tobytes())
+        assert len(sequences) == 1, "the store changed while the test snapshot was taken"
+        index.sequence = sequences.pop()
+        return index
+
+    def apply(self, change: Change) -> None:
+        assert change.sequence > self.sequence, "changes must arrive in increasing sequence order"
+        if change.effect == "activate":
+            for h in change.hashes:
+                self.rows[h.hash_id] = (h.hash_id, h.item_id, h.bank_id, h.algorithm, h.code)
+        elif change.effect == "deactivate":
+            if change.item_id is not None:
+                self.rows = {k: v for k, v in self.rows.items() if v[1] != change.item_id}
+            else:
+                self.rows = {k: v for k, v in self.rows.items() if v[2] != change.bank_id}
+        self.sequence = change.sequence
+        self.seen.append(change.sequence)
+
+    def catch_up(self, store: Store, page: int = 50) -> int:
+        """Apply every change after our sequence; return how many were applied."""
+        applied = 0
+        while changes := store.changes_since(self.sequence, limit=page):
+            for change in changes:
+                self.apply(change)
+            applied += len(changes)
+        return applied
+
+
+def active_state(store: Store) -> set[HashKey]:
+    """The store's matchable hashes, read straight from the tables (active item, enabled bank)."""
+    state: set[HashKey] = set()
+    for bank in store.list_banks():
+        if not bank.enabled:
+            continue
+        after = 0
+        while page := store.list_items(bank.name, after_id=after, limit=500, status="active"):
+            for item in page:
+                state.update((h.id, item.id, bank.id, h.algorithm, h.code) for h in item.hashes)
+            after = page[-1].id
+    return state

@@ -20,6 +20,8 @@ from sqlalchemy.engine import Connection, Result
 from hashsvc.store.records import Change, HashChunk, HashRow
 from hashsvc.store.schema import banks, changes, item_hashes, items, store_counters
 
+IN_LIST_SIZE = 500  # SQLite caps bound parameters per statement
+
 
 def max_sequence(conn: Connection) -> int:
     return int(conn.execute(sa.select(store_counters.c.last_sequence).where(store_counters.c.id == 1)).scalar_one())
@@ -31,41 +33,30 @@ def read_changes(conn: Connection, after: int, limit: int, algorithms: Sequence[
     ).all()
     if not rows:
         return []
-    last = rows[-1].sequence
-    in_page = sa.and_(changes.c.sequence > after, changes.c.sequence <= last, changes.c.effect == "activate")
-    wanted = item_hashes.c.algorithm.in_(list(algorithms)) if algorithms is not None else sa.true()
-    item_level = (
-        sa.select(
-            changes.c.sequence,
-            item_hashes.c.id,
-            item_hashes.c.item_id,
-            changes.c.bank_id,
-            item_hashes.c.algorithm,
-            item_hashes.c.code,
-        )
-        .select_from(changes.join(item_hashes, item_hashes.c.item_id == changes.c.item_id))
-        .where(in_page, changes.c.item_id.is_not(None), wanted)
-    )
-    bank_level = (
-        sa.select(
-            changes.c.sequence,
-            item_hashes.c.id,
-            item_hashes.c.item_id,
-            items.c.bank_id,
-            item_hashes.c.algorithm,
-            item_hashes.c.code,
-        )
-        .select_from(
-            changes.join(items, sa.and_(items.c.bank_id == changes.c.bank_id, items.c.status == "active")).join(
-                item_hashes, item_hashes.c.item_id == items.c.id
-            )
-        )
-        .where(in_page, changes.c.item_id.is_(None), wanted)
-    )
+    # The algorithm filter is applied here, not in SQL: given `algorithm = ?`, SQLite's planner drives the join
+    # from the (algorithm, code) index over every hash of that algorithm, which made one page take minutes.
+    keep = (lambda name: True) if algorithms is None else set(algorithms).__contains__
     hashes: dict[int, list[HashRow]] = defaultdict(list)
-    for query in (item_level, bank_level):
-        for sequence, hash_id, item_id, bank_id, algorithm, code in conn.execute(query):
-            hashes[sequence].append(HashRow(hash_id, item_id, bank_id, algorithm, bytes(code)))
+    item_level = {row.item_id: row.sequence for row in rows if row.effect == "activate" and row.item_id is not None}
+    item_ids = list(item_level)
+    bank_of = {row.item_id: row.bank_id for row in rows if row.item_id is not None}
+    for start in range(0, len(item_ids), IN_LIST_SIZE):
+        query = sa.select(item_hashes).where(item_hashes.c.item_id.in_(item_ids[start : start + IN_LIST_SIZE]))
+        for h in conn.execute(query):
+            if keep(h.algorithm):
+                hashes[item_level[h.item_id]].append(HashRow(h.id, h.item_id, bank_of[h.item_id], h.algorithm, h.code))
+    for row in rows:
+        if row.effect == "activate" and row.item_id is None:
+            query = (
+                sa.select(item_hashes)
+                .select_from(item_hashes.join(items, items.c.id == item_hashes.c.item_id))
+                .where(items.c.bank_id == row.bank_id, items.c.status == "active")
+            )
+            hashes[row.sequence] = [
+                HashRow(h.id, h.item_id, row.bank_id, h.algorithm, h.code)
+                for h in conn.execute(query)
+                if keep(h.algorithm)
+            ]
     return [
         Change(
             sequence=row.sequence,

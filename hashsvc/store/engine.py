@@ -28,7 +28,7 @@ WRITE_OPTION = "hashsvc_write"
 def parse_url(url: str | URL) -> URL:
     try:
         parsed = make_url(url)
-    except Exception as exc:  # SQLAlchemy raises ArgumentError for garbage, ValueError for bad ports
+    except (sa.exc.ArgumentError, ValueError) as exc:  # ValueError: a bad port number
         raise ValidationError(f"invalid database URL {url!s:.80}: {exc}") from None
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise ValidationError(f"unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql")

@@ -113,7 +113,7 @@ item_hashes = sa.Table(
 changes = sa.Table(
     "changes",
     metadata,
-    sa.Column("sequence", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("sequence", Id, primary_key=True, autoincrement=False),
     sa.Column("kind", sa.String(32), nullable=False),
     # No foreign keys: a change outlives the bank or item it describes.
     sa.Column("bank_id", sa.BigInteger, nullable=False),

@@ -19,11 +19,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from hashsvc.store.bulk import insert_rows
 from hashsvc.store.engine import WRITE_OPTION
 from hashsvc.store.errors import SchemaOutOfDateError
 from hashsvc.store.records import Actor
 from hashsvc.store.schema import audit_log, changes, store_counters
 
+CHANGE_COLUMNS = ("sequence", "kind", "bank_id", "item_id", "effect", "created_at")
 COUNTERS = ("last_sequence", "last_bank_id", "last_item_id", "last_hash_id")
 
 
@@ -47,7 +49,7 @@ class WriteTransaction:
         if row is None:
             raise SchemaOutOfDateError("the store_counters row is missing; the schema was not created by upgrade()")
         self._counters: dict[str, int] = dict(row._mapping)
-        self._changes: list[dict[str, Any]] = []
+        self._changes: list[tuple[Any, ...]] = []
         self._audit: list[dict[str, Any]] = []
 
     def allocate(self, counter: str, count: int = 1) -> int:
@@ -58,16 +60,7 @@ class WriteTransaction:
 
     def change(self, kind: str, bank_id: int, item_id: int | None, effect: str) -> int:
         sequence = self.allocate("last_sequence")
-        self._changes.append(
-            {
-                "sequence": sequence,
-                "kind": kind,
-                "bank_id": bank_id,
-                "item_id": item_id,
-                "effect": effect,
-                "created_at": self.now,
-            }
-        )
+        self._changes.append((sequence, kind, bank_id, item_id, effect, self.now))
         return sequence
 
     def audit(
@@ -93,7 +86,7 @@ class WriteTransaction:
 
     def finish(self) -> None:
         if self._changes:
-            self.conn.execute(sa.insert(changes), self._changes)
+            insert_rows(self.conn, changes, CHANGE_COLUMNS, self._changes)
         if self._audit:
             self.conn.execute(sa.insert(audit_log), self._audit)
         self.conn.execute(sa.update(store_counters).where(store_counters.c.id == 1).values(**self._counters))

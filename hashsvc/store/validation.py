@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hashsvc.errors import InvalidHashError, ValidationError
-from hashsvc.hashes.codec import get_algorithm, parse_hex
+from hashsvc.hashes.codec import ALGORITHMS, get_algorithm, parse_hex
 from hashsvc.store.records import HashInput
 from hashsvc.store.schema import ACTIONS, CATEGORIES, SCOPES
 
@@ -108,7 +108,17 @@ def scopes(value: Any) -> list[str]:
 
 
 def _code(algorithm: str, value: str | bytes) -> tuple[str, bytes]:
-    algo = get_algorithm(algorithm)
+    algo = ALGORITHMS.get(algorithm) or get_algorithm(algorithm)  # the dict hit is the bulk-import fast path
+    if isinstance(value, str) and len(value) == algo.hex_length:
+        # Fast path for well-formed hex: exactly hex_length characters that decode to nbytes bytes cannot
+        # contain whitespace or anything but hex digits (fromhex rejects the rest); anything else takes the
+        # slow path, which says precisely what is wrong.
+        try:
+            code = bytes.fromhex(value)
+        except ValueError:
+            code = b""
+        if len(code) == algo.nbytes:
+            return algo.name, code
     if isinstance(value, bytes | bytearray | memoryview):
         code = bytes(value)
         if len(code) != algo.nbytes:

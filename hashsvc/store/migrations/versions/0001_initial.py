@@ -85,7 +85,7 @@ def upgrade() -> None:
 
     op.create_table(
         "changes",
-        sa.Column("sequence", sa.BigInteger, autoincrement=False, nullable=False),
+        sa.Column("sequence", Id, autoincrement=False, nullable=False),
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("bank_id", sa.BigInteger, nullable=False),
         sa.Column("item_id", sa.BigInteger, nullable=True),

@@ -1,0 +1,59 @@
+"""Who owns a stored hash: the question the matcher asks about every candidate the index returns.
+
+Kept in its own module because it is the one read on the match path: it must stay a single indexed query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from hashsvc.store.schema import banks, item_hashes, items
+
+_CHUNK = 500  # SQLite caps bound parameters per statement
+
+
+@dataclass(frozen=True)
+class HashOwner:
+    """A stored hash that currently matches: its item is active and its bank enabled."""
+
+    hash_id: int
+    algorithm: str
+    item_id: int
+    external_ref: str | None
+    bank: str
+    category: str
+    action: str
+    thresholds: dict[str, int]
+
+
+def matching_owners(engine: sa.Engine, hash_ids: Sequence[int]) -> dict[int, HashOwner]:
+    """Owners of those hash ids that currently match (active item, enabled bank); others are left out."""
+    found: dict[int, HashOwner] = {}
+    ids = sorted({int(i) for i in hash_ids})
+    query = (
+        sa.select(
+            item_hashes.c.id,
+            item_hashes.c.algorithm,
+            items.c.id.label("item_id"),
+            items.c.external_ref,
+            banks.c.name,
+            banks.c.category,
+            banks.c.action,
+            banks.c.thresholds,
+        )
+        .select_from(
+            item_hashes.join(items, items.c.id == item_hashes.c.item_id).join(banks, banks.c.id == items.c.bank_id)
+        )
+        .where(items.c.status == "active", banks.c.enabled.is_(True))
+    )
+    with engine.connect() as conn:
+        for start in range(0, len(ids), _CHUNK):
+            for row in conn.execute(query.where(item_hashes.c.id.in_(ids[start : start + _CHUNK]))):
+                found[row.id] = HashOwner(
+                    row.id, row.algorithm, row.item_id, row.external_ref, row.name, row.category, row.action,
+                    dict(row.thresholds or {}),
+                )
+    return found

@@ -1,0 +1,148 @@
+"""Benchmark the store: bulk-add PDQ + MD5 items, stream the active PDQ hashes, tail the change log, look up.
+
+Usage:
+    .venv/bin/python scripts/bench_store.py                       # both back ends, 1M items
+    .venv/bin/python scripts/bench_store.py --backend sqlite --items 100000
+
+Targets (issue 4): adding 1M PDQ hashes (each item with pdq + md5) <= 60 s; streaming 1M active hashes <= 10 s.
+Prints a table and writes JSON to results/bench_store.json. PostgreSQL runs in a throw-away database
+(`hashsvc_bench_<random>`) on the server given by --postgres-url, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import sqlalchemy as sa
+
+from hashsvc.store import NewItem, Store, upgrade
+
+DEFAULT_POSTGRES = os.environ.get("HASHSVC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@contextmanager
+def sqlite_url() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="hashsvc-bench-") as folder:
+        yield f"sqlite:///{folder}/bench.db"
+
+
+@contextmanager
+def postgres_url(server: str) -> Iterator[str]:
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    name = f"hashsvc_bench_{secrets.token_hex(4)}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield sa.make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def make_batches(count: int, batch: int, seed: int) -> list[list[NewItem]]:
+    """Random items as partners send them: hex PDQ + hex MD5 and a reference (generated before the clock starts)."""
+    rng = np.random.default_rng(seed)
+    pdq = rng.integers(0, 256, size=(count, 32), dtype=np.uint8)
+    md5 = rng.integers(0, 256, size=(count, 16), dtype=np.uint8)
+    items = [
+        NewItem({"pdq": pdq[i].tobytes().hex(), "md5": md5[i].tobytes().hex()}, external_ref=f"ref-{i}")
+        for i in range(count)
+    ]
+    return [items[start : start + batch] for start in range(0, count, batch)]
+
+
+def run(backend: str, url: str, count: int, batch: int) -> dict[str, float | int | str]:
+    batches = make_batches(count, batch, seed=1)
+    upgrade(url)
+    with Store(url) as store:
+        store.create_bank("bench", category="other", actor="bench")
+        started = time.perf_counter()
+        for chunk in batches:
+            store.add_items("bench", chunk, actor="bench")
+        add_s = time.perf_counter() - started
+
+        started = time.perf_counter()
+        streamed = 0
+        with store.active_hashes("pdq") as snapshot:
+            for part in snapshot:
+                streamed += len(part)
+        stream_s = time.perf_counter() - started
+        assert streamed == count, (streamed, count)
+
+        started = time.perf_counter()
+        after, tailed = 0, 0
+        while page := store.changes_since(after, limit=10_000, algorithms=["pdq"]):
+            tailed += sum(len(c.hashes) for c in page)
+            after = page[-1].sequence
+        tail_s = time.perf_counter() - started
+        assert tailed == count, (tailed, count)
+
+        probes = [bytes.fromhex(batches[i % len(batches)][0].hashes["md5"]) for i in range(200)]  # type: ignore[index]
+        latencies = []
+        for code in probes:
+            t0 = time.perf_counter()
+            assert store.find_items_by_hash("md5", code)
+            latencies.append((time.perf_counter() - t0) * 1000)
+    return {
+        "backend": backend,
+        "items": count,
+        "hashes_added": 2 * count,
+        "batch_items": batch,
+        "add_s": round(add_s, 2),
+        "add_items_per_s": round(count / add_s),
+        "stream_pdq_s": round(stream_s, 2),
+        "tail_all_s": round(tail_s, 2),
+        "lookup_md5_p50_ms": round(statistics.median(latencies), 2),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--items", type=int, default=1_000_000, help="items to add, each with a pdq and an md5")
+    parser.add_argument("--batch", type=int, default=10_000, help="items per transaction")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES, help="server to create the bench database on")
+    parser.add_argument("--out", type=Path, default=Path("results/bench_store.json"))
+    args = parser.parse_args()
+
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    rows = []
+    for backend in backends:
+        opener = sqlite_url() if backend == "sqlite" else postgres_url(args.postgres_url)
+        with opener as url:
+            rows.append(run(backend, url, args.items, args.batch))
+        print(f"{backend}: done", file=sys.stderr)
+
+    columns = list(rows[0])
+    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in rows:
+        print("  ".join(str(row[c]).ljust(w) for c, w in zip(columns, widths, strict=True)))
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "sqlalchemy": sa.__version__},
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "results": rows,
+    }
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
