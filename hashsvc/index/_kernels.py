@@ -194,6 +194,76 @@ def probe(
 
 
 @njit(cache=True, nogil=True)
+def probe_inline(
+    q: np.ndarray,
+    alive: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    low_bits: np.ndarray,
+    base: np.ndarray,
+    rel: np.ndarray,
+    positions: np.ndarray,
+    table_codes: np.ndarray,
+    masks: np.ndarray,
+    mask_flips: np.ndarray,
+    flips: int,
+    radius: int,
+    out_pos: np.ndarray,
+    out_dist: np.ndarray,
+) -> int:
+    """`probe` for one-word (64-bit) codes whose tables hold each row's code inline, in bucket order.
+
+    Verifying a candidate then reads the bucket's own contiguous codes instead of one random row per
+    candidate: at radius 10 over 10M codes that is ~20k fewer cache misses per query. Same contract as
+    `probe`; a row is reported by the first table where its substring is within `flips` bits.
+    """
+    m = starts.shape[0]
+    nm = masks.shape[0]
+    cap = out_pos.shape[0]
+    q0 = q[0]
+    qkeys = np.empty(m, dtype=np.int64)
+    for t in range(m):
+        qkeys[t] = substring(q, starts[t], lengths[t])
+    begin = np.empty(nm, dtype=np.int64)
+    end = np.empty(nm, dtype=np.int64)
+    count = 0
+    for t in range(m):
+        bt = base[t]
+        rt = rel[t]
+        codes = table_codes[t]
+        for j in range(nm):  # bucket bounds first, so their cache misses overlap
+            h = qkeys[t] >> low_bits[t] ^ masks[j]
+            begin[j] = bt[h >> SUPER_SHIFT] + np.int64(rt[h])
+            end[j] = bt[(h + 1) >> SUPER_SHIFT] + np.int64(rt[h + 1])
+        for j in range(nm):
+            for e in range(begin[j], end[j]):
+                c = codes[e]
+                d = popcount(c ^ q0)
+                if d > radius:
+                    continue
+                # reported here only if this table is the first whose substring is within `flips`
+                first = True
+                for t2 in range(t + 1):
+                    shift = np.uint64(64 - starts[t2] - lengths[t2])
+                    sub = np.int64((c >> shift) & ((_U1 << np.uint64(lengths[t2])) - _U1))
+                    if popcount(np.uint64(sub ^ qkeys[t2])) <= flips:
+                        first = t2 == t
+                        break
+                    if t2 == t:
+                        first = False
+                if not first:
+                    continue
+                p = np.int64(positions[t, e])
+                if not is_alive(alive, p):
+                    continue
+                if count < cap:
+                    out_pos[count] = p
+                    out_dist[count] = d
+                count += 1
+    return count
+
+
+@njit(cache=True, nogil=True)
 def flip_masks(prefix_bits: int, flips: int) -> tuple[np.ndarray, np.ndarray]:
     """Every mask of at most `flips` set bits among `prefix_bits`, ordered by bit count (and its count)."""
     total = 0

@@ -150,6 +150,12 @@ class MainSegment:
                 build(t)
         wide = max(int(r.max()) for r in rels) > np.iinfo(np.uint16).max
         self.rel = np.stack([r if wide else r.astype(np.uint16) for r in rels])
+        # 64-bit codes: keep each table's codes inline in bucket order (12 instead of 5 bytes per row and
+        # table, affordable at 3 tables) so that verification reads buckets sequentially (probe_inline)
+        self.table_codes: np.ndarray | None = None
+        if words.shape[1] == 1:
+            self.table_codes = words[:, 0][self.positions]
+            self.lows = np.empty((m, 0), dtype=np.uint8)
 
     @classmethod
     def build(cls, layout: Layout, ids: np.ndarray, words: np.ndarray, threads: int = 1) -> MainSegment:
@@ -165,7 +171,7 @@ class MainSegment:
     @property
     def nbytes(self) -> int:
         arrays = (self.ids, self.words, self.alive, self.base, self.rel, self.positions, self.lows)
-        return sum(a.nbytes for a in arrays)
+        return sum(a.nbytes for a in arrays) + (self.table_codes.nbytes if self.table_codes is not None else 0)
 
     def rows_of(self, ids: np.ndarray) -> np.ndarray:
         """Rows holding these ids (ids not stored here are skipped)."""
@@ -192,7 +198,26 @@ class MainSegment:
         while True:
             out_pos = np.empty(cap, dtype=np.int64)
             out_dist = np.empty(cap, dtype=np.int32)
-            if use_tables:
+            if use_tables and self.table_codes is not None:
+                masks, mask_flips = self._masks(flips)
+                count = k.probe_inline(
+                    q,
+                    self.alive,
+                    self.layout.starts,
+                    self.layout.lengths,
+                    self.low_bits,
+                    self.base,
+                    self.rel,
+                    self.positions,
+                    self.table_codes,
+                    masks,
+                    mask_flips,
+                    flips,
+                    radius,
+                    out_pos,
+                    out_dist,
+                )
+            elif use_tables:
                 masks, mask_flips = self._masks(flips)
                 count = k.probe(
                     q,
