@@ -130,6 +130,117 @@ def migrate_command() -> None:
     click.echo(f"store ready: {_redacted(settings.resolved_database_url)}")
 
 
+@main.command("init")
+def init_command() -> None:
+    """Prepare a fresh installation: create or upgrade the store, and create an admin key if there is none.
+
+    The admin key (scopes admin, curate, match) is printed once; the store keeps only its hash.
+
+    \b
+    Example:
+        hashsvc init
+    """
+    from hashsvc.store import Store, upgrade
+
+    settings = load_settings()
+    if not settings.database_url:
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+    with Store(settings.resolved_database_url) as store:
+        if any(not key.revoked and key.allows("admin") for key in store.list_api_keys()):
+            click.echo("store ready; an admin key exists already (create more with 'hashsvc keys create')")
+            return
+        _, token = store.create_api_key("admin", ["admin", "curate", "match"], actor="hashsvc-init")
+    click.echo("store ready; created API key 'admin' (scopes admin, curate, match). It is shown only now:")
+    click.echo(token)
+
+
+@main.command("serve")
+@click.option("--host", help="Address to bind (default 127.0.0.1, setting HASHSVC_HOST).")
+@click.option("--port", type=int, help="Port (default 8080, setting HASHSVC_PORT).")
+@click.option("--workers", type=int, help="Worker processes (default 2, setting HASHSVC_WORKERS).")
+@click.option("--threads", type=int, help="Threads per worker (default 8, setting HASHSVC_THREADS).")
+def serve_command(host: str | None, port: int | None, workers: int | None, threads: int | None) -> None:
+    """Serve the HTTP API with gunicorn.
+
+    Each worker loads the newest index snapshot, replays the change log, and keeps tailing it; /readyz is
+    200 once it has caught up.
+
+    \b
+    Example:
+        hashsvc serve --port 8080 --workers 2
+    """
+    from hashsvc.server import serve
+
+    settings = load_settings({"host": host, "port": port, "workers": workers, "threads": threads})
+    serve(settings)
+
+
+@main.group("keys")
+def keys_group() -> None:
+    """Manage API keys in the local store.
+
+    \b
+    Example:
+        hashsvc keys create --name upload-pipeline --scope match
+        hashsvc keys list
+        hashsvc keys revoke upload-pipeline
+    """
+
+
+@keys_group.command("create")
+@click.option("--name", required=True, help="A lower-case name for the key (shows in the audit log).")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice(["match", "curate", "admin"]),
+    help="Repeat for several scopes.",
+)
+def keys_create(name: str, scopes: tuple[str, ...]) -> None:
+    """Create an API key and print it once (only its hash is stored)."""
+    from hashsvc.store import Store
+
+    with Store(load_settings().resolved_database_url) as store:
+        try:
+            _, token = store.create_api_key(name, scopes, actor="cli")
+        except HashsvcError as exc:
+            raise click.ClickException(exc.message) from None
+    click.echo(token)
+
+
+@keys_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+def keys_list(as_json: bool) -> None:
+    """List API keys (never their secrets)."""
+    from hashsvc.store import Store
+
+    with Store(load_settings().resolved_database_url) as store:
+        keys = store.list_api_keys()
+    for key in keys:
+        row = {"id": key.id, "name": key.name, "scopes": list(key.scopes), "revoked": key.revoked}
+        click.echo(
+            json.dumps(row)
+            if as_json
+            else f"{key.id:>4}  {key.name:<24} {','.join(key.scopes):<22} {'revoked' if key.revoked else 'active'}"
+        )
+
+
+@keys_group.command("revoke")
+@click.argument("name")
+def keys_revoke(name: str) -> None:
+    """Revoke an API key by name, for good."""
+    from hashsvc.store import Store
+
+    with Store(load_settings().resolved_database_url) as store:
+        try:
+            store.revoke_api_key(name, actor="cli")
+        except HashsvcError as exc:
+            raise click.ClickException(exc.message) from None
+    click.echo(f"revoked {name}")
+
+
 def _redacted(url: str) -> str:
     """The URL without its password, for printing."""
     from sqlalchemy.engine import make_url

@@ -37,6 +37,29 @@ class Settings:
         default=5.0, metadata={"help": "Wall-clock budget for decoding one image, in seconds."}
     )
 
+    poll_interval_s: float = field(
+        default=0.25, metadata={"help": "How often each serving process reads the change log, in seconds."}
+    )
+    snapshot_interval_s: float = field(
+        default=300.0,
+        metadata={"help": "How often a serving process writes index snapshots (0 = never), in seconds."},
+    )
+    host: str = field(default="127.0.0.1", metadata={"help": "Address `hashsvc serve` binds to."})
+    port: int = field(default=8080, metadata={"help": "Port `hashsvc serve` listens on."})
+    workers: int = field(default=2, metadata={"help": "gunicorn worker processes (each holds its own index)."})
+    threads: int = field(default=8, metadata={"help": "Threads per worker process (connections it holds)."})
+    request_timeout_s: float = field(
+        default=30.0, metadata={"help": "gunicorn kills a worker stuck on one request for longer than this."}
+    )
+    max_inflight: int = field(
+        default=2,
+        metadata={"help": "Requests one process hashes or matches at once; more wait for a slot (see below)."},
+    )
+    queue_timeout_s: float = field(
+        default=0.25,
+        metadata={"help": "How long a request waits for a slot before the answer is 503 with Retry-After."},
+    )
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir}/hashsvc.db"

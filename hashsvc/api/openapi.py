@@ -1,0 +1,442 @@
+"""The OpenAPI 3 document served at /openapi.json, kept next to the routes it describes.
+
+tests/test_api_openapi.py checks that every route of the app is documented here and that real responses
+validate against these schemas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hashsvc import __version__
+
+HEX = {"type": "string", "pattern": "^[0-9a-fA-F]+$"}
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }
+    },
+}
+PDQ_VALUE = {
+    "type": "object",
+    "required": ["value", "quality"],
+    "properties": {"value": HEX, "quality": {"type": "integer", "minimum": 0, "maximum": 100}},
+}
+IMAGE_HASHES = {
+    "type": "object",
+    "required": ["pdq", "phash", "dhash", "md5", "sha256"],
+    "properties": {"pdq": PDQ_VALUE, "phash": HEX, "dhash": HEX, "md5": HEX, "sha256": HEX},
+}
+HASH_SET = {
+    "type": "object",
+    "minProperties": 1,
+    "description": "algorithm -> hex hash; PDQ may also be {value, quality}",
+    "properties": {
+        "pdq": {"oneOf": [HEX, {"type": "object", "required": ["value"], "properties": PDQ_VALUE["properties"]}]},
+        "phash": HEX,
+        "dhash": HEX,
+        "md5": HEX,
+        "sha256": HEX,
+    },
+    "additionalProperties": False,
+}
+MATCH = {
+    "type": "object",
+    "required": ["bank", "item_id", "reference", "category", "algorithm", "distance", "threshold", "variant", "action"],
+    "properties": {
+        "bank": {"type": "string"},
+        "item_id": {"type": "integer"},
+        "reference": {"type": ["string", "null"]},
+        "category": {"type": "string"},
+        "algorithm": {"type": "string"},
+        "distance": {"type": "integer", "minimum": 0},
+        "threshold": {"type": "integer", "minimum": 0},
+        "variant": {"type": "string"},
+        "action": {"type": "string", "enum": ["block", "review", "log"]},
+        "note": {"type": "string"},
+    },
+}
+INDEX_INFO = {"type": "object", "required": ["sequence"], "properties": {"sequence": {"type": "integer"}}}
+MATCH_RESULT = {
+    "type": "object",
+    "required": ["decision", "hashes", "matches", "index"],
+    "properties": {
+        "decision": {"type": "string", "enum": ["block", "review", "allow"]},
+        "hashes": {"type": "object"},
+        "matches": {"type": "array", "items": MATCH},
+        "index": INDEX_INFO,
+        "took_ms": {"type": "number"},
+    },
+}
+BANK = {
+    "type": "object",
+    "required": ["name", "category", "action", "enabled", "thresholds", "items"],
+    "properties": {
+        "name": {"type": "string"},
+        "description": {"type": "string"},
+        "category": {"type": "string", "enum": ["csam", "terror", "ncii", "other"]},
+        "action": {"type": "string", "enum": ["block", "review", "log"]},
+        "enabled": {"type": "boolean"},
+        "thresholds": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "items": {"type": "integer"},
+        "created_at": {"type": "string"},
+        "updated_at": {"type": "string"},
+    },
+}
+BANK_INPUT = {
+    "type": "object",
+    "properties": {k: v for k, v in BANK["properties"].items() if k not in ("items", "created_at", "updated_at")},
+    "additionalProperties": False,
+}
+ITEM = {
+    "type": "object",
+    "required": ["id", "bank", "status", "hashes"],
+    "properties": {
+        "id": {"type": "integer"},
+        "bank": {"type": "string"},
+        "reference": {"type": ["string", "null"]},
+        "source": {"type": ["string", "null"]},
+        "note": {"type": ["string", "null"]},
+        "status": {"type": "string", "enum": ["active", "disabled"]},
+        "status_reason": {"type": ["string", "null"]},
+        "status_by": {"type": ["string", "null"]},
+        "status_at": {"type": ["string", "null"]},
+        "created_by": {"type": "string"},
+        "created_at": {"type": "string"},
+        "metadata": {"type": "object"},
+        "hashes": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"algorithm": {"type": "string"}, "value": HEX}},
+        },
+    },
+}
+ITEM_INPUT = {
+    "type": "object",
+    "required": ["hashes"],
+    "properties": {
+        "hashes": HASH_SET,
+        "reference": {"type": "string"},
+        "source": {"type": "string"},
+        "note": {"type": "string"},
+        "metadata": {"type": "object"},
+    },
+    "additionalProperties": False,
+}
+KEY = {
+    "type": "object",
+    "required": ["id", "name", "scopes", "revoked"],
+    "properties": {
+        "id": {"type": "integer"},
+        "name": {"type": "string"},
+        "scopes": {"type": "array", "items": {"type": "string", "enum": ["match", "curate", "admin"]}},
+        "created_at": {"type": "string"},
+        "last_used_at": {"type": ["string", "null"]},
+        "revoked": {"type": "boolean"},
+        "key": {"type": "string", "description": "the secret, returned once at creation"},
+    },
+}
+IMAGE_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["image"],
+                "properties": {"image": {"type": "string", "format": "binary"}},
+            }
+        },
+        "image/*": {"schema": {"type": "string", "format": "binary"}},
+    },
+}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _responses(ok: int, schema: dict[str, Any] | None, *errors: int) -> dict[str, Any]:
+    out: dict[str, Any] = {str(ok): {"description": "success", **(_json(schema) if schema else {})}}
+    for status in errors:
+        out[str(status)] = {"description": "error", **_json(ERROR)}
+    return out
+
+
+AUTH_ERRORS = (401, 403)
+MEDIA_ERRORS = (400, 413, 415, 422, 503)
+
+
+def _op(summary: str, scope: str | None, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    op = {"summary": summary, "responses": responses, **extra}
+    if scope:
+        op["security"] = [{"bearer": []}]
+        op["x-scope"] = scope
+    return op
+
+
+def _name_param() -> dict[str, Any]:
+    return {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _id_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+
+
+def spec() -> dict[str, Any]:
+    match_batch = {
+        "type": "object",
+        "required": ["results", "index"],
+        "properties": {
+            "results": {"type": "array", "items": MATCH_RESULT},
+            "index": INDEX_INFO,
+            "took_ms": {"type": "number"},
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "hashsvc",
+            "version": __version__,
+            "description": "Perceptual-hash matching of uploads against banks of known images.",
+        },
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "paths": {
+            "/v1/match": {
+                "post": _op(
+                    "Match an uploaded image",
+                    "match",
+                    _responses(200, MATCH_RESULT, *AUTH_ERRORS, *MEDIA_ERRORS),
+                    requestBody=IMAGE_BODY,
+                )
+            },
+            "/v1/match/hashes": {
+                "post": _op(
+                    "Match one hash set, or a batch of up to 1000 under 'items'",
+                    "match",
+                    _responses(200, {"oneOf": [MATCH_RESULT, match_batch]}, 400, *AUTH_ERRORS, 503),
+                    requestBody={
+                        "required": True,
+                        **_json(
+                            {
+                                "oneOf": [
+                                    HASH_SET,
+                                    {
+                                        "type": "object",
+                                        "required": ["items"],
+                                        "additionalProperties": False,
+                                        "properties": {
+                                            "items": {
+                                                "type": "array",
+                                                "minItems": 1,
+                                                "maxItems": 1000,
+                                                "items": HASH_SET,
+                                            }
+                                        },
+                                    },
+                                ]
+                            }
+                        ),
+                    },
+                )
+            },
+            "/v1/hash": {
+                "post": _op(
+                    "Hash an uploaded image without lookup",
+                    "match",
+                    _responses(200, IMAGE_HASHES, *AUTH_ERRORS, *MEDIA_ERRORS),
+                    requestBody=IMAGE_BODY,
+                )
+            },
+            "/v1/banks": {
+                "get": _op(
+                    "List banks",
+                    "curate",
+                    _responses(
+                        200, {"type": "object", "properties": {"banks": {"type": "array", "items": BANK}}}, *AUTH_ERRORS
+                    ),
+                ),
+                "post": _op(
+                    "Create a bank",
+                    "curate",
+                    _responses(201, BANK, 400, *AUTH_ERRORS, 409),
+                    requestBody={"required": True, **_json({**BANK_INPUT, "required": ["name", "category"]})},
+                ),
+            },
+            "/v1/banks/{name}": {
+                "parameters": [_name_param()],
+                "get": _op("Show a bank", "curate", _responses(200, BANK, *AUTH_ERRORS, 404)),
+                "patch": _op(
+                    "Change a bank (enable/disable, action, thresholds...)",
+                    "curate",
+                    _responses(200, BANK, 400, *AUTH_ERRORS, 404),
+                    requestBody={
+                        "required": True,
+                        **_json(
+                            {
+                                **BANK_INPUT,
+                                "properties": {k: v for k, v in BANK_INPUT["properties"].items() if k != "name"},
+                            }
+                        ),
+                    },
+                ),
+                "delete": _op(
+                    "Delete a bank with its items",
+                    "curate",
+                    {"204": {"description": "deleted"}, **_responses(200, None, *AUTH_ERRORS, 404)},
+                ),
+            },
+            "/v1/banks/{name}/items": {
+                "parameters": [_name_param()],
+                "get": _op(
+                    "List a bank's items, paged by id",
+                    "curate",
+                    _responses(
+                        200,
+                        {
+                            "type": "object",
+                            "properties": {
+                                "items": {"type": "array", "items": ITEM},
+                                "next_after_id": {"type": ["integer", "null"]},
+                            },
+                        },
+                        400,
+                        *AUTH_ERRORS,
+                        404,
+                    ),
+                    parameters=[
+                        {"name": "after_id", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                        {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["active", "disabled"]}},
+                    ],
+                ),
+                "post": _op(
+                    "Add an item from hashes (JSON) or from an image (multipart)",
+                    "curate",
+                    _responses(201, ITEM, 400, *AUTH_ERRORS, 404, 409, 413, 415, 422),
+                    requestBody={
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": ITEM_INPUT},
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["image"],
+                                    "properties": {
+                                        "image": {"type": "string", "format": "binary"},
+                                        "reference": {"type": "string"},
+                                        "note": {"type": "string"},
+                                        "source": {"type": "string"},
+                                    },
+                                }
+                            },
+                        },
+                    },
+                ),
+            },
+            "/v1/banks/{name}/items:bulk": {
+                "parameters": [_name_param()],
+                "post": _op(
+                    "Add many items from JSON lines; each line accepted or rejected",
+                    "curate",
+                    _responses(
+                        200,
+                        {
+                            "type": "object",
+                            "properties": {"accepted": {"type": "array"}, "rejected": {"type": "array"}},
+                        },
+                        400,
+                        *AUTH_ERRORS,
+                        404,
+                        409,
+                    ),
+                    requestBody={"required": True, "content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
+                ),
+            },
+            "/v1/items/{item_id}": {
+                "parameters": [_id_param("item_id")],
+                "get": _op("Show an item", "curate", _responses(200, ITEM, *AUTH_ERRORS, 404)),
+                "patch": _op(
+                    "Disable/enable (with a reason) or edit an item",
+                    "curate",
+                    _responses(200, ITEM, 400, *AUTH_ERRORS, 404),
+                    requestBody={
+                        "required": True,
+                        **_json(
+                            {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "status": {"type": "string", "enum": ["active", "disabled"]},
+                                    "reason": {"type": "string"},
+                                    "note": {"type": "string"},
+                                    "source": {"type": "string"},
+                                    "metadata": {"type": "object"},
+                                },
+                            }
+                        ),
+                    },
+                ),
+                "delete": _op(
+                    "Delete an item",
+                    "curate",
+                    {"204": {"description": "deleted"}, **_responses(200, None, *AUTH_ERRORS, 404)},
+                ),
+            },
+            "/v1/keys": {
+                "get": _op(
+                    "List API keys",
+                    "admin",
+                    _responses(
+                        200, {"type": "object", "properties": {"keys": {"type": "array", "items": KEY}}}, *AUTH_ERRORS
+                    ),
+                ),
+                "post": _op(
+                    "Create an API key (the secret is returned once)",
+                    "admin",
+                    _responses(201, KEY, 400, *AUTH_ERRORS, 409),
+                    requestBody={
+                        "required": True,
+                        **_json(
+                            {
+                                "type": "object",
+                                "required": ["name", "scopes"],
+                                "properties": {"name": {"type": "string"}, "scopes": KEY["properties"]["scopes"]},
+                            }
+                        ),
+                    },
+                ),
+            },
+            "/v1/keys/{key_id}": {
+                "parameters": [_id_param("key_id")],
+                "delete": _op("Revoke an API key", "admin", _responses(200, KEY, *AUTH_ERRORS, 404)),
+            },
+            "/healthz": {"get": _op("Liveness", None, _responses(200, {"type": "object"}))},
+            "/readyz": {
+                "get": _op(
+                    "Readiness: 503 until the index has caught up",
+                    None,
+                    {
+                        "200": {"description": "ready", **_json({"type": "object"})},
+                        "503": {"description": "not ready", **_json({"type": "object"})},
+                    },
+                )
+            },
+            "/metrics": {
+                "get": _op(
+                    "Prometheus metrics",
+                    None,
+                    {
+                        "200": {
+                            "description": "text exposition",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                )
+            },
+            "/openapi.json": {"get": _op("This document", None, _responses(200, {"type": "object"}))},
+        },
+    }

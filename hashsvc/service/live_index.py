@@ -1,0 +1,194 @@
+"""The in-memory indexes of one serving process, kept in step with the store's change log.
+
+Start-up: per algorithm, load the newest snapshot from the data folder if there is one, else stream the
+active hashes from the store; then replay the change log from each index's sequence. A background thread
+keeps tailing the log every `poll_interval_s`, so a change made through any replica becomes matchable here
+within about that interval. Nothing is ever rebuilt from scratch on the request path.
+
+The index is allowed to be a superset of what matches: a hash whose item was deleted or whose bank was
+disabled may linger in it until the next rebuild, because the store is asked about every candidate before
+it is reported (see `Service.match_*`), and the store is the source of truth. Disabled items are removed
+from the index promptly, so that the common correction (a false positive disabled by an analyst) also
+stops costing lookups.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hashsvc.errors import NotFoundError
+from hashsvc.hashes import ALGORITHMS
+from hashsvc.index import HammingIndex, SnapshotError
+from hashsvc.store import Change, Store
+
+log = logging.getLogger(__name__)
+
+CHANGE_BATCH = 1000
+
+
+@dataclass
+class _AlgorithmIndex:
+    index: HammingIndex
+    sequence: int  # every change up to this sequence is applied
+
+
+class LiveIndex:
+    """One HammingIndex per algorithm, built from snapshots and the store, updated from the change log."""
+
+    def __init__(self, store: Store, snapshot_dir: Path | None = None, *, poll_interval_s: float = 0.25) -> None:
+        self.store = store
+        self.snapshot_dir = snapshot_dir
+        self.poll_interval_s = poll_interval_s
+        self._indexes: dict[str, _AlgorithmIndex] = {}
+        self._apply_lock = threading.Lock()
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+        self.last_store_sequence = 0
+
+    # ------------------------------------------------------------------------------------------- state
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    @property
+    def sequence(self) -> int:
+        """The change-log sequence every index has caught up with."""
+        return min((entry.sequence for entry in self._indexes.values()), default=0)
+
+    def sizes(self) -> dict[str, int]:
+        return {name: len(entry.index) for name, entry in self._indexes.items()}
+
+    def lag(self) -> int:
+        return max(0, self.last_store_sequence - self.sequence)
+
+    def search(self, algorithm: str, codes: np.ndarray, radius: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        return self._indexes[algorithm].index.range_search(codes, radius)
+
+    # ------------------------------------------------------------------------------------------ loading
+
+    def load(self) -> None:
+        """Build every index (snapshot or store), then catch up with the change log; marks the process ready."""
+        for name, algorithm in ALGORITHMS.items():
+            self._indexes[name] = self._load_one(name, algorithm.bits)
+        self.catch_up()
+        self._ready.set()
+
+    def _load_one(self, name: str, bits: int) -> _AlgorithmIndex:
+        path = self._snapshot_path(name)
+        if path is not None and path.exists():
+            try:
+                index = HammingIndex.load(path)
+                log.info("loaded %s index snapshot: %d hashes at sequence %s", name, len(index), index.sequence)
+                return _AlgorithmIndex(index, int(index.sequence or 0))
+            except SnapshotError as exc:  # a damaged snapshot only costs a rebuild from the store
+                log.warning("ignoring %s: %s", path, exc)
+        index = HammingIndex(bits)
+        with self.store.active_hashes(name) as active:
+            for chunk in active:
+                index.add(chunk.ids, chunk.codes)
+            return _AlgorithmIndex(index, active.sequence)
+
+    def _snapshot_path(self, name: str) -> Path | None:
+        return None if self.snapshot_dir is None else self.snapshot_dir / f"{name}.hidx"
+
+    # ----------------------------------------------------------------------------------------- tailing
+
+    def catch_up(self) -> int:
+        """Apply every change the store has committed since our sequence; return how many were applied."""
+        applied = 0
+        with self._apply_lock:
+            while True:
+                changes = self.store.changes_since(self.sequence, limit=CHANGE_BATCH)
+                for change in changes:
+                    self._apply(change)
+                applied += len(changes)
+                if len(changes) < CHANGE_BATCH:
+                    break
+            self.last_store_sequence = max(self.sequence, self.store.max_sequence())
+        return applied
+
+    def _apply(self, change: Change) -> None:
+        pending = [(name, e) for name, e in self._indexes.items() if change.sequence > e.sequence]
+        if change.effect == "activate":
+            for name, entry in pending:
+                rows = [row for row in change.hashes if row.algorithm == name]
+                if rows:
+                    codes = np.frombuffer(b"".join(row.code for row in rows), dtype=np.uint8).reshape(len(rows), -1)
+                    entry.index.add(np.array([row.hash_id for row in rows], dtype=np.int64), codes)
+        elif change.effect == "deactivate" and change.item_id is not None:
+            self._remove_item(change.item_id, pending)
+        for _, entry in pending:
+            entry.sequence = change.sequence
+
+    def _remove_item(self, item_id: int, pending: list[tuple[str, _AlgorithmIndex]]) -> None:
+        try:
+            item = self.store.get_item(item_id)
+        except NotFoundError:
+            return  # deleted: its rows are gone, and the store filters its lingering codes at match time
+        for name, entry in pending:
+            ids = np.array([h.id for h in item.hashes if h.algorithm == name], dtype=np.int64)
+            if len(ids):
+                entry.index.remove(ids)
+
+    def start(self) -> None:
+        """Tail the change log in a daemon thread until `stop()`."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="hashsvc-tail", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def wait_stopped(self, timeout_s: float) -> bool:
+        """Sleep up to `timeout_s`; True once `stop()` has been called (for companion background loops)."""
+        return self._stop.wait(timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_interval_s):
+            try:
+                if not self.ready:
+                    self.load()
+                else:
+                    self.catch_up()
+                self.last_error = None
+            except Exception as exc:  # noqa: BLE001 - the store may be briefly unreachable; keep serving
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("change-log tail failed: %s", self.last_error)
+
+    # ------------------------------------------------------------------------------------------ snapshots
+
+    def save_snapshots(self) -> bool:
+        """Write every index's snapshot, unless another process of this data folder is writing them now.
+
+        Returns whether this process wrote them. Start-up then replays only the changes since.
+        """
+        if self.snapshot_dir is None or not self.ready:
+            return False
+        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        with (self.snapshot_dir / "snapshot.lock").open("w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            try:
+                with self._apply_lock:  # a consistent cut between index contents and sequence
+                    for name, entry in self._indexes.items():
+                        path = self._snapshot_path(name)
+                        assert path is not None
+                        entry.index.save(path, sequence=entry.sequence)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        return True
+

@@ -1,0 +1,441 @@
+"""The use cases, in one place: the HTTP API and the CLI are thin shells over `Service`.
+
+Every method takes plain values and returns plain, JSON-ready values (dicts of str/int/bool/None), and raises
+only `HashsvcError` subclasses, so that both shells can translate the outcome the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hashsvc import media
+from hashsvc.config import Settings
+from hashsvc.errors import InvalidHashError, NotFoundError, NotReadyError, ValidationError
+from hashsvc.hashes import ALGORITHMS, normalize_hex, parse_hex
+from hashsvc.hashes.compute import DIHEDRAL_VARIANTS
+from hashsvc.service import policy
+from hashsvc.service.hashing import ImageHashes, hash_image
+from hashsvc.service.live_index import LiveIndex
+from hashsvc.store import UNSET, Actor, ApiKey, Bank, Item, NewItem, Store
+from hashsvc.store.owners import matching_owners
+
+MAX_BATCH = 1000
+
+
+def limits_from(settings: Settings) -> media.Limits:
+    return media.Limits(
+        max_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_pixels,
+        max_frames=settings.max_frames,
+        decode_timeout_s=settings.decode_timeout_s,
+    )
+
+
+@dataclass
+class _Query:
+    """What one query looks for: algorithm -> [(variant, code)], plus the PDQ quality when known."""
+
+    codes: dict[str, list[tuple[str, bytes]]] = field(default_factory=dict)
+    pdq_quality: int | None = None
+
+
+class Service:
+    """hashsvc's use cases over one store and one live index."""
+
+    def __init__(self, settings: Settings, store: Store | None = None, live: LiveIndex | None = None) -> None:
+        self.settings = settings
+        self.limits = limits_from(settings)
+        self.store = store or Store(settings.resolved_database_url)
+        snapshots = Path(settings.data_dir) / "snapshots"
+        self.live = live or LiveIndex(self.store, snapshots, poll_interval_s=settings.poll_interval_s)
+
+    def close(self) -> None:
+        self.live.stop()
+        self.store.close()
+
+    # --------------------------------------------------------------------------------------------- auth
+
+    def authenticate(self, token: str | None) -> ApiKey | None:
+        """The API key behind a bearer token, or None if it is unknown or revoked."""
+        if not token:
+            return None
+        key = self.store.verify_api_key(token)
+        return key if key is not None and not key.revoked else None
+
+    # ------------------------------------------------------------------------------------------ hashing
+
+    def hash_image(self, data: bytes) -> dict[str, Any]:
+        """Image bytes -> every hash, without any lookup."""
+        return hash_image(data, self.limits).to_dict()
+
+    # ----------------------------------------------------------------------------------------- matching
+
+    def match_image(self, data: bytes) -> dict[str, Any]:
+        """Decode and hash an upload, look every hash up, and decide. Raises MediaError, NotReadyError."""
+        started = time.perf_counter()
+        self._require_ready()
+        hashes = hash_image(data, self.limits, dihedral=True)
+        query = _query_from_image(hashes)
+        result = self._match(query)
+        result["hashes"] = _image_hash_summary(hashes)
+        result["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        return result
+
+    def match_hashes(self, body: Any) -> dict[str, Any]:
+        """Match one hash set `{"pdq": "...", "md5": "..."}` or a batch `{"items": [...]}` (up to 1000)."""
+        started = time.perf_counter()
+        self._require_ready()
+        if isinstance(body, dict) and "items" in body:
+            batch = body["items"]
+            if not isinstance(batch, list) or not batch:
+                raise ValidationError("'items' must be a non-empty list of hash sets")
+            if len(batch) > MAX_BATCH:
+                raise ValidationError(f"a batch holds at most {MAX_BATCH} hash sets, got {len(batch)}")
+            queries = [_query_from_hash_set(entry, f"items[{n}]") for n, entry in enumerate(batch)]
+            results = [self._match(query) for query in queries]
+            for query, result in zip(queries, results, strict=True):
+                result["hashes"] = _hash_set_summary(query)
+            return {
+                "results": results,
+                "index": {"sequence": self.live.sequence},
+                "took_ms": round((time.perf_counter() - started) * 1000, 2),
+            }
+        query = _query_from_hash_set(body, "body")
+        result = self._match(query)
+        result["hashes"] = _hash_set_summary(query)
+        result["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        return result
+
+    def _require_ready(self) -> None:
+        if not self.live.ready:
+            raise NotReadyError("the index is still loading; retry shortly")
+
+    def _match(self, query: _Query) -> dict[str, Any]:
+        candidates: dict[int, tuple[str, int, str]] = {}  # hash id -> (algorithm, distance, variant)
+        radius = self._search_radii()
+        for algorithm, variants in query.codes.items():
+            codes = np.frombuffer(b"".join(code for _, code in variants), dtype=np.uint8).reshape(len(variants), -1)
+            for (variant, _), (ids, distances) in zip(
+                variants, self.live.search(algorithm, codes, radius[algorithm]), strict=True
+            ):
+                for hash_id, distance in zip(ids.tolist(), distances.tolist(), strict=True):
+                    best = candidates.get(hash_id)
+                    if best is None or distance < best[1]:
+                        candidates[hash_id] = (algorithm, int(distance), variant)
+        matches = []
+        evidence = []
+        for hash_id, owner in matching_owners(self.store.engine, list(candidates)).items():
+            algorithm, distance, variant = candidates[hash_id]
+            threshold = owner.thresholds.get(algorithm, ALGORITHMS[algorithm].default_threshold)
+            item = policy.Evidence(algorithm, distance, threshold, owner.action, query.pdq_quality)
+            verdict = policy.judge(item)
+            if not verdict.counted:
+                continue
+            evidence.append(item)
+            match = {
+                "bank": owner.bank,
+                "item_id": owner.item_id,
+                "reference": owner.external_ref,
+                "category": owner.category,
+                "algorithm": algorithm,
+                "distance": distance,
+                "threshold": threshold,
+                "variant": variant,
+                "action": verdict.action,
+            }
+            if verdict.reason:
+                match["note"] = verdict.reason
+            matches.append(match)
+        matches.sort(key=lambda m: (-policy.SEVERITY[m["action"]], m["distance"], m["item_id"]))
+        return {"decision": policy.decide(evidence), "matches": matches, "index": {"sequence": self.live.sequence}}
+
+    def _search_radii(self) -> dict[str, int]:
+        """Per algorithm, the largest threshold any bank uses (the index search radius); then filtered per bank."""
+        radii = {name: algorithm.default_threshold for name, algorithm in ALGORITHMS.items()}
+        for bank in self._banks_cached():
+            for name, threshold in bank.thresholds.items():
+                radii[name] = max(radii[name], int(threshold))
+        return radii
+
+    def _banks_cached(self) -> list[Bank]:
+        now = time.monotonic()
+        cached = getattr(self, "_bank_cache", None)
+        if cached is None or now - cached[0] > 1.0:
+            cached = (now, self.store.list_banks())
+            self._bank_cache = cached
+        return cached[1]
+
+    # ------------------------------------------------------------------------------------------- banks
+
+    def list_banks(self) -> list[dict[str, Any]]:
+        return [_bank_dict(bank, self.store.count_items(bank.name)) for bank in self.store.list_banks()]
+
+    def get_bank(self, name: str) -> dict[str, Any]:
+        return _bank_dict(self.store.get_bank(name), self.store.count_items(name))
+
+    def create_bank(self, fields: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
+        fields = _only(fields, {"name", "description", "category", "action", "enabled", "thresholds"}, "bank")
+        if "name" not in fields or "category" not in fields:
+            raise ValidationError("a bank needs a 'name' and a 'category'")
+        bank = self.store.create_bank(
+            fields["name"],
+            category=fields["category"],
+            actor=actor,
+            action=fields.get("action", "block"),
+            description=fields.get("description", ""),
+            enabled=_boolean(fields.get("enabled", True), "enabled"),
+            thresholds=fields.get("thresholds"),
+        )
+        return _bank_dict(bank, 0)
+
+    def update_bank(self, name: str, fields: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
+        fields = _only(fields, {"description", "category", "action", "enabled", "thresholds"}, "bank")
+        if "enabled" in fields:
+            fields = {**fields, "enabled": _boolean(fields["enabled"], "enabled")}
+        bank = self.store.update_bank(name, actor=actor, **{k: fields.get(k, UNSET) for k in fields})
+        return _bank_dict(bank, self.store.count_items(name))
+
+    def delete_bank(self, name: str, actor: Actor) -> None:
+        self.store.delete_bank(name, actor=actor)
+
+    # ------------------------------------------------------------------------------------------- items
+
+    def add_item_from_hashes(self, bank: str, body: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
+        body = _only(body, {"hashes", "reference", "source", "note", "metadata"}, "item")
+        if not isinstance(body.get("hashes"), dict) or not body["hashes"]:
+            raise ValidationError("'hashes' must be an object such as {\"pdq\": \"<64 hex>\", \"md5\": \"...\"}")
+        item = self.store.add_item(
+            bank,
+            body["hashes"],
+            actor=actor,
+            external_ref=body.get("reference"),
+            source=body.get("source"),
+            note=body.get("note"),
+            metadata=body.get("metadata"),
+        )
+        return _item_dict(item)
+
+    def add_item_from_image(self, bank: str, data: bytes, fields: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
+        """Hash an image and add it as an item; the image itself is never stored."""
+        fields = _only(fields, {"reference", "source", "note", "metadata"}, "item")
+        hashes = hash_image(data, self.limits)
+        codes = hashes.codes()
+        if hashes.pdq.quality < policy.PDQ_MIN_QUALITY:
+            del codes["pdq"]  # a low-quality PDQ would match unrelated flat images; keep the exact hashes
+        item = self.store.add_item(
+            bank,
+            list(codes.items()),
+            actor=actor,
+            external_ref=fields.get("reference"),
+            source=fields.get("source"),
+            note=fields.get("note"),
+            metadata=fields.get("metadata"),
+        )
+        return _item_dict(item)
+
+    def add_items_bulk(self, bank: str, lines: Iterable[bytes | str], actor: Actor) -> dict[str, Any]:
+        """JSON lines, one item each (as add_item_from_hashes takes). Good lines are added in one transaction;
+        each bad line is reported with its number and reason."""
+        self.store.get_bank(bank)  # 404 before reading anything
+        accepted: list[tuple[int, NewItem]] = []
+        rejected: list[dict[str, Any]] = []
+        for number, raw in enumerate(lines, start=1):
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+            if not text.strip():
+                continue
+            try:
+                body = json.loads(text)
+                if not isinstance(body, dict):
+                    raise ValidationError("each line must be a JSON object")
+                body = _only(body, {"hashes", "reference", "source", "note", "metadata"}, "item")
+                if not isinstance(body.get("hashes"), dict) or not body["hashes"]:
+                    raise ValidationError("'hashes' must be a non-empty object")
+                for algorithm, value in body["hashes"].items():
+                    parse_hex(algorithm, value)
+                accepted.append(
+                    (
+                        number,
+                        NewItem(
+                            body["hashes"],
+                            external_ref=body.get("reference"),
+                            source=body.get("source"),
+                            note=body.get("note"),
+                            metadata=body.get("metadata"),
+                        ),
+                    )
+                )
+            except json.JSONDecodeError as exc:
+                rejected.append({"line": number, "code": "invalid_json", "message": exc.msg})
+            except (ValidationError, InvalidHashError) as exc:
+                rejected.append({"line": number, **exc.to_dict()})
+        ids = self.store.add_items(bank, [new for _, new in accepted], actor=actor) if accepted else []
+        return {
+            "accepted": [
+                {"line": number, "item_id": item_id} for (number, _), item_id in zip(accepted, ids, strict=True)
+            ],
+            "rejected": rejected,
+        }
+
+    def get_item(self, item_id: int) -> dict[str, Any]:
+        return _item_dict(self.store.get_item(item_id))
+
+    def list_items(self, bank: str, after_id: int, limit: int, status: str | None) -> dict[str, Any]:
+        items = self.store.list_items(bank, after_id=after_id, limit=limit, status=status)
+        return {
+            "items": [_item_dict(item) for item in items],
+            "next_after_id": items[-1].id if len(items) == limit else None,
+        }
+
+    def update_item(self, item_id: int, body: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
+        body = _only(body, {"status", "reason", "note", "source", "metadata"}, "item update")
+        if "status" in body:
+            if body["status"] == "disabled":
+                if not body.get("reason"):
+                    raise ValidationError("disabling an item needs a 'reason'")
+                self.store.disable_item(item_id, reason=body["reason"], actor=actor)
+            elif body["status"] == "active":
+                self.store.enable_item(item_id, actor=actor, reason=body.get("reason"))
+            else:
+                raise ValidationError("'status' must be 'active' or 'disabled'")
+        edits = {k: body[k] for k in ("note", "source", "metadata") if k in body}
+        if edits:
+            self.store.update_item(item_id, actor=actor, **edits)
+        return self.get_item(item_id)
+
+    def delete_item(self, item_id: int, actor: Actor) -> None:
+        self.store.delete_item(item_id, actor=actor)
+
+    # -------------------------------------------------------------------------------------------- keys
+
+    def create_key(self, name: str, scopes: Iterable[str], actor: Actor) -> dict[str, Any]:
+        key, token = self.store.create_api_key(name, scopes, actor=actor)
+        return {**_key_dict(key), "key": token}
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        return [_key_dict(key) for key in self.store.list_api_keys()]
+
+    def revoke_key(self, key_id: int, actor: Actor) -> dict[str, Any]:
+        for key in self.store.list_api_keys():
+            if key.id == key_id:
+                return _key_dict(self.store.revoke_api_key(key.name, actor=actor))
+        raise NotFoundError(f"no API key with id {key_id}")
+
+    # --------------------------------------------------------------------------------------------- ops
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "ready": self.live.ready,
+            "sequence": self.live.sequence,
+            "lag": self.live.lag(),
+            "sizes": self.live.sizes(),
+            "error": self.live.last_error,
+        }
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _query_from_image(hashes: ImageHashes) -> _Query:
+    query = _Query(pdq_quality=hashes.pdq.quality)
+    variants = hashes.pdq.variants or {"original": hashes.pdq.code}
+    query.codes["pdq"] = [(name, variants[name]) for name in DIHEDRAL_VARIANTS if name in variants]
+    for name in ("phash", "dhash", "md5", "sha256"):
+        query.codes[name] = [("original", getattr(hashes, name))]
+    return query
+
+
+def _query_from_hash_set(entry: Any, where: str) -> _Query:
+    if not isinstance(entry, dict) or not entry:
+        raise ValidationError(f"{where} must be an object of algorithm -> hex hash, e.g. {{\"pdq\": \"...\"}}")
+    query = _Query()
+    for algorithm, value in entry.items():
+        if algorithm == "pdq" and isinstance(value, dict):
+            quality = value.get("quality")
+            if quality is not None and (not isinstance(quality, int) or isinstance(quality, bool)):
+                raise ValidationError(f"{where}.pdq.quality must be an integer 0..100")
+            query.pdq_quality = quality
+            value = value.get("value")
+        try:
+            code = bytes.fromhex(normalize_hex(algorithm, value))
+        except InvalidHashError as exc:
+            raise InvalidHashError(f"{where}.{algorithm}: {exc.message}") from None
+        query.codes[algorithm] = [("original", code)]
+    return query
+
+
+def _image_hash_summary(hashes: ImageHashes) -> dict[str, Any]:
+    summary = hashes.to_dict()
+    summary.pop("width"), summary.pop("height")
+    return summary
+
+
+def _hash_set_summary(query: _Query) -> dict[str, Any]:
+    summary: dict[str, Any] = {name: variants[0][1].hex() for name, variants in query.codes.items()}
+    if "pdq" in summary and query.pdq_quality is not None:
+        summary["pdq"] = {"value": summary["pdq"], "quality": query.pdq_quality}
+    return summary
+
+
+def _only(fields: Any, allowed: set[str], what: str) -> dict[str, Any]:
+    if not isinstance(fields, Mapping):
+        raise ValidationError(f"the {what} must be a JSON object")
+    unknown = sorted(set(fields) - allowed)
+    if unknown:
+        raise ValidationError(f"unknown {what} field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    return dict(fields)
+
+
+def _boolean(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(f"'{name}' must be true or false")
+    return value
+
+
+def _bank_dict(bank: Bank, item_count: int) -> dict[str, Any]:
+    return {
+        "name": bank.name,
+        "description": bank.description,
+        "category": bank.category,
+        "action": bank.action,
+        "enabled": bank.enabled,
+        "thresholds": bank.thresholds,
+        "items": item_count,
+        "created_at": bank.created_at.isoformat(),
+        "updated_at": bank.updated_at.isoformat(),
+    }
+
+
+def _item_dict(item: Item) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "bank": item.bank,
+        "reference": item.external_ref,
+        "source": item.source,
+        "note": item.note,
+        "status": item.status,
+        "status_reason": item.status_reason,
+        "status_by": item.status_by,
+        "status_at": item.status_at.isoformat() if item.status_at else None,
+        "created_by": item.created_by,
+        "created_at": item.created_at.isoformat(),
+        "metadata": item.metadata,
+        "hashes": [{"algorithm": h.algorithm, "value": h.hex} for h in item.hashes],
+    }
+
+
+def _key_dict(key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "name": key.name,
+        "scopes": list(key.scopes),
+        "created_at": key.created_at.isoformat(),
+        "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
+        "revoked": key.revoked,
+    }
