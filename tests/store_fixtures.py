@@ -146,3 +146,14 @@ def active_state(store: Store) -> set[HashKey]:
                 state.update((h.id, item.id, bank.id, h.algorithm, h.code) for h in item.hashes)
             after = page[-1].id
     return state
+
+
+@pytest.fixture
+def replayed_index() -> type[ReplayedIndex]:
+    """The ReplayedIndex class (a fixture, so test modules need not import this plugin module directly)."""
+    return ReplayedIndex
+
+
+@pytest.fixture
+def store_state() -> Callable[[Store], set[HashKey]]:
+    return active_state
