@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from availability import SHARED_DIR, skip_or_fail
 
+pytest_plugins = ["store_fixtures", "api_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
