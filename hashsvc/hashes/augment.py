@@ -1,0 +1,156 @@
+"""Extra images to hash so that common evasions still match: trimmed borders and central crops.
+
+Why: PDQ, pHash and dHash all summarise the whole frame, so anything that changes the frame (letterbox bars,
+padding, a meme caption, app chrome around a screenshot, a crop) moves every coefficient at once. The robustness
+benchmark (docs/robustness.md) measured this: padding and crops are where every perceptual hash loses matches.
+Two cheap fixes, both pure functions on decoded pixels:
+
+* `trim_borders` removes what was added around the picture (uniform bars, even under JPEG noise; blurred "cover"
+  padding; a caption bar; screenshot chrome), so the query is hashed again without it (query time) and an item is
+  stored with the hash of its trimmed self too (index time), which makes the trim a canonical form on both sides.
+* `index_time_variants` also stores a few central crops of an item, so a re-upload that cut the edges off lands
+  close to one of them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+_ANALYSIS_SIDE = 256  # longest side of the reduced copy the borders are found on (speed; averages JPEG noise)
+_COLOUR_TOLERANCE = 24  # max per-channel difference (0-255) from the bar colour; JPEG q30 ringing stays inside
+_UNIFORM_FRACTION = 0.97  # the outermost line must be this uniform to start a bar
+_BAR_FRACTION = 0.6  # further lines stay "bar" while this share is bar-coloured (captions, UI text on bars)
+_SMOOTH_ENERGY = 6.0  # mean |gradient| (grey levels per reduced pixel) of blurred fill (measured 0.2-4.8)
+_STEP_RATIO = 4.0  # the picture's edge: a line at least this many times rougher than the fill before it
+_MIN_BLUR_DEPTH = 0.03  # blurred fill must be at least 3% of the dimension on both opposite sides...
+_BLUR_SYMMETRY = 0.35  # ...and about as deep on both (padding is centred; a smooth sky is one-sided)
+_MIN_KEEP = 0.3  # never keep less than 30% of a dimension: that is not a border any more
+_MAX_PASSES = 3  # screenshot chrome comes in layers of different colours (status bar, then white page)
+
+Box = tuple[int, int, int, int]
+
+
+def _lines(pixels: np.ndarray, side: str) -> np.ndarray:
+    """The image's lines ordered from `side` inwards: (n_lines, line_length, channels)."""
+    if side == "top":
+        return pixels
+    if side == "bottom":
+        return pixels[::-1]
+    if side == "left":
+        return pixels.transpose(1, 0, 2)
+    return pixels.transpose(1, 0, 2)[::-1]
+
+
+def _bar_depth(lines: np.ndarray) -> int:
+    """How many lines from the edge belong to a bar of one colour (0 if the edge line is not uniform)."""
+    colour = np.median(lines[0], axis=0)
+    close = (np.abs(lines - colour).max(axis=2) <= _COLOUR_TOLERANCE).mean(axis=1)
+    if close[0] < _UNIFORM_FRACTION:
+        return 0
+    outside = np.flatnonzero(close < _BAR_FRACTION)
+    return int(outside[0]) if outside.size else len(lines)
+
+
+def _smooth_depth(grey_lines: np.ndarray) -> int:
+    """How many lines from the edge are blurred fill: a run of smooth lines (small gradients along and across)
+    that ends in a sharp step, where the pasted picture begins. 0 if the edge is not like that."""
+    along = np.abs(np.diff(grey_lines, axis=1)).mean(axis=1)[:-1]
+    across = np.abs(np.diff(grey_lines, axis=0)).mean(axis=1)
+    energy = along + across
+    limit = int(len(energy) * (1 - _MIN_KEEP) / 2)
+    for depth in range(2, limit):
+        level = float(energy[:depth].mean())
+        if level > _SMOOTH_ENERGY or energy[:depth].max() > 2 * level + 2:
+            return 0  # textured, or a spike inside the run: picture content, not fill
+        if energy[depth] >= _STEP_RATIO * level + 2:
+            # The step across lines depth -> depth+1 means line `depth` is still fill.
+            return depth + 1 if across[depth] > along[depth] else depth
+    return 0
+
+
+def _find_box(pixels: np.ndarray) -> Box:
+    """Lines to cut on (top, bottom, left, right) of `pixels`.
+
+    Blurred fill is tested first: its slowly varying colour can also pass as a bar of one colour, and then the
+    bar rule would run on into the picture. A bar deeper than the picture can spare (a product shot on white)
+    is not a border."""
+    grey = pixels.mean(axis=2)
+    depth: dict[str, int] = {}
+    for first, second, size in (("top", "bottom", grey.shape[0]), ("left", "right", grey.shape[1])):
+        a = _smooth_depth(_lines(grey[..., None], first)[..., 0])
+        b = _smooth_depth(_lines(grey[..., None], second)[..., 0])
+        if min(a, b) >= _MIN_BLUR_DEPTH * size and abs(a - b) <= _BLUR_SYMMETRY * max(a, b):
+            depth[first], depth[second] = a, b
+            continue
+        limit = (1 - _MIN_KEEP) * size
+        for side in (first, second):
+            bar = _bar_depth(_lines(pixels, side))
+            depth[side] = bar if bar <= limit / 2 else 0
+    return depth["top"], depth["bottom"], depth["left"], depth["right"]
+
+
+def trim_borders(image: Image.Image) -> Image.Image | None:
+    """`image` without the borders added around it, or None if there is nothing (or too much) to trim.
+
+    Finds, on each side, a bar of one colour (robust to JPEG noise, and continuing through caption text or UI
+    glyphs on the bar), or, on two opposite sides at once, blurred fill of about equal depth. Repeats for
+    layered borders (a status bar, then a white page). Deterministic; works on a reduced copy for speed.
+    """
+    rgb = image.convert("RGB")
+    left, top, right, bottom = 0, 0, rgb.width, rgb.height
+    for _ in range(_MAX_PASSES):
+        width, height = right - left, bottom - top
+        scale = min(1.0, _ANALYSIS_SIDE / max(width, height))
+        small = rgb.crop((left, top, right, bottom))
+        if scale < 1.0:
+            small = small.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.BOX)
+        pixels = np.asarray(small, dtype=np.float32)
+        cut_top, cut_bottom, cut_left, cut_right = _find_box(pixels)
+        if not (cut_top or cut_bottom or cut_left or cut_right):
+            break
+        # Back to full-resolution coordinates; round inwards so no bar pixels stay behind.
+        sx, sy = width / pixels.shape[1], height / pixels.shape[0]
+        new = (
+            left + int(np.ceil(cut_left * sx)),
+            top + int(np.ceil(cut_top * sy)),
+            right - int(np.ceil(cut_right * sx)),
+            bottom - int(np.ceil(cut_bottom * sy)),
+        )
+        if new[2] - new[0] < _MIN_KEEP * rgb.width or new[3] - new[1] < _MIN_KEEP * rgb.height:
+            return None
+        left, top, right, bottom = new
+    if (left, top, right, bottom) == (0, 0, rgb.width, rgb.height):
+        return None
+    # A trim of one or two pixels is noise, not a border: it would only cost a hash computation.
+    if (rgb.width - (right - left)) + (rgb.height - (bottom - top)) < max(3, 0.01 * (rgb.width + rgb.height)):
+        return None
+    return rgb.crop((left, top, right, bottom))
+
+
+def central_crop(image: Image.Image, keep: float) -> Image.Image:
+    """The central `keep` fraction of each dimension."""
+    width, height = image.size
+    new_w, new_h = max(1, round(width * keep)), max(1, round(height * keep))
+    left, top = (width - new_w) // 2, (height - new_h) // 2
+    return image.crop((left, top, left + new_w, top + new_h))
+
+
+DEFAULT_CROPS: tuple[float, ...] = (0.9, 0.8)
+
+
+def index_time_variants(image: Image.Image, crops: tuple[float, ...] = DEFAULT_CROPS) -> list[tuple[str, Image.Image]]:
+    """Extra images to hash, besides the image itself, when an item is added from an image.
+
+    Returns (label, image) pairs: "trim" (when `trim_borders` finds borders; the central crops are then taken
+    from the trimmed picture) and "crop90", "crop80", ... Every label's hash is stored under the same item.
+    """
+    rgb = image.convert("RGB")
+    variants: list[tuple[str, Image.Image]] = []
+    trimmed = trim_borders(rgb)
+    if trimmed is not None:
+        variants.append(("trim", trimmed))
+        rgb = trimmed
+    for keep in crops:
+        variants.append((f"crop{round(keep * 100)}", central_crop(rgb, keep)))
+    return variants
