@@ -79,6 +79,7 @@ class LiveIndex:
         """Build every index (snapshot or store), then catch up with the change log; marks the process ready."""
         for name, algorithm in ALGORITHMS.items():
             self._indexes[name] = self._load_one(name, algorithm.bits)
+        _warm_up({algorithm.bits for algorithm in ALGORITHMS.values()})
         self.catch_up()
         self._ready.set()
 
@@ -192,3 +193,16 @@ class LiveIndex:
                 fcntl.flock(lock, fcntl.LOCK_UN)
         return True
 
+
+def _warm_up(bit_lengths: set[int]) -> None:
+    """Run every search path once on a throw-away index, so that loading the compiled kernels (about a second
+    on first use in a process) happens before the process reports ready, not inside the first request."""
+    rng = np.random.default_rng(0)
+    for bits in sorted(bit_lengths):
+        codes = rng.integers(0, 256, (64, bits // 8), dtype=np.uint8)
+        index = HammingIndex(bits, background_merge=False)
+        index.add(np.arange(32, dtype=np.int64), codes[:32])
+        index.compact()
+        index.add(np.arange(32, 64, dtype=np.int64), codes[32:])
+        for strategy in ("tables", "scan"):
+            index.range_search(codes[:2], bits // 8, strategy=strategy)
