@@ -61,7 +61,8 @@ def _smooth_depth(grey_lines: np.ndarray) -> int:
     limit = int(len(energy) * (1 - _MIN_KEEP) / 2)
     for depth in range(2, limit):
         level = float(energy[:depth].mean())
-        if level > _SMOOTH_ENERGY or energy[:depth].max() > 2 * level + 2:
+        # The last two lines before the step may carry JPEG ringing from it, so spikes are looked for before.
+        if level > _SMOOTH_ENERGY or energy[: max(1, depth - 2)].max() > 2 * level + 2:
             return 0  # textured, or a spike inside the run: picture content, not fill
         if energy[depth] >= _STEP_RATIO * level + 2:
             # The step across lines depth -> depth+1 means line `depth` is still fill.

@@ -1,0 +1,155 @@
+"""The robustness benchmark: edit suite, border trimming, metric functions, and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from images import encode, photo
+from PIL import Image, ImageFilter
+
+from hashsvc.bench import robustness as rb
+from hashsvc.bench.transforms import SUITE, select
+from hashsvc.hashes.augment import central_crop, index_time_variants, trim_borders
+from hashsvc.service.hashing import hash_image
+
+
+@pytest.fixture(scope="module")
+def picture() -> Image.Image:
+    return photo(200, 150, seed=3)
+
+
+@pytest.mark.parametrize("transform", SUITE, ids=lambda t: t.name)
+def test_transform_is_deterministic_and_has_the_size_it_claims(transform, picture) -> None:
+    data = transform.encode(picture, "key")
+    assert data == transform.encode(picture, "key")
+    with Image.open(io.BytesIO(data)) as edited:
+        assert edited.size == transform.size(picture.size)
+        assert edited.format == transform.fmt
+
+
+def test_seeded_edits_depend_on_the_key(picture) -> None:
+    noise = select(["noise_10"])[0]
+    assert noise.encode(picture, "a") != noise.encode(picture, "b")
+
+
+def test_select_rejects_unknown_names() -> None:
+    with pytest.raises(ValueError, match="nope"):
+        select(["nope"])
+
+
+def _decoded(image: Image.Image, quality: int = 70) -> Image.Image:
+    return Image.open(io.BytesIO(encode(image, quality=quality))).convert("RGB")
+
+
+@pytest.mark.parametrize("colour", [(0, 0, 0), (255, 255, 255), (30, 90, 160)])
+def test_trim_finds_uniform_bars_under_jpeg_noise(picture, colour) -> None:
+    canvas = Image.new("RGB", (200, 200), colour)
+    canvas.paste(picture, (0, 25))  # letterbox: 25 px above and below
+    trimmed = trim_borders(_decoded(canvas, quality=40))
+    assert trimmed is not None
+    assert abs(trimmed.width - 200) <= 3 and abs(trimmed.height - 150) <= 4
+
+
+def test_trim_finds_one_sided_caption_bar(picture) -> None:
+    name = select(["caption_bar"])[0]
+    trimmed = trim_borders(_decoded(name.apply(picture)))
+    assert trimmed is not None and abs(trimmed.height - 150) <= 4
+
+
+def test_trim_finds_blurred_padding(picture) -> None:
+    background = picture.resize((260, 195)).filter(ImageFilter.GaussianBlur(12))
+    background.paste(picture, (30, 22))
+    trimmed = trim_borders(_decoded(background, quality=85))
+    assert trimmed is not None
+    assert abs(trimmed.width - 200) <= 4 and abs(trimmed.height - 150) <= 4
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_trim_leaves_a_photo_without_borders_alone(seed) -> None:
+    assert trim_borders(_decoded(photo(240, 180, seed=seed))) is None
+
+
+def test_index_time_variants(picture) -> None:
+    labels = [label for label, _ in index_time_variants(picture)]
+    assert labels == ["crop90", "crop80"]
+    padded = select(["pad_black_20"])[0].apply(picture)
+    variants = dict(index_time_variants(padded))
+    assert "trim" in variants and central_crop(picture, 0.9).size == (180, 135)
+
+
+def test_probe_hashes_are_the_services_hashes(picture) -> None:
+    data = encode(picture)
+    probes, trimmed = rb.probe_hashes(data)
+    service = hash_image(data, dihedral=True)
+    assert not trimmed
+    assert probes.pdq[0, 0].astype(">u8").tobytes() == service.pdq.code
+    assert np.array([probes.phash[0]], dtype=">u8").tobytes() == service.phash
+    assert int(probes.quality[0]) == service.pdq.quality
+
+
+def test_sweep_and_recall_at_precision() -> None:
+    positives = np.array([0, 1, 2, 5, 9])
+    negatives = np.array([4, 10, 20, 30])
+    curve = rb.sweep(positives, negatives, 12)
+    assert curve["recall"][2] == 0.6 and curve["fp"][3] == 0 and curve["fp"][4] == 1
+    assert curve["precision"][5] == 4 / 5
+    # precision 1.0 holds up to threshold 3 (recall 3/5); at 9 it is 5/6.
+    assert rb.recall_at_precision(curve, 1.0) == (0.6, 3)
+    assert rb.recall_at_precision(curve, 0.8) == (1.0, 9)
+
+
+def test_false_positive_pairs_skip_near_duplicates() -> None:
+    names = ["a", "b", "c", "d"]
+    distances = np.array([[0, 5, 40, 90], [7, 0, 90, 90], [40, 90, 0, 10], [90, 90, 12, 0]])
+    same = rb.near_duplicate_mask(names, [("c", "d"), ("x", "a")])
+    pairs = rb._pair_values(distances, same)
+    assert sorted(pairs.tolist()) == [5, 40, 90, 90, 90]  # (c, d) excluded; min over both directions
+    assert int((pairs <= 31).sum()) == 1
+
+
+def test_policy_decisions_follow_decide() -> None:
+    th = rb.Thresholds(pdq=31, phash=8, dhash=8)
+    pdq = np.array([[10], [10], [60], [60], [60]])
+    quality = np.array([[100], [30], [100], [100], [100]])
+    phash = np.array([[40], [40], [4], [40], [40]])
+    dhash = np.array([[40], [40], [40], [40], [40]])
+    md5 = np.array([False, False, False, True, False])
+    assert rb.policy_decisions(pdq, phash, dhash, quality, md5, th).tolist() == [2, 1, 1, 2, 0]
+
+
+def test_tail_model_extrapolates_beyond_the_sample() -> None:
+    rng = np.random.default_rng(0)
+    distances = rng.binomial(256, 0.5, 5000)
+    model = rb.tail_model(distances, 256, stored=1e7, comparisons=8)
+    rows = model["rows"]
+    assert rows[31]["empirical"] == 0 and 0 < rows[31]["binomial"] < 1e-20
+    assert rb.largest_safe_threshold(model, 1e-4) >= 50
+
+
+def test_end_to_end_on_three_generated_images(tmp_path: Path) -> None:
+    folder = tmp_path / "originals"
+    folder.mkdir()
+    for seed in range(3):
+        (folder / f"p{seed}.jpg").write_bytes(encode(photo(320, 240, seed=seed + 10)))
+    names = ["jpeg_q50", "rot90", "pad_black_20", "crop_centre_10", "caption_bar"]
+    options = rb.RunOptions(folder, tmp_path / "cache", tmp_path / "results", names, processes=1)
+    document = rb.run(options)
+    methods = {m["name"]: m for m in document["methods"]}
+    full = methods[rb.FULL]
+    assert full["recall"]["jpeg_q50"] == 1.0 and full["recall"]["rot90"] == 1.0
+    assert methods["PDQ naive (HMA)"]["recall"]["rot90"] == 0.0
+    assert full["fp_pairs"] == 0 and full["pairs"] == 3
+    assert len(list((tmp_path / "cache").rglob("*.jpg"))) == 3 * len(names)
+    written = json.loads((tmp_path / "results" / "robustness.json").read_text())
+    assert written["originals"] == 3
+    for png in ("recall.png", "distances.png", "recall_vs_threshold.png"):
+        assert (tmp_path / "results" / png).stat().st_size > 0
+    assert "| pad_black_20 |" in (tmp_path / "results" / "robustness.md").read_text()
+    # a second run reuses the cached edits and the saved hashes
+    again = rb.run(rb.RunOptions(folder, tmp_path / "cache", tmp_path / "results", names, processes=1,
+                                 plots=False, reuse_hashes=True))
+    assert again["methods"][0]["recall"] == document["methods"][0]["recall"]
