@@ -183,7 +183,7 @@ def _name_param() -> dict[str, Any]:
 
 
 def _id_param(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}}
 
 
 def spec() -> dict[str, Any]:
@@ -308,7 +308,7 @@ def spec() -> dict[str, Any]:
                         404,
                     ),
                     parameters=[
-                        {"name": "after_id", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                        {"name": "after_id", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}},
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
                         {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["active", "disabled"]}},
                     ],

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hashsvc import media
-from hashsvc.hashes import compute
+from hashsvc.hashes import compute, pdq_geometry
 from hashsvc.hashes.codec import to_hex
 
 
@@ -52,7 +52,7 @@ def hash_image(
     """
     frame = media.decode_first(data, limits, rules=rules, work_size=work_size)
     return ImageHashes(
-        pdq=compute.pdq(frame.array(), dihedral=dihedral),
+        pdq=_pdq(frame, dihedral),
         phash=compute.phash(frame.pixels),
         dhash=compute.dhash(frame.pixels),
         md5=compute.md5(data),
@@ -61,3 +61,20 @@ def hash_image(
         height=frame.height,
         format=frame.format,
     )
+
+
+def _pdq(frame: media.DecodedImage, dihedral: bool) -> compute.PdqResult:
+    """PDQ as the naive full-resolution pipeline would compute it.
+
+    When the frame was decoded at reduced scale, `pdq_geometry` evaluates PDQ's full-resolution filter grid on
+    the reduced pixels (median 0 bits from a full decode, where running pdqhash on the reduced image was 4-5
+    bits off); otherwise Meta's own pdqhash runs on the pixels as they are.
+    """
+    rgb = frame.array()
+    if rgb.shape[:2] == (frame.height, frame.width):
+        return compute.pdq(rgb, dihedral=dihedral)
+    if dihedral:
+        codes, quality = pdq_geometry.pdq_dihedral_at_full_resolution(rgb, frame.height, frame.width)
+        return compute.PdqResult(codes[0], quality, dict(zip(compute.DIHEDRAL_VARIANTS, codes, strict=True)))
+    code, quality = pdq_geometry.pdq_at_full_resolution(rgb, frame.height, frame.width)
+    return compute.PdqResult(code, quality)

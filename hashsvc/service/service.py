@@ -27,6 +27,7 @@ from hashsvc.store import UNSET, Actor, ApiKey, Bank, Item, NewItem, Store
 from hashsvc.store.owners import matching_owners
 
 MAX_BATCH = 1000
+MAX_ID = 2**63 - 1  # ids are 64-bit integers in every store back end
 
 
 def limits_from(settings: Settings) -> media.Limits:
@@ -284,7 +285,7 @@ class Service:
         }
 
     def get_item(self, item_id: int) -> dict[str, Any]:
-        return _item_dict(self.store.get_item(item_id))
+        return _item_dict(self.store.get_item(_existing_id(item_id, "item")))
 
     def list_items(self, bank: str, after_id: int, limit: int, status: str | None) -> dict[str, Any]:
         items = self.store.list_items(bank, after_id=after_id, limit=limit, status=status)
@@ -295,6 +296,7 @@ class Service:
 
     def update_item(self, item_id: int, body: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
         body = _only(body, {"status", "reason", "note", "source", "metadata"}, "item update")
+        _existing_id(item_id, "item")
         if "status" in body:
             if body["status"] == "disabled":
                 if not body.get("reason"):
@@ -310,7 +312,7 @@ class Service:
         return self.get_item(item_id)
 
     def delete_item(self, item_id: int, actor: Actor) -> None:
-        self.store.delete_item(item_id, actor=actor)
+        self.store.delete_item(_existing_id(item_id, "item"), actor=actor)
 
     # -------------------------------------------------------------------------------------------- keys
 
@@ -383,10 +385,16 @@ def _hash_set_summary(query: _Query) -> dict[str, Any]:
     return summary
 
 
+def _existing_id(value: int, what: str) -> int:
+    if not 0 <= value <= MAX_ID:
+        raise NotFoundError(f"no {what} with id {value}")
+    return value
+
+
 def _only(fields: Any, allowed: set[str], what: str) -> dict[str, Any]:
     if not isinstance(fields, Mapping):
         raise ValidationError(f"the {what} must be a JSON object")
-    unknown = sorted(set(fields) - allowed)
+    unknown = sorted(str(name) for name in set(fields) - allowed)
     if unknown:
         raise ValidationError(f"unknown {what} field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
     return dict(fields)
