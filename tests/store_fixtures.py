@@ -118,7 +118,7 @@ class ReplayedIndex:
                 self.rows[h.hash_id] = (h.hash_id, h.item_id, h.bank_id, h.algorithm, h.code)
         elif change.effect == "deactivate":
             if change.item_id is not None:
-                self.rows = {k: v for k, v in self.rows.items() if v[1] != change.item_id}
+                self.rows = {k: v for k, v in self.rows.items() if v[1] not in change.item_ids}
             else:
                 self.rows = {k: v for k, v in self.rows.items() if v[2] != change.bank_id}
         self.sequence = change.sequence

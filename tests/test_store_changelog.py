@@ -84,10 +84,21 @@ def test_items_added_to_a_disabled_bank_wait_for_it_to_be_enabled(store: Store) 
 
 def test_the_tail_is_paged_by_sequence(store: Store) -> None:
     store.create_bank("b", category="csam", actor="a")
-    store.add_items("b", [NewItem({"pdq": pdq(i)}) for i in range(10)], actor="a")
+    for i in range(10):
+        store.add_item("b", {"pdq": pdq(i)}, actor="a")
     assert [c.sequence for c in store.changes_since(0, limit=4)] == [1, 2, 3, 4]
     assert [c.sequence for c in store.changes_since(8, limit=4)] == [9, 10, 11]
     assert store.changes_since(11) == []
+
+
+def test_a_bulk_add_is_one_change_for_a_run_of_items_carrying_all_their_hashes(store: Store) -> None:
+    bank = store.create_bank("b", category="csam", actor="a")
+    ids = store.add_items("b", [NewItem({"pdq": pdq(i), "md5": f"{i:032x}"}) for i in range(1000)], actor="a")
+    [change] = store.changes_since(1)
+    assert (change.kind, change.effect, change.bank_id) == ("item_add", "activate", bank.id)
+    assert list(change.item_ids) == ids
+    assert len(change.hashes) == 2000 and {h.item_id for h in change.hashes} == set(ids)
+    assert len(store.changes_since(1, algorithms=["md5"])[0].hashes) == 1000
 
 
 def test_active_hashes_stream_in_numpy_chunks_consistent_with_a_sequence(store: Store) -> None:
@@ -119,7 +130,7 @@ def test_the_active_hashes_snapshot_ignores_writes_made_while_streaming(store: S
         first = next(chunks)
         store.add_items("b", [NewItem({"pdq": pdq(i)}) for i in range(50, 60)], actor="a")  # a concurrent writer
         rest = list(chunks)
-    assert snapshot.sequence == 51 and len(first) + sum(len(c) for c in rest) == 50
+    assert snapshot.sequence == 2 and len(first) + sum(len(c) for c in rest) == 50
 
 
 def test_replaying_the_whole_log_or_a_snapshot_plus_the_tail_gives_the_store_state(

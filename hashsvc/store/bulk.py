@@ -8,6 +8,7 @@ Only the columns whose type needs converting (timestamps and JSON on SQLite, JSO
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -16,16 +17,27 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from hashsvc.store.schema import UtcDateTime
+
+
+def _json_text(value: Any) -> str:
+    return "{}" if not value else json.dumps(value)  # most imported items carry no metadata
+
 
 def _converters(table: sa.Table, columns: Sequence[str], conn: Connection) -> list[Callable[[Any], Any] | None]:
+    """Per column, the conversion the driver needs, or None. Both drivers take bytes, ints and str as they are."""
     result: list[Callable[[Any], Any] | None] = []
     for name in columns:
         column_type = table.c[name].type
-        if conn.dialect.name == "postgresql":
-            # COPY's text format takes JSON as its text; everything else psycopg adapts itself.
-            result.append(json.dumps if isinstance(column_type, sa.JSON) else None)
+        if isinstance(column_type, sa.JSON):
+            result.append(_json_text)
+        elif conn.dialect.name == "sqlite" and isinstance(column_type, UtcDateTime):
+            # SQLite stores timestamps as text in SQLAlchemy's format; a batch shares one timestamp, so
+            # format each distinct value once.
+            processor = column_type._cached_bind_processor(conn.dialect)
+            result.append(functools.lru_cache(maxsize=16)(processor))
         else:
-            result.append(column_type._cached_bind_processor(conn.dialect))  # type: ignore[attr-defined]
+            result.append(None)
     return result
 
 
@@ -33,15 +45,16 @@ def insert_rows(conn: Connection, table: sa.Table, columns: Sequence[str], rows:
     """Insert `rows` (tuples in `columns` order) into `table` inside the connection's current transaction."""
     if not rows:
         return
-    converters = _converters(table, columns, conn)
-    if any(converters):
-        rows = [
-            tuple(
-                value if (convert := converters[i]) is None or value is None else convert(value)
-                for i, value in enumerate(row)
-            )
-            for row in rows
-        ]
+    active = [(i, convert) for i, convert in enumerate(_converters(table, columns, conn)) if convert is not None]
+    if active:
+        converted = []
+        for row in rows:
+            values = list(row)
+            for i, convert in active:
+                if values[i] is not None:
+                    values[i] = convert(values[i])
+            converted.append(tuple(values))
+        rows = converted
     names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
     if conn.dialect.name == "postgresql":
         driver = conn.connection.driver_connection

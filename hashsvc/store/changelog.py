@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Result
+from sqlalchemy.engine import Connection, Result, Row
 
 from hashsvc.store.records import Change, HashChunk, HashRow
 from hashsvc.store.schema import banks, changes, item_hashes, items, store_counters
@@ -37,14 +38,29 @@ def read_changes(conn: Connection, after: int, limit: int, algorithms: Sequence[
     # from the (algorithm, code) index over every hash of that algorithm, which made one page take minutes.
     keep = (lambda name: True) if algorithms is None else set(algorithms).__contains__
     hashes: dict[int, list[HashRow]] = defaultdict(list)
-    item_level = {row.item_id: row.sequence for row in rows if row.effect == "activate" and row.item_id is not None}
-    item_ids = list(item_level)
-    bank_of = {row.item_id: row.bank_id for row in rows if row.item_id is not None}
-    for start in range(0, len(item_ids), IN_LIST_SIZE):
-        query = sa.select(item_hashes).where(item_hashes.c.item_id.in_(item_ids[start : start + IN_LIST_SIZE]))
+    activations = [row for row in rows if row.effect == "activate" and row.item_id is not None]
+    # Single-item activations are fetched together with bounded IN lists; an item may be activated more than
+    # once in a page (enabled, disabled, enabled again), and each of those changes carries the hashes.
+    singles: dict[int, list[Row[Any]]] = defaultdict(list)
+    for row in activations:
+        if row.item_id == row.last_item_id:
+            singles[row.item_id].append(row)
+    single_ids = list(singles)
+    for start in range(0, len(single_ids), IN_LIST_SIZE):
+        query = sa.select(item_hashes).where(item_hashes.c.item_id.in_(single_ids[start : start + IN_LIST_SIZE]))
         for h in conn.execute(query):
             if keep(h.algorithm):
-                hashes[item_level[h.item_id]].append(HashRow(h.id, h.item_id, bank_of[h.item_id], h.algorithm, h.code))
+                for row in singles[h.item_id]:
+                    hashes[row.sequence].append(HashRow(h.id, h.item_id, row.bank_id, h.algorithm, h.code))
+    # A bulk add is one change for a run of consecutive item ids: one range scan of the item_id index.
+    for row in activations:
+        if row.item_id != row.last_item_id:
+            query = sa.select(item_hashes).where(item_hashes.c.item_id.between(row.item_id, row.last_item_id))
+            hashes[row.sequence] = [
+                HashRow(h.id, h.item_id, row.bank_id, h.algorithm, h.code)
+                for h in conn.execute(query)
+                if keep(h.algorithm)
+            ]
     for row in rows:
         if row.effect == "activate" and row.item_id is None:
             query = (
@@ -63,6 +79,7 @@ def read_changes(conn: Connection, after: int, limit: int, algorithms: Sequence[
             kind=row.kind,
             bank_id=row.bank_id,
             item_id=row.item_id,
+            last_item_id=row.last_item_id,
             effect=row.effect,
             created_at=row.created_at,
             hashes=tuple(sorted(hashes.get(row.sequence, ()), key=lambda h: h.hash_id)),

@@ -53,7 +53,13 @@ def matching_owners(engine: sa.Engine, hash_ids: Sequence[int]) -> dict[int, Has
         for start in range(0, len(ids), _CHUNK):
             for row in conn.execute(query.where(item_hashes.c.id.in_(ids[start : start + _CHUNK]))):
                 found[row.id] = HashOwner(
-                    row.id, row.algorithm, row.item_id, row.external_ref, row.name, row.category, row.action,
+                    row.id,
+                    row.algorithm,
+                    row.item_id,
+                    row.external_ref,
+                    row.name,
+                    row.category,
+                    row.action,
                     dict(row.thresholds or {}),
                 )
     return found

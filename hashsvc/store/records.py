@@ -96,8 +96,8 @@ class Change:
     `effect` says what happens to matching:
     * 'activate': the hashes in `hashes` become matchable (for an item-level change, the item's hashes; for a
       bank-level change, the hashes of the bank's active items, as the store holds them when the tail is read);
-    * 'deactivate': every hash of item `item_id` (when set) or of bank `bank_id` (when `item_id` is None) stops
-      matching; `hashes` is empty (the rows may be gone);
+    * 'deactivate': every hash of the items `item_ids` (when set) or of bank `bank_id` (when `item_id` is None)
+      stops matching; `hashes` is empty (the rows may be gone);
     * 'none': metadata only (bank renamed or re-thresholded, note edited, item added to a disabled bank...).
     Applying the changes in sequence order, idempotently (activate = upsert by hash id, deactivate = remove), to an
     index built from `Store.active_hashes()` at sequence S yields the store's state.
@@ -106,10 +106,18 @@ class Change:
     sequence: int
     kind: str
     bank_id: int
-    item_id: int | None
+    item_id: int | None  # the first item of the change; None for bank-level changes
+    last_item_id: int | None  # the last (a bulk add covers item_id..last_item_id); equals item_id otherwise
     effect: str
     created_at: dt.datetime
     hashes: tuple[HashRow, ...] = ()
+
+    @property
+    def item_ids(self) -> range:
+        """The items this change is about (empty for a bank-level change)."""
+        if self.item_id is None or self.last_item_id is None:
+            return range(0)
+        return range(self.item_id, self.last_item_id + 1)
 
 
 @dataclass(frozen=True)

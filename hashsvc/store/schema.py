@@ -118,6 +118,9 @@ changes = sa.Table(
     # No foreign keys: a change outlives the bank or item it describes.
     sa.Column("bank_id", sa.BigInteger, nullable=False),
     sa.Column("item_id", sa.BigInteger, nullable=True),  # NULL for bank-level changes
+    # A bulk add is one row for items item_id..last_item_id (ids allocated together are consecutive): a million
+    # imported items cost a few hundred change rows, not a million. Equal to item_id for single-item changes.
+    sa.Column("last_item_id", sa.BigInteger, nullable=True),
     # What the change does to the index: 'activate' (the item's / bank's active items' hashes become
     # matchable), 'deactivate' (they stop matching), or 'none' (metadata only).
     sa.Column("effect", sa.String(16), nullable=False),

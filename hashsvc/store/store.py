@@ -275,8 +275,7 @@ class Store:
                 raise ConflictError(f"an external_ref in this import already exists in bank {bank!r}") from None
             insert_rows(tx.conn, item_hashes, HASH_COLUMNS, hash_rows)
             effect = "activate" if bank_row.enabled else "none"
-            for item_id in ids:
-                tx.change("item_add", bank_row.id, item_id, effect)
+            tx.change("item_add", bank_row.id, ids[0], effect, last_item_id=ids[-1])
             details: dict[str, Any] = {"count": len(ids), "hashes": len(hash_rows)}
             if len(ids) > 1:
                 details.update(first_id=ids[0], last_id=ids[-1])
@@ -285,7 +284,7 @@ class Store:
 
     def get_item(self, item_id: int) -> Item:
         """Raises NotFoundError."""
-        with read_snapshot(self.engine) as conn:
+        with read_snapshot(self.engine, lookups=True) as conn:
             found = self._load_items(conn, items.c.id == item_id)
         if not found:
             raise NotFoundError(f"no item with id {item_id}")
@@ -293,7 +292,7 @@ class Store:
 
     def find_item(self, bank: str, external_ref: str) -> Item:
         """Look an item up by its partner reference. Raises NotFoundError."""
-        with read_snapshot(self.engine) as conn:
+        with read_snapshot(self.engine, lookups=True) as conn:
             bank_row = self._bank_row(conn, bank)
             found = self._load_items(
                 conn, sa.and_(items.c.bank_id == bank_row.id, items.c.external_ref == external_ref)
@@ -306,14 +305,14 @@ class Store:
         """Every item (any status, any bank) holding exactly this hash. Raises InvalidHashError."""
         [(name, packed)] = validation.hashes([(algorithm, code)])
         holders = sa.select(item_hashes.c.item_id).where(item_hashes.c.algorithm == name, item_hashes.c.code == packed)
-        with read_snapshot(self.engine) as conn:
+        with read_snapshot(self.engine, lookups=True) as conn:
             return self._load_items(conn, items.c.id.in_(holders))
 
     def list_items(self, bank: str, *, after_id: int = 0, limit: int = 100, status: str | None = None) -> list[Item]:
         """A page of a bank's items in id order; pass the last id seen as `after_id` for the next page."""
         if not 1 <= limit <= MAX_PAGE:
             raise ValidationError(f"limit must be from 1 to {MAX_PAGE}")
-        with read_snapshot(self.engine) as conn:
+        with read_snapshot(self.engine, lookups=True) as conn:
             bank_row = self._bank_row(conn, bank)
             where = sa.and_(items.c.bank_id == bank_row.id, items.c.id > after_id)
             if status is not None:
@@ -406,7 +405,7 @@ class Store:
         if not 1 <= limit <= MAX_PAGE:
             raise ValidationError(f"limit must be from 1 to {MAX_PAGE}")
         wanted = None if algorithms is None else [get_algorithm(a).name for a in algorithms]
-        with read_snapshot(self.engine) as conn:
+        with read_snapshot(self.engine, lookups=True) as conn:
             return changelog.read_changes(conn, sequence, limit, wanted)
 
     @contextmanager

@@ -25,7 +25,7 @@ from hashsvc.store.errors import SchemaOutOfDateError
 from hashsvc.store.records import Actor
 from hashsvc.store.schema import audit_log, changes, store_counters
 
-CHANGE_COLUMNS = ("sequence", "kind", "bank_id", "item_id", "effect", "created_at")
+CHANGE_COLUMNS = ("sequence", "kind", "bank_id", "item_id", "last_item_id", "effect", "created_at")
 COUNTERS = ("last_sequence", "last_bank_id", "last_item_id", "last_hash_id")
 
 
@@ -58,9 +58,13 @@ class WriteTransaction:
         self._counters[counter] += count
         return first
 
-    def change(self, kind: str, bank_id: int, item_id: int | None, effect: str) -> int:
+    def change(
+        self, kind: str, bank_id: int, item_id: int | None, effect: str, *, last_item_id: int | None = None
+    ) -> int:
+        """Append a change-log row; `item_id..last_item_id` names a run of items added together."""
         sequence = self.allocate("last_sequence")
-        self._changes.append((sequence, kind, bank_id, item_id, effect, self.now))
+        last = item_id if last_item_id is None else last_item_id
+        self._changes.append((sequence, kind, bank_id, item_id, last, effect, self.now))
         return sequence
 
     def audit(
@@ -104,10 +108,19 @@ def write_transaction(engine: Engine) -> Iterator[WriteTransaction]:
 
 
 @contextmanager
-def read_snapshot(engine: Engine) -> Iterator[Connection]:
-    """A read transaction in which every statement sees the same committed state."""
+def read_snapshot(engine: Engine, *, lookups: bool = False) -> Iterator[Connection]:
+    """A read transaction in which every statement sees the same committed state.
+
+    `lookups=True` declares that every query inside is an index lookup (by id, by sequence range, by a short id
+    list). On PostgreSQL that turns off sequential scans for the transaction: right after a bulk import the new
+    rows have no statistics yet (autovacuum analyzes them a minute or so later), and the planner then chose a
+    full scan of item_hashes for a 500-id IN list, 0.5 s per tail page; replicas tailing during an import would
+    fall ever further behind.
+    """
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":
             conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         with conn.begin():
+            if lookups and conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
             yield conn

@@ -129,22 +129,22 @@ def _code(algorithm: str, value: str | bytes) -> tuple[str, bytes]:
 
 def hashes(value: HashInput) -> list[tuple[str, bytes]]:
     """Validate an item's hashes into [(algorithm, packed code)], dropping exact duplicates, keeping order."""
-    pairs: list[tuple[str, Any]] = []
+    result: list[tuple[str, bytes]] = []
     if isinstance(value, Mapping):
         for name, codes in value.items():
             if isinstance(codes, str | bytes | bytearray | memoryview):
-                pairs.append((name, codes))
+                result.append(_code(name, codes))
             else:
-                pairs.extend((name, c) for c in codes)
+                result.extend(_code(name, code) for code in codes)
     elif isinstance(value, str | bytes):
         raise ValidationError("hashes must be a list of (algorithm, hex) pairs or an {algorithm: hex} object")
     else:
         for pair in value:
             if not isinstance(pair, tuple | list) or len(pair) != 2:
                 raise ValidationError("hashes must be a list of (algorithm, hex) pairs")
-            pairs.append((pair[0], pair[1]))
-    if not pairs:
+            result.append(_code(pair[0], pair[1]))
+    if not result:
         raise ValidationError("an item needs at least one hash")
-    if len(pairs) > MAX_HASHES_PER_ITEM:
-        raise ValidationError(f"an item may have at most {MAX_HASHES_PER_ITEM} hashes, got {len(pairs)}")
-    return list(dict.fromkeys(_code(name, code) for name, code in pairs))
+    if len(result) > MAX_HASHES_PER_ITEM:
+        raise ValidationError(f"an item may have at most {MAX_HASHES_PER_ITEM} hashes, got {len(result)}")
+    return list(dict.fromkeys(result)) if len(result) > 1 else result

@@ -89,6 +89,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("bank_id", sa.BigInteger, nullable=False),
         sa.Column("item_id", sa.BigInteger, nullable=True),
+        sa.Column("last_item_id", sa.BigInteger, nullable=True),
         sa.Column("effect", sa.String(16), nullable=False),
         sa.Column("created_at", UtcDateTime, nullable=False),
         sa.PrimaryKeyConstraint("sequence", name="pk_changes"),
