@@ -245,3 +245,15 @@ def test_tens_of_thousands_of_identical_codes_are_all_returned() -> None:
     ids, dist = index.range_search(code, 3)[0]
     assert set(ids.tolist()) == set(range(70000)) | set(brute_force(np.arange(70000, 71000), others, code[0], 3))
     assert int(dist.max()) <= 3
+
+
+@pytest.mark.parametrize(("bits", "tables", "radius"), [(256, 16, 31), (256, 12, 20), (64, 4, 10), (64, 5, 9)])
+def test_other_table_layouts_are_exact_too(bits: int, tables: int, radius: int) -> None:
+    rng = np.random.default_rng(tables)
+    codes = np.concatenate([clustered_codes(rng, 3000, bits, seeds=10), random_codes(rng, 3000, bits)])
+    ids = np.arange(len(codes), dtype=np.int64)
+    index = HammingIndex(bits, tables=tables)
+    index.add(ids, codes)
+    queries = queries_for(rng, codes, bits, 6)
+    for r in (0, radius // 2, radius, radius + 1):
+        assert_exact(index, ids, codes, queries, r)
