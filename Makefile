@@ -19,11 +19,10 @@ test: $(STAMP)
 	$(BIN)/ruff check hashsvc tests scripts
 	$(BIN)/pytest
 
-# The HTTP service (`hashsvc serve`) arrives with issue #5; until then `run` prepares the embedded store and
-# shows what the command line can do.
+# Serve on 127.0.0.1:8080 with the embedded SQLite store in index/; the first run prints an admin key.
 run: $(STAMP)
-	$(BIN)/hashsvc migrate
-	$(BIN)/hashsvc --help
+	$(BIN)/hashsvc init
+	$(BIN)/hashsvc serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check hashsvc tests scripts

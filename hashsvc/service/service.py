@@ -83,11 +83,7 @@ class Service:
         started = time.perf_counter()
         self._require_ready()
         hashes = hash_image(data, self.limits, dihedral=True)
-        query = _query_from_image(hashes)
-        result = self._match(query)
-        result["hashes"] = _image_hash_summary(hashes)
-        result["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
-        return result
+        return _response(self._match(_query_from_image(hashes)), _image_hash_summary(hashes), started)
 
     def match_hashes(self, body: Any) -> dict[str, Any]:
         """Match one hash set `{"pdq": "...", "md5": "..."}` or a batch `{"items": [...]}` (up to 1000)."""
@@ -100,19 +96,14 @@ class Service:
             if len(batch) > MAX_BATCH:
                 raise ValidationError(f"a batch holds at most {MAX_BATCH} hash sets, got {len(batch)}")
             queries = [_query_from_hash_set(entry, f"items[{n}]") for n, entry in enumerate(batch)]
-            results = [self._match(query) for query in queries]
-            for query, result in zip(queries, results, strict=True):
-                result["hashes"] = _hash_set_summary(query)
+            results = [_response(self._match(query), _hash_set_summary(query)) for query in queries]
             return {
                 "results": results,
                 "index": {"sequence": self.live.sequence},
                 "took_ms": round((time.perf_counter() - started) * 1000, 2),
             }
         query = _query_from_hash_set(body, "body")
-        result = self._match(query)
-        result["hashes"] = _hash_set_summary(query)
-        result["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
-        return result
+        return _response(self._match(query), _hash_set_summary(query), started)
 
     def _require_ready(self) -> None:
         if not self.live.ready:
@@ -342,6 +333,14 @@ class Service:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+
+
+def _response(result: dict[str, Any], hashes: dict[str, Any], started: float | None = None) -> dict[str, Any]:
+    """The match response in its documented key order: decision, hashes, matches, index, took_ms."""
+    shaped = {"decision": result["decision"], "hashes": hashes, "matches": result["matches"], "index": result["index"]}
+    if started is not None:
+        shaped["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return shaped
 
 
 def _query_from_image(hashes: ImageHashes) -> _Query:
