@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Result, Row
+from sqlalchemy.engine import Connection, Row
 
 from hashsvc.store.records import Change, HashChunk, HashRow
-from hashsvc.store.schema import banks, changes, item_hashes, items, store_counters
+from hashsvc.store.schema import changes, item_hashes, items, store_counters
 
 IN_LIST_SIZE = 500  # SQLite caps bound parameters per statement
 
@@ -88,23 +88,36 @@ def read_changes(conn: Connection, after: int, limit: int, algorithms: Sequence[
     ]
 
 
-def active_hashes_query(algorithm: str) -> sa.Select[tuple[int, int, int, bytes]]:
-    return (
-        sa.select(item_hashes.c.id, item_hashes.c.item_id, items.c.bank_id, item_hashes.c.code)
-        .select_from(
-            item_hashes.join(items, items.c.id == item_hashes.c.item_id).join(banks, banks.c.id == items.c.bank_id)
-        )
-        .where(item_hashes.c.algorithm == algorithm, items.c.status == "active", banks.c.enabled == sa.true())
-    )
+# Written out rather than built with Core: it runs on the driver's own cursor (a server-side one on PostgreSQL),
+# because SQLAlchemy's per-row result machinery cost a third of the time of a million-row stream, and SQLite needs
+# NOT INDEXED: left to itself its planner walks the (algorithm, code) index, visiting item_hashes in random
+# order, five times slower than scanning the table in id order (which is also roughly items' order).
+ACTIVE_HASHES_SQL = (
+    "SELECT h.id, h.item_id, i.bank_id, h.code FROM item_hashes AS h{not_indexed} "
+    "JOIN items AS i ON i.id = h.item_id JOIN banks AS b ON b.id = i.bank_id "
+    "WHERE h.algorithm = {param} AND i.status = 'active' AND b.enabled = {true}"
+)
 
 
-def stream_chunks(result: Result[tuple[int, int, int, bytes]], nbytes: int, chunk_size: int) -> Iterator[HashChunk]:
-    """Turn a streamed result into numpy chunks; memory is bounded by `chunk_size` rows, not the table."""
-    for rows in result.partitions(chunk_size):
-        ids, item_ids, bank_ids, codes = zip(*rows, strict=True)
-        yield HashChunk(
-            ids=np.array(ids, dtype=np.int64),
-            item_ids=np.array(item_ids, dtype=np.int64),
-            bank_ids=np.array(bank_ids, dtype=np.int64),
-            codes=np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(len(rows), nbytes),
-        )
+def stream_active_hashes(conn: Connection, algorithm: str, nbytes: int, chunk_size: int) -> Iterator[HashChunk]:
+    """Yield the active hashes of `algorithm` as numpy chunks; memory is bounded by `chunk_size` rows."""
+    driver: Any = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        sql = ACTIVE_HASHES_SQL.format(not_indexed="", param="%s", true="true")
+        cursor = driver.cursor(name="hashsvc_active_hashes")  # server-side: rows arrive chunk by chunk
+        cursor.itersize = chunk_size
+    else:
+        sql = ACTIVE_HASHES_SQL.format(not_indexed=" NOT INDEXED", param="?", true="1")
+        cursor = driver.cursor()
+    try:
+        cursor.execute(sql, (algorithm,))
+        while rows := cursor.fetchmany(chunk_size):
+            ids, item_ids, bank_ids, codes = zip(*rows, strict=True)
+            yield HashChunk(
+                ids=np.array(ids, dtype=np.int64),
+                item_ids=np.array(item_ids, dtype=np.int64),
+                bank_ids=np.array(bank_ids, dtype=np.int64),
+                codes=np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(len(rows), nbytes),
+            )
+    finally:
+        cursor.close()

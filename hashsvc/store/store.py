@@ -425,14 +425,11 @@ class Store:
                 # 18 s); tell it we want all the rows, and no nested loops.
                 conn.exec_driver_sql("SET LOCAL cursor_tuple_fraction = 1.0")
                 conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
-            result = conn.execute(
-                changelog.active_hashes_query(algo.name),
-                execution_options={"stream_results": True, "yield_per": chunk_size},
-            )
+            chunks = changelog.stream_active_hashes(conn, algo.name, algo.nbytes, chunk_size)
             try:
-                yield ActiveHashes(algo.name, sequence, changelog.stream_chunks(result, algo.nbytes, chunk_size))
+                yield ActiveHashes(algo.name, sequence, chunks)
             finally:
-                result.close()
+                chunks.close()  # closes the cursor even if the caller stopped early
 
     # -------------------------------------------------------------------------------------------- API keys
 
