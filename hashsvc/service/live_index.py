@@ -125,8 +125,9 @@ class LiveIndex:
                 if rows:
                     codes = np.frombuffer(b"".join(row.code for row in rows), dtype=np.uint8).reshape(len(rows), -1)
                     entry.index.add(np.array([row.hash_id for row in rows], dtype=np.int64), codes)
-        elif change.effect == "deactivate" and change.item_id is not None:
-            self._remove_item(change.item_id, pending)
+        elif change.effect == "deactivate":
+            for item_id in change.item_ids:  # empty for a bank: its codes are filtered at match time
+                self._remove_item(item_id, pending)
         for _, entry in pending:
             entry.sequence = change.sequence
 
