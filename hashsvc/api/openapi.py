@@ -140,6 +140,44 @@ KEY = {
         "key": {"type": "string", "description": "the secret, returned once at creation"},
     },
 }
+SEARCH_RESULT = {
+    "type": "object",
+    "required": ["algorithm", "hash", "max_distance", "matches"],
+    "properties": {
+        "algorithm": {"type": "string"},
+        "hash": HEX,
+        "max_distance": {"type": "integer"},
+        "matches": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["item_id", "bank", "status", "algorithm", "hash", "distance"],
+                "properties": {
+                    "item_id": {"type": "integer"},
+                    "bank": {"type": "string"},
+                    "reference": {"type": ["string", "null"]},
+                    "status": {"type": "string", "enum": ["active", "disabled"]},
+                    "note": {"type": ["string", "null"]},
+                    "algorithm": {"type": "string"},
+                    "hash": HEX,
+                    "distance": {"type": "integer", "minimum": 0},
+                },
+            },
+        },
+    },
+}
+IMPORT_SUMMARY = {
+    "type": "object",
+    "required": ["added", "present", "skipped_disabled", "bad", "bad_lines", "dry_run"],
+    "properties": {
+        "added": {"type": "integer"},
+        "present": {"type": "integer"},
+        "skipped_disabled": {"type": "integer"},
+        "bad": {"type": "integer"},
+        "bad_lines": {"type": "array", "items": {"type": "object"}},
+        "dry_run": {"type": "boolean"},
+    },
+}
 IMAGE_BODY = {
     "required": True,
     "content": {
@@ -384,6 +422,31 @@ def spec() -> dict[str, Any]:
                     "Delete an item",
                     "curate",
                     {"204": {"description": "deleted"}, **_responses(200, None, *AUTH_ERRORS, 404)},
+                ),
+            },
+            "/v1/search": {
+                "get": _op(
+                    "Items holding a hash or one within max_distance of it, nearest first",
+                    "curate",
+                    _responses(200, SEARCH_RESULT, 400, *AUTH_ERRORS, 503),
+                    parameters=[
+                        {"name": "algorithm", "in": "query", "schema": {"type": "string"}},
+                        {"name": "hash", "in": "query", "required": True, "schema": HEX},
+                        {"name": "max_distance", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    ],
+                )
+            },
+            "/v1/banks/{name}/items:import": {
+                "parameters": [_name_param()],
+                "post": _op(
+                    "Idempotent import of JSON lines: bad lines reported, items already in the bank skipped",
+                    "curate",
+                    _responses(200, IMPORT_SUMMARY, 400, *AUTH_ERRORS, 404, 409),
+                    parameters=[
+                        {"name": "dry_run", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]}}
+                    ],
+                    requestBody={"required": True, "content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
                 ),
             },
             "/v1/keys": {

@@ -1,8 +1,4 @@
-"""The `hashsvc` command: a thin shell over the service layer.
-
-Commands parse options, call one service function and print. Domain errors (HashsvcError) are turned into a
-clean message and exit code in one place; nothing here re-implements a use case.
-"""
+"""Commands that set up and run the service: hash, migrate, init, serve."""
 
 from __future__ import annotations
 
@@ -15,6 +11,7 @@ import click
 from tqdm import tqdm
 
 from hashsvc import media
+from hashsvc.cli.app import main
 from hashsvc.config import Settings, load_settings
 from hashsvc.errors import HashsvcError, MediaError
 from hashsvc.service.hashing import hash_image
@@ -29,12 +26,6 @@ def _limits(settings: Settings) -> media.Limits:
         max_frames=settings.max_frames,
         decode_timeout_s=settings.decode_timeout_s,
     )
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="hashsvc")
-def main() -> None:
-    """hashsvc: perceptual-hash matching of uploads against banks of known illegal images."""
 
 
 def _read_limited(path: Path, max_bytes: int) -> bytes:
@@ -176,77 +167,8 @@ def serve_command(host: str | None, port: int | None, workers: int | None, threa
     serve(settings)
 
 
-@main.group("keys")
-def keys_group() -> None:
-    """Manage API keys in the local store.
-
-    \b
-    Example:
-        hashsvc keys create --name upload-pipeline --scope match
-        hashsvc keys list
-        hashsvc keys revoke upload-pipeline
-    """
-
-
-@keys_group.command("create")
-@click.option("--name", required=True, help="A lower-case name for the key (shows in the audit log).")
-@click.option(
-    "--scope",
-    "scopes",
-    multiple=True,
-    required=True,
-    type=click.Choice(["match", "curate", "admin"]),
-    help="Repeat for several scopes.",
-)
-def keys_create(name: str, scopes: tuple[str, ...]) -> None:
-    """Create an API key and print it once (only its hash is stored)."""
-    from hashsvc.store import Store
-
-    with Store(load_settings().resolved_database_url) as store:
-        try:
-            _, token = store.create_api_key(name, scopes, actor="cli")
-        except HashsvcError as exc:
-            raise click.ClickException(exc.message) from None
-    click.echo(token)
-
-
-@keys_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
-def keys_list(as_json: bool) -> None:
-    """List API keys (never their secrets)."""
-    from hashsvc.store import Store
-
-    with Store(load_settings().resolved_database_url) as store:
-        keys = store.list_api_keys()
-    for key in keys:
-        row = {"id": key.id, "name": key.name, "scopes": list(key.scopes), "revoked": key.revoked}
-        click.echo(
-            json.dumps(row)
-            if as_json
-            else f"{key.id:>4}  {key.name:<24} {','.join(key.scopes):<22} {'revoked' if key.revoked else 'active'}"
-        )
-
-
-@keys_group.command("revoke")
-@click.argument("name")
-def keys_revoke(name: str) -> None:
-    """Revoke an API key by name, for good."""
-    from hashsvc.store import Store
-
-    with Store(load_settings().resolved_database_url) as store:
-        try:
-            store.revoke_api_key(name, actor="cli")
-        except HashsvcError as exc:
-            raise click.ClickException(exc.message) from None
-    click.echo(f"revoked {name}")
-
-
 def _redacted(url: str) -> str:
     """The URL without its password, for printing."""
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
