@@ -37,6 +37,17 @@ class Settings:
         default=5.0, metadata={"help": "Wall-clock budget for decoding one image, in seconds."}
     )
 
+    work_size: int = field(
+        default=400,
+        metadata={"help": "Shorter side big images are decoded down to before hashing; 0 = full resolution."},
+    )
+    pixel_rules: str = field(
+        default="hashsvc",
+        metadata={
+            "help": "'hashsvc' (composite alpha on white, scale 16-bit) or 'threatexchange' (its conversions).",
+            "choices": ("hashsvc", "threatexchange"),
+        },
+    )
     poll_interval_s: float = field(
         default=0.25, metadata={"help": "How often each serving process reads the change log, in seconds."}
     )
@@ -108,4 +119,8 @@ def load_settings(
         if name not in types:
             raise ValidationError(f"unknown setting {name!r}")
         values[name] = _coerce(name, types[name], raw)
+    for spec in SETTINGS:
+        choices = spec.metadata.get("choices")
+        if choices and spec.name in values and values[spec.name] not in choices:
+            raise ValidationError(f"setting {spec.name}: {values[spec.name]!r} is not one of {', '.join(choices)}")
     return Settings(**values)

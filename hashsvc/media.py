@@ -53,7 +53,7 @@ Image.init()  # load every plugin now: `Image.open(formats=...)` only knows form
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 BACKGROUND = (255, 255, 255)
-DEFAULT_WORK_SIZE = 600  # shorter side of the working image; see README "Faithfulness of the fast path"
+DEFAULT_WORK_SIZE = 400  # shorter side of the working image; see README "Faithfulness of the fast path"
 
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSE_FOR_ORIENTATION = {

@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 
 from hashsvc.hashes import hamming, parse_hex
 from hashsvc.hashes.compute import DIHEDRAL_VARIANTS, PdqResult, pdq
-from hashsvc.media import PixelRules
+from hashsvc.media import DEFAULT_WORK_SIZE, PixelRules
 from hashsvc.service.hashing import hash_image
 
 
@@ -25,13 +25,20 @@ def rows(path: Path) -> list[list[str]]:
     return list(csv.reader(lines))
 
 
-def pdq_of(path: Path, rules: PixelRules = PixelRules.HASHSVC, dihedral: bool = False) -> PdqResult:
-    return hash_image(path.read_bytes(), rules=rules, dihedral=dihedral).pdq
+def pdq_of(
+    path: Path,
+    rules: PixelRules = PixelRules.HASHSVC,
+    dihedral: bool = False,
+    work_size: int | None = DEFAULT_WORK_SIZE,
+) -> PdqResult:
+    """The default pipeline; the exact-reproduction tests pass work_size=None (full resolution, as
+    python-threatexchange decodes), since they compare decoders, not our fast path."""
+    return hash_image(path.read_bytes(), rules=rules, dihedral=dihedral, work_size=work_size).pdq
 
 
 def test_python_threatexchange_hasher_vectors_exactly_with_its_pixel_rules(pdq_conformance: Path) -> None:
     for name, _mode, expected, quality in rows(pdq_conformance / "expected/pytx-test_pdq_hasher_expected.csv"):
-        result = pdq_of(pdq_conformance / "pytx-resources" / name, PixelRules.THREATEXCHANGE)
+        result = pdq_of(pdq_conformance / "pytx-resources" / name, PixelRules.THREATEXCHANGE, work_size=None)
         assert (result.code.hex(), result.quality) == (expected, int(quality)), name
 
 
@@ -39,7 +46,7 @@ def test_python_threatexchange_vectors_of_opaque_8bit_images_exactly_with_our_ru
     """Our default rules differ from python-threatexchange only for alpha and 16-bit images (see media.py)."""
     name, _mode, expected, quality = rows(pdq_conformance / "expected/pytx-test_pdq_hasher_expected.csv")[2]
     assert name == "rgb.jpeg"
-    result = pdq_of(pdq_conformance / "pytx-resources" / name)
+    result = pdq_of(pdq_conformance / "pytx-resources" / name, work_size=None)
     assert (result.code.hex(), result.quality) == (expected, int(quality))
 
 
@@ -49,7 +56,16 @@ def test_pdq_signal_examples_exactly(pdq_conformance: Path) -> None:
     assert len(examples) == 14
     for expected, relative in examples:
         for rules in PixelRules:
-            assert pdq_of(pdq_conformance / "images" / relative, rules).code.hex() == expected, (relative, rules)
+            exact = pdq_of(pdq_conformance / "images" / relative, rules, work_size=None)
+            assert exact.code.hex() == expected, (relative, rules)
+
+
+def test_the_default_fast_path_stays_within_2_bits_of_the_exact_vectors(pdq_conformance: Path) -> None:
+    """The 1600x1004 examples are decoded at half scale by default (see media.DEFAULT_WORK_SIZE)."""
+    lines = (pdq_conformance / "expected/pytx-PdqSignal_get_examples.txt").read_text().splitlines()
+    for expected, relative in (line.split() for line in lines if line.strip() and not line.startswith("#")):
+        fast = pdq_of(pdq_conformance / "images" / relative)
+        assert hamming(fast.code, parse_hex("pdq", expected)) <= 2, relative
 
 
 def test_within_10_bits_of_the_cpp_reference_at_quality_80_and_above(pdq_conformance: Path) -> None:

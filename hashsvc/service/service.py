@@ -74,7 +74,16 @@ class Service:
 
     def hash_image(self, data: bytes) -> dict[str, Any]:
         """Image bytes -> every hash, without any lookup."""
-        return hash_image(data, self.limits).to_dict()
+        return self._hash(data).to_dict()
+
+    def _hash(self, data: bytes, *, dihedral: bool = False) -> ImageHashes:
+        return hash_image(
+            data,
+            self.limits,
+            dihedral=dihedral,
+            rules=media.PixelRules(self.settings.pixel_rules),
+            work_size=self.settings.work_size or None,
+        )
 
     # ----------------------------------------------------------------------------------------- matching
 
@@ -82,7 +91,7 @@ class Service:
         """Decode and hash an upload, look every hash up, and decide. Raises MediaError, NotReadyError."""
         started = time.perf_counter()
         self._require_ready()
-        hashes = hash_image(data, self.limits, dihedral=True)
+        hashes = self._hash(data, dihedral=True)
         return _response(self._match(_query_from_image(hashes)), _image_hash_summary(hashes), started)
 
     def match_hashes(self, body: Any) -> dict[str, Any]:
@@ -217,7 +226,7 @@ class Service:
     def add_item_from_image(self, bank: str, data: bytes, fields: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
         """Hash an image and add it as an item; the image itself is never stored."""
         fields = _only(fields, {"reference", "source", "note", "metadata"}, "item")
-        hashes = hash_image(data, self.limits)
+        hashes = self._hash(data)
         codes = hashes.codes()
         if hashes.pdq.quality < policy.PDQ_MIN_QUALITY:
             del codes["pdq"]  # a low-quality PDQ would match unrelated flat images; keep the exact hashes
