@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Print every PDQ conformance distance that tests/test_pdq_conformance.py checks.
 
-    .venv/bin/python scripts/report_conformance.py [--data ../shared/pdq-conformance]
+.venv/bin/python scripts/report_conformance.py [--data ../shared/pdq-conformance]
 """
 
 from __future__ import annotations
@@ -35,8 +35,22 @@ def main() -> None:
     for name, _mode, expected, quality in rows(data / "expected/pytx-test_pdq_hasher_expected.csv"):
         path = data / "pytx-resources" / name
         tx, hs = ours(path, PixelRules.THREATEXCHANGE), ours(path)
-        print(f"  {name}: {hamming(tx.code, parse_hex('pdq', expected))} (q {tx.quality} vs {quality})"
-              f" / {hamming(hs.code, parse_hex('pdq', expected))} (q {hs.quality})")
+        print(
+            f"  {name}: {hamming(tx.code, parse_hex('pdq', expected))} (q {tx.quality} vs {quality})"
+            f" / {hamming(hs.code, parse_hex('pdq', expected))} (q {hs.quality})"
+        )
+
+    examples = [
+        line.split()
+        for line in (data / "expected/pytx-PdqSignal_get_examples.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    exact = [
+        hamming(hash_image((data / "images" / rel).read_bytes(), work_size=None).pdq.code, parse_hex("pdq", e))
+        for e, rel in examples
+    ]
+    fast = [hamming(ours(data / "images" / rel).code, parse_hex("pdq", e)) for e, rel in examples]
+    print(f"PdqSignal examples ({len(examples)}): full resolution {exact}; default fast path {fast}")
 
     cpp = []
     for expected, relative in rows(data / "expected/cpp-bin-README_pdq-photo-hasher_dih.csv"):
@@ -59,8 +73,10 @@ def main() -> None:
 
     modes = data / "images/misc-images/modes"
     reference = ours(modes / "RGB.jpg").code
-    print("modes/ vs RGB.jpg:", {p.name: hamming(ours(p).code, reference) for p in sorted(modes.iterdir())
-                                 if p.suffix != ".md"})
+    print(
+        "modes/ vs RGB.jpg:",
+        {p.name: hamming(ours(p).code, reference) for p in sorted(modes.iterdir()) if p.suffix != ".md"},
+    )
 
 
 if __name__ == "__main__":
