@@ -215,6 +215,15 @@ def lifecycle(ix: HammingIndex, codes: np.ndarray, rng: np.random.Generator, wor
     return out
 
 
+def print_rows(rows: list[dict[str, Any]], radius: int, kind: str) -> None:
+    for r in rows:
+        print(
+            f"  r={radius} {kind:8s} {r['engine']:16s} p50 {r['p50_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms  "
+            f"(CPU {r['p99_cpu_ms']:.3f})  batch {r['batch_qps']:.0f} q/s  recall {r.get('recall', float('nan')):.4f}",
+            flush=True,
+        )
+
+
 def run_dataset(
     args: argparse.Namespace, bits: int, n: int, data: str, radii: list[int], workdir: Path
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -239,7 +248,7 @@ def run_dataset(
     flat = faiss.IndexBinaryFlat(bits)
     flat.add(codes)
     mih = None
-    if args.multihash:
+    if args.multihash and not args.ours_only:
         before = rss()
         t = time.perf_counter()
         mih = faiss.IndexBinaryMultiHash(bits, 16 if bits == 256 else 4, 16)
@@ -258,6 +267,9 @@ def run_dataset(
             cell = {**base, "radius": radius, "queries": kind}
             ours = measure_engine("hashsvc", partial(ours_sets, ix, radius=radius), queries, len(queries), truth)
             rows.append({**cell, **ours})
+            if args.ours_only:
+                print_rows(rows[-1:], radius, kind)
+                continue
             fl = measure_engine(
                 "faiss-flat",
                 partial(faiss_sets, flat, radius=radius),
@@ -275,13 +287,7 @@ def run_dataset(
                     "faiss-multihash", partial(faiss_sets, mih, radius=radius), sub, len(sub), truth[: len(sub)]
                 )
                 rows.append({**cell, **mh})
-            for r in rows[-3:]:
-                print(
-                    f"  r={radius} {kind:8s} {r['engine']:16s} p50 {r['p50_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms  "
-                    f"(CPU {r['p99_cpu_ms']:.3f})  "
-                    f"batch {r['batch_qps']:.0f} q/s  recall {r.get('recall', float('nan')):.4f}",
-                    flush=True,
-                )
+            print_rows(rows[-3 if mih is not None else -2 :], radius, kind)
     del flat, mih
     gc.collect()
     if not args.skip_lifecycle:
@@ -378,6 +384,9 @@ def main() -> None:
     parser.add_argument("--sizes64", default="10000000", help="N for 64-bit codes ('' to skip)")
     parser.add_argument("--radii64", default="8,10")
     parser.add_argument("--no-multihash", dest="multihash", action="store_false")
+    parser.add_argument(
+        "--ours-only", action="store_true", help="time only hashsvc (FAISS flat still gives the ground truth)"
+    )
     parser.add_argument("--skip-lifecycle", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
