@@ -107,18 +107,23 @@ def scopes(value: Any) -> list[str]:
     return sorted({choice("scope", s, SCOPES) for s in value})
 
 
+# (hex digits, bytes) per algorithm, looked up once per hash on the bulk-import path.
+_SIZES = {algo.name: (algo.hex_length, algo.nbytes) for algo in ALGORITHMS.values()}
+
+
 def _code(algorithm: str, value: str | bytes) -> tuple[str, bytes]:
-    algo = ALGORITHMS.get(algorithm) or get_algorithm(algorithm)  # the dict hit is the bulk-import fast path
-    if isinstance(value, str) and len(value) == algo.hex_length:
+    sizes = _SIZES.get(algorithm)
+    if sizes is not None and type(value) is str and len(value) == sizes[0]:
         # Fast path for well-formed hex: exactly hex_length characters that decode to nbytes bytes cannot
         # contain whitespace or anything but hex digits (fromhex rejects the rest); anything else takes the
-        # slow path, which says precisely what is wrong.
+        # slow path below, which says precisely what is wrong.
         try:
             code = bytes.fromhex(value)
         except ValueError:
             code = b""
-        if len(code) == algo.nbytes:
-            return algo.name, code
+        if len(code) == sizes[1]:
+            return algorithm, code
+    algo = get_algorithm(algorithm)
     if isinstance(value, bytes | bytearray | memoryview):
         code = bytes(value)
         if len(code) != algo.nbytes:
@@ -130,7 +135,10 @@ def _code(algorithm: str, value: str | bytes) -> tuple[str, bytes]:
 def hashes(value: HashInput) -> list[tuple[str, bytes]]:
     """Validate an item's hashes into [(algorithm, packed code)], dropping exact duplicates, keeping order."""
     result: list[tuple[str, bytes]] = []
-    if isinstance(value, Mapping):
+    if type(value) is dict and all(type(code) is str for code in value.values()):
+        # The bulk-import shape, {"pdq": hex, "md5": hex}: worth a loop without the general case's checks.
+        result = [_code(name, code) for name, code in value.items()]
+    elif isinstance(value, Mapping):
         for name, codes in value.items():
             if isinstance(codes, str | bytes | bytearray | memoryview):
                 result.append(_code(name, codes))
