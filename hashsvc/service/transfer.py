@@ -211,50 +211,68 @@ def _jsonl_line(number: int, text: str, algorithm: str | None) -> Record:
 
 def _read_csv(lines: Iterable[str], algorithm: str | None) -> Iterator[Record | BadLine]:
     reader = csv.reader(line.rstrip("\r\n") for line in lines)
-    header: list[str] | None = None
+    layout: _CsvLayout | None = None
     for row in reader:
         number = reader.line_num
         if not any(cell.strip() for cell in row):
             continue
-        if header is None:
-            header = [cell.strip().lower() for cell in row]
-            if "hash" not in header or ("algorithm" not in header and algorithm is None):
-                raise ValidationError(
-                    "the CSV header must name a 'hash' column and an 'algorithm' column (or pass --algorithm); "
-                    f"got {','.join(header)[:200]!r}"
-                )
+        if layout is None:
+            layout = _CsvLayout([cell.strip().lower() for cell in row], algorithm)
             continue
-        if len(row) != len(header):
-            yield BadLine(number, "invalid_row", f"expected {len(header)} columns, got {len(row)}")
+        if len(row) != layout.width:
+            yield BadLine(number, "invalid_row", f"expected {layout.width} columns, got {len(row)}")
             continue
-        cells = dict(zip(header, (cell.strip() for cell in row), strict=True))
         try:
-            yield _csv_record(number, cells, algorithm)
+            yield layout.record(number, row)
         except (ValidationError, InvalidHashError) as exc:
             yield BadLine(number, exc.code, exc.message)
 
 
-def _csv_record(number: int, cells: dict[str, str], algorithm: str | None) -> Record:
-    metadata: dict[str, Any] = {}
-    if cells.get("metadata"):
-        try:
-            metadata = json.loads(cells["metadata"])
-        except json.JSONDecodeError:
-            raise ValidationError("the 'metadata' column must hold a JSON object") from None
-        if not isinstance(metadata, dict):
-            raise ValidationError("the 'metadata' column must hold a JSON object")
-    for name, value in cells.items():
-        if name not in CSV_COLUMNS and name != "status" and value:
-            metadata[name] = value  # partner columns such as category travel along as metadata
-    return Record(
-        number,
-        (_hash(cells.get("algorithm") or algorithm, cells["hash"]),),
-        cells.get("reference") or None,
-        cells.get("source") or None,
-        cells.get("note") or None,
-        metadata,
-        _status(cells.get("status")),
-    )
+class _CsvLayout:
+    """Where each known column sits, worked out once from the header (rows are then read by position: this is
+    the hot loop of a million-line import)."""
+
+    def __init__(self, header: list[str], algorithm: str | None) -> None:
+        if "hash" not in header or ("algorithm" not in header and algorithm is None):
+            raise ValidationError(
+                "the CSV header must name a 'hash' column and an 'algorithm' column (or pass --algorithm); "
+                f"got {','.join(header)[:200]!r}"
+            )
+        self.width = len(header)
+        self.algorithm = algorithm
+        position = {name: n for n, name in enumerate(header)}
+        self.hash = position["hash"]
+        self.columns = {name: position.get(name) for name in ("algorithm", *CSV_COLUMNS[2:], "status")}
+        # partner columns such as category travel along as metadata
+        self.extra = [(n, name) for n, name in enumerate(header) if name not in CSV_COLUMNS and name != "status"]
+
+    def _cell(self, row: list[str], name: str) -> str | None:
+        n = self.columns[name]
+        return (row[n].strip() or None) if n is not None else None
+
+    def record(self, number: int, row: list[str]) -> Record:
+        metadata: dict[str, Any] = {}
+        raw = self._cell(row, "metadata")
+        if raw:
+            try:
+                metadata = json.loads(raw)
+            except json.JSONDecodeError:
+                raise ValidationError("the 'metadata' column must hold a JSON object") from None
+            if not isinstance(metadata, dict):
+                raise ValidationError("the 'metadata' column must hold a JSON object")
+        for n, name in self.extra:
+            value = row[n].strip()
+            if value:
+                metadata[name] = value
+        return Record(
+            number,
+            (_hash(self._cell(row, "algorithm") or self.algorithm, row[self.hash].strip()),),
+            self._cell(row, "reference"),
+            self._cell(row, "source"),
+            self._cell(row, "note"),
+            metadata,
+            _status(self._cell(row, "status")),
+        )
 
 
 def _group_by_reference(rows: Iterator[Record | BadLine]) -> Iterator[Record | BadLine]:
