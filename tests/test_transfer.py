@@ -208,6 +208,8 @@ def test_threatexchange_export_is_pdq_only() -> None:
     assert list(transfer.write_records([record], "threatexchange")) == [f"pdq {PDQ[0]}\n"]
     with pytest.raises(ValidationError):
         list(transfer.write_records([record], "threatexchange", "md5"))
+    with pytest.raises(ValidationError, match="cannot mark disabled"):
+        list(transfer.write_records([record], "threatexchange", include_status=True))
 
 
 def test_large_file_streams_in_batches(bank_store: Store) -> None:

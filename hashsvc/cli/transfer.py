@@ -111,7 +111,7 @@ def export_command(
         hashsvc export --bank ncmec-hashes --format csv -o ncmec.csv
         hashsvc export --bank gifct --format threatexchange > gifct.te
     """
-    transfer.check_format(fmt, algorithm)
+    transfer.check_export(fmt, algorithm, include_disabled)  # before anything is read or audited
     items = 0
 
     def counted() -> Iterator[dict[str, object]]:

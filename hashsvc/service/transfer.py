@@ -466,6 +466,19 @@ def iter_bank_items(store: Store, bank: str, *, include_disabled: bool = False, 
         after = chunk[-1].id
 
 
+def check_export(fmt: str, algorithm: str | None, include_status: bool) -> str | None:
+    """Validate export options; return the algorithm to export (None: all). Raises ValidationError."""
+    algorithm = check_format(fmt, algorithm)
+    if include_status and fmt in ("hex", "threatexchange"):
+        # these formats cannot mark an item disabled: a false positive would travel on as a live hash
+        raise ValidationError(f"the {fmt} format cannot mark disabled items; use csv or jsonl with --include-disabled")
+    if fmt == "threatexchange":
+        if algorithm not in (None, "pdq"):
+            raise ValidationError("the threatexchange format carries only PDQ hashes")
+        algorithm = "pdq"
+    return algorithm
+
+
 def write_records(
     records: Iterable[dict[str, Any]], fmt: str, algorithm: str | None = None, *, include_status: bool = False
 ) -> Iterator[str]:
@@ -473,11 +486,7 @@ def write_records(
 
     `algorithm` restricts the export to one hash algorithm (required for hex; threatexchange means pdq).
     """
-    algorithm = check_format(fmt, algorithm)
-    if fmt == "threatexchange":
-        if algorithm not in (None, "pdq"):
-            raise ValidationError("the threatexchange format carries only PDQ hashes")
-        algorithm = "pdq"
+    algorithm = check_export(fmt, algorithm, include_status)
 
     def wanted(record: dict[str, Any]) -> list[dict[str, str]]:
         return [h for h in record["hashes"] if algorithm is None or h["algorithm"] == algorithm]
