@@ -12,6 +12,7 @@ from hashsvc.client import Client
 from hashsvc.config import load_settings
 from hashsvc.errors import NotFoundError, ValidationError
 from hashsvc.service import search, transfer
+from hashsvc.service.live_index import LiveIndex
 from hashsvc.service.service import Service
 from hashsvc.store import Actor, Store, check_schema
 
@@ -58,8 +59,12 @@ class LocalBackend:
     def __init__(self, database_url: str | None) -> None:
         self.settings = load_settings({"database_url": database_url})
         check_schema(self.settings.resolved_database_url)  # a clear "run hashsvc migrate" instead of SQL errors
-        self.service = Service(self.settings, store=Store(self.settings.resolved_database_url))
-        self.store = self.service.store
+        store = Store(self.settings.resolved_database_url)
+        # The data folder's snapshots belong to the configured store; with another --database-url they could
+        # describe a different store, so then the index is built from the store itself.
+        snapshots = None if database_url else Path(self.settings.data_dir) / "snapshots"
+        self.service = Service(self.settings, store=store, live=LiveIndex(store, snapshots))
+        self.store = store
         self.actor = cli_actor()
 
     def close(self) -> None:
@@ -129,8 +134,6 @@ class LocalBackend:
 
     def reindex(self, snapshot_dir: Path | None = None) -> dict[str, Any]:
         """Rebuild the index snapshots from the store (serving processes then start from them)."""
-        from hashsvc.service.live_index import LiveIndex
-
         live = LiveIndex(self.store, snapshot_dir or Path(self.settings.data_dir) / "snapshots")
         live.load()
         live.save_snapshots()
