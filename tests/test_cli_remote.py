@@ -39,12 +39,23 @@ def remote(server: tuple[LiveServer, dict[str, str]], scope: str = "curate") -> 
 
 
 def wait_until_searchable(cli: Cli, value: str, algorithm: str = "pdq") -> list[dict[str, object]]:
-    """The server tails the change log every 0.1 s: wait for a change to reach its index."""
+    """Wait until the server's search finds a hash (exact holders come from the store at once)."""
     deadline = time.monotonic() + 10
     while True:
         matches = cli.json("search", value, "--algorithm", algorithm, "--max-distance", "0")["matches"]
         if matches or time.monotonic() > deadline:
             return matches
+        time.sleep(0.1)
+
+
+def wait_for_decision(matcher: Cli, image: Path, decision: str) -> dict[str, object]:
+    """Changes reach the server's index through its change-log tail (every 0.1 s, slower on a busy machine)."""
+    deadline = time.monotonic() + 15
+    while True:
+        [result] = matcher.lines("match", str(image))
+        if result["decision"] == decision:
+            return result
+        assert time.monotonic() < deadline, f"still {result['decision']}, expected {decision}"
         time.sleep(0.1)
 
 
@@ -112,13 +123,10 @@ def test_add_search_disable_match_delete_remote(server: tuple[LiveServer, dict[s
     image.write_bytes(encode(photo(seed=11)))
     match_key = _match_key(server)
     matcher = Cli({"HASHSVC_URL": server[0].url, "HASHSVC_KEY": match_key}, [])
-    [result] = matcher.lines("match", str(image))
-    assert result["decision"] == "block" and result["matches"][0]["reference"] == "r7/a"
+    result = wait_for_decision(matcher, image, "block")
+    assert result["matches"][0]["reference"] == "r7/a"
     cli("disable", str(item_id), "--reason", "false positive: logo")
-    deadline = time.monotonic() + 10
-    while matcher.lines("match", str(image))[0]["decision"] != "allow":
-        assert time.monotonic() < deadline, "the disable did not reach the server's index"
-        time.sleep(0.1)
+    wait_for_decision(matcher, image, "allow")
     assert cli.json("search", sha, "--algorithm", "sha256", "--max-distance", "0")["matches"][0]["status"] == "disabled"
     cli("delete", str(item_id), "--yes")
     assert cli.json("disable", str(item_id), "--reason", "x", code=1)["error"]["code"] == "not_found"
