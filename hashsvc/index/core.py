@@ -299,10 +299,14 @@ class HammingIndex:
 
     def compact(self) -> None:
         """Fold every delta row into the main segment now (searches then probe tables only)."""
-        self.wait_for_merge()
-        with self._lock:
-            if self._state.delta.count:
-                self._start_merge(background=False)
+        while True:
+            self.wait_for_merge()
+            with self._lock:
+                if self._merge_thread is not None and self._merge_thread.is_alive():
+                    continue  # a write started another merge meanwhile: two merges must never overlap
+                if self._state.delta.count:
+                    self._start_merge(background=False)
+                return
 
     @property
     def nbytes(self) -> int:
