@@ -158,7 +158,7 @@ class HammingIndex:
         """Store codes under ids, replacing the code of any id already stored (see class doc)."""
         words = self._check_codes(codes)
         ids = np.asarray(ids)
-        if ids.ndim != 1 or ids.shape[0] != words.shape[0] or not np.issubdtype(ids.dtype, np.integer):
+        if ids.ndim != 1 or ids.shape[0] != words.shape[0] or ids.dtype.kind not in "iu":
             raise ValueError("ids must be an integer array with one id per code row")
         ids = ids.astype(np.int64)
         if ids.shape[0] == 0:
@@ -205,7 +205,15 @@ class HammingIndex:
     def _locate(self, state: _State, ids: np.ndarray) -> tuple[np.ndarray, list[int]]:
         """Live rows of these ids in the main segment and in the delta being merged."""
         main_rows = np.empty(0, dtype=np.int64)
-        if state.main is not None:
+        if state.main is not None and ids.shape[0] <= 8:
+            # a few scalar binary searches beat the vectorized path's fixed cost for the typical tiny add
+            main_ids, alive, n, found = state.main.ids, state.main.alive, len(state.main), []
+            for i in ids.tolist():
+                r = int(main_ids.searchsorted(i))
+                if r < n and main_ids[r] == i and (alive[r >> 3] >> (r & 7)) & 1:
+                    found.append(r)
+            main_rows = np.array(found, dtype=np.int64)
+        elif state.main is not None:
             rows = state.main.rows_of(ids)
             alive = (state.main.alive[rows >> 3] >> (rows & 7)) & 1
             main_rows = rows[alive == 1]
