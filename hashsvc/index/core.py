@@ -22,7 +22,7 @@ from hashsvc.index.segments import (
 
 Strategy = Literal["auto", "tables", "scan"]
 
-# Delta rows are scanned exhaustively by every query (32 bytes each at 256 bits); 64k rows cost ~0.1-0.2 ms.
+# Delta rows are scanned exhaustively by every query (32 bytes each at 256 bits); 64k rows cost ~0.2-0.35 ms.
 DEFAULT_MERGE_THRESHOLD = 65536
 # A scan touches rows sequentially; a probe touches bucket entries at random. Prefer tables only when they
 # touch this many times fewer entries than a scan would rows.
