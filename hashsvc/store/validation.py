@@ -135,12 +135,9 @@ def _code(algorithm: str, value: str | bytes) -> tuple[str, bytes]:
 def hashes(value: HashInput) -> list[tuple[str, bytes]]:
     """Validate an item's hashes into [(algorithm, packed code)], dropping exact duplicates, keeping order."""
     result: list[tuple[str, bytes]] = []
-    if type(value) is dict and all(type(code) is str for code in value.values()):
-        # The bulk-import shape, {"pdq": hex, "md5": hex}: worth a loop without the general case's checks.
-        result = [_code(name, code) for name, code in value.items()]
-    elif isinstance(value, Mapping):
+    if isinstance(value, Mapping):
         for name, codes in value.items():
-            if isinstance(codes, str | bytes | bytearray | memoryview):
+            if type(codes) is str or isinstance(codes, bytes | bytearray | memoryview):
                 result.append(_code(name, codes))
             else:
                 result.extend(_code(name, code) for code in codes)
