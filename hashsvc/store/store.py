@@ -38,7 +38,7 @@ from hashsvc.store.records import (
     NewItem,
 )
 from hashsvc.store.schema import api_keys, audit_log, banks, item_hashes, items
-from hashsvc.store.transactions import WriteTransaction, read_snapshot, utcnow, write_transaction
+from hashsvc.store.transactions import read_snapshot, utcnow, write_transaction
 
 
 class _Unset:
@@ -324,7 +324,7 @@ class Store:
             bank_row = self._bank_row(conn, bank)
             query = sa.select(sa.func.count()).where(items.c.bank_id == bank_row.id)
             if status is not None:
-                query = query.where(items.c.status == status)
+                query = query.where(items.c.status == validation.choice("status", status, ("active", "disabled")))
             return int(conn.execute(query).scalar_one())
 
     def update_item(
@@ -634,4 +634,4 @@ class Store:
         return ApiKey(**values)
 
 
-__all__ = ["UNSET", "Store", "WriteTransaction"]
+__all__ = ["UNSET", "Store"]
