@@ -18,6 +18,7 @@ from hashsvc.index.segments import (
     default_tables,
     to_bytes,
     to_words,
+    to_words_in_place,
 )
 
 Strategy = Literal["auto", "tables", "scan"]
@@ -370,7 +371,7 @@ class HammingIndex:
         if snap.ids.shape[0]:
             index._state = _State(
                 MainSegment.build(
-                    index.layout, snap.ids, to_words(snap.codes, snap.bits), threads or os.cpu_count() or 1
+                    index.layout, snap.ids, to_words_in_place(snap.codes, snap.bits), threads or os.cpu_count() or 1
                 ),
                 None,
                 index._state.delta,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import math
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -24,6 +25,16 @@ def to_words(codes: np.ndarray, bits: int) -> np.ndarray:
     """(n, bits / 8) packed MSB-first uint8 -> (n, bits / 64) native uint64 holding big-endian words."""
     codes = np.ascontiguousarray(codes, dtype=np.uint8)
     return codes.view(">u8").astype(np.uint64).reshape(-1, bits // 64)
+
+
+def to_words_in_place(codes: np.ndarray, bits: int) -> np.ndarray:
+    """to_words reusing the buffer of `codes` (which it clobbers): saves a copy of every code on load."""
+    codes = np.ascontiguousarray(codes, dtype=np.uint8)
+    if sys.byteorder != "little":
+        return to_words(codes, bits)
+    words = codes.reshape(-1).view(np.uint64)
+    words.byteswap(inplace=True)  # big-endian words -> native values
+    return words.reshape(-1, bits // 64)
 
 
 def to_bytes(words: np.ndarray) -> np.ndarray:
