@@ -129,6 +129,9 @@ def test_missing_snapshot_raises_snapshot_error(tmp_path: Path) -> None:
         HammingIndex.load(tmp_path / "absent")
 
 
-def test_sequence_must_be_an_int(tmp_path: Path) -> None:
+def test_sequence_must_be_an_int64(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         HammingIndex(64).save(tmp_path / "s", sequence="5")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        HammingIndex(64).save(tmp_path / "s", sequence=2**63)
+    assert not (tmp_path / "s").exists()

@@ -348,6 +348,8 @@ class HammingIndex:
         """Write an atomic, checksummed snapshot covering the change log up to `sequence` (an int64)."""
         if isinstance(sequence, bool) or not isinstance(sequence, int | np.integer):
             raise TypeError("sequence must be an int")
+        if not -(2**63) <= int(sequence) < 2**63:
+            raise ValueError("sequence must fit in a signed 64-bit integer")
         with self._lock:  # a consistent cut: no write lands half-way through the copy
             ids, words = self._live()
         snapshot.write(
