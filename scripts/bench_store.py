@@ -134,7 +134,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--items", type=int, default=1_000_000, help="items to add, each with a pdq and an md5")
-    parser.add_argument("--batch", type=int, default=10_000, help="items per transaction")
+    parser.add_argument("--batch", type=int, default=50_000, help="items per transaction")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES, help="server to create the bench database on")
     parser.add_argument("--out", type=Path, default=Path("results/bench_store.json"))
     args = parser.parse_args()
