@@ -102,17 +102,16 @@ items = sa.Table(
 item_hashes = sa.Table(
     "item_hashes",
     metadata,
-    # Keyed by (item_id, id), and on SQLite stored WITHOUT ROWID, i.e. clustered on that key: an item's hashes
-    # sit together, found by the key's prefix (tail reads, deletes, foreign-key checks), with no separate
-    # item_id index to maintain: one B-tree fewer per hash, about a quarter off a million-item import.
-    # `id` alone is unique too: it comes from the counter row.
+    # Keyed by the hash id (the rowid on SQLite): the matcher turns every index candidate's hash id into its
+    # owner with a lookup by id (hashsvc.store.owners), the hot read. An item's hashes are found through the
+    # item_id index (tail reads, deletes, foreign-key checks); ids ascend with item ids, so both stay append-only
+    # during imports and only the (algorithm, code) index takes random inserts.
+    sa.Column("id", Id, primary_key=True, autoincrement=False),
     sa.Column("item_id", sa.BigInteger, sa.ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
-    sa.Column("id", sa.BigInteger, nullable=False),
     sa.Column("algorithm", sa.String(16), nullable=False),
     sa.Column("code", sa.LargeBinary, nullable=False),  # packed MSB-first, see hashsvc.hashes.codec
-    sa.PrimaryKeyConstraint("item_id", "id"),
     sa.Index(None, "algorithm", "code"),  # exact lookups (md5 lists, "is this PDQ already known?")
-    sqlite_with_rowid=False,
+    sa.Index(None, "item_id"),
 )
 
 changes = sa.Table(

@@ -73,15 +73,15 @@ def upgrade() -> None:
 
     op.create_table(
         "item_hashes",
+        sa.Column("id", Id, autoincrement=False, nullable=False),
         sa.Column("item_id", sa.BigInteger, nullable=False),
-        sa.Column("id", sa.BigInteger, nullable=False),
         sa.Column("algorithm", sa.String(16), nullable=False),
         sa.Column("code", sa.LargeBinary, nullable=False),
-        sa.PrimaryKeyConstraint("item_id", "id", name="pk_item_hashes"),
+        sa.PrimaryKeyConstraint("id", name="pk_item_hashes"),
         sa.ForeignKeyConstraint(["item_id"], ["items.id"], name="fk_item_hashes_item_id_items", ondelete="CASCADE"),
-        sqlite_with_rowid=False,
     )
     op.create_index("ix_item_hashes_algorithm_code", "item_hashes", ["algorithm", "code"])
+    op.create_index("ix_item_hashes_item_id", "item_hashes", ["item_id"])
 
     op.create_table(
         "changes",
