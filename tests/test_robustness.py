@@ -127,7 +127,10 @@ def test_tail_model_extrapolates_beyond_the_sample() -> None:
     model = rb.tail_model(distances, 256, stored=1e7, comparisons=8)
     rows = model["rows"]
     assert rows[31]["empirical"] == 0 and 0 < rows[31]["binomial"] < 1e-20
-    assert rb.largest_safe_threshold(model, 1e-4) >= 50
+    normal = rb.largest_safe_threshold(model, 1e-4, "expected_per_query_normal")
+    assert normal >= 50
+    # the fitted empirical tail decays more slowly than the normal: the advice it gives is more cautious
+    assert rb.largest_safe_threshold(model, 1e-4) <= normal
 
 
 def test_end_to_end_on_three_generated_images(tmp_path: Path) -> None:
@@ -149,6 +152,10 @@ def test_end_to_end_on_three_generated_images(tmp_path: Path) -> None:
     for png in ("recall.png", "distances.png", "recall_vs_threshold.png"):
         assert (tmp_path / "results" / png).stat().st_size > 0
     assert "| pad_black_20 |" in (tmp_path / "results" / "robustness.md").read_text()
+    # every k-th original is edited, all are hashed as originals
+    sampled = rb.run(rb.RunOptions(folder, tmp_path / "cache", tmp_path / "sampled", names[:1], processes=1,
+                                   every=2, plots=False))
+    assert sampled["originals"] == 3 and sampled["queries"] == 2
     # a second run reuses the cached edits and the saved hashes
     again = rb.run(rb.RunOptions(folder, tmp_path / "cache", tmp_path / "results", names, processes=1,
                                  plots=False, reuse_hashes=True))

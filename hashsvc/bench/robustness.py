@@ -152,7 +152,9 @@ def _cached_edit(transform: Transform, source: Image.Image, key: str, cache_dir:
 
 def _collect_one(job: tuple[Path, str, Sequence[str], Path]) -> OriginalRecord:
     path, key, names, cache_dir = job
-    transforms = select(names)  # by name: transforms hold lambdas, which do not pickle to worker processes
+    # By name: transforms hold lambdas, which do not pickle to worker processes. No names: original only
+    # (select() would read an empty list as "the whole suite").
+    transforms = select(names) if names else []
     data = path.read_bytes()
     with Image.open(path) as opened:
         source = opened.convert("RGB")
@@ -501,20 +503,30 @@ def tail_model(distances: np.ndarray, bits: int, stored: float = 1e7, comparison
     values = distances.astype(np.float64)
     mean, sd = float(values.mean()), float(values.std())
     p = mean / bits
+    thresholds = np.arange(0, bits // 2 + 1)
+    empirical = np.searchsorted(np.sort(values), thresholds, side="right") / max(1, values.size)
+    # The bulk models miss real tails (related scenes, simple images sit far closer than a normal predicts), so
+    # a third model fits the observed lower tail itself: log10 F(t) linear in t over the thresholds where F is
+    # between 20 pairs and 1%, extrapolated downwards. Slowest-decaying of the three is used for advice.
+    fit = (empirical >= 20 / max(1, values.size)) & (empirical <= 0.01)
+    slope, intercept = np.polyfit(thresholds[fit], np.log10(empirical[fit]), 1) if fit.sum() >= 2 else (0.0, -99.0)
     rows = []
-    for threshold in range(0, bits // 2 + 1):
-        empirical = float((values <= threshold).mean())
+    for threshold, observed in zip(thresholds.tolist(), empirical.tolist(), strict=True):
         binom = float(stats.binom.cdf(threshold, bits, p))
         normal = float(stats.norm.cdf(threshold + 0.5, mean, sd))
-        rows.append({"threshold": threshold, "empirical": empirical, "binomial": binom, "normal": normal,
-                     "expected_per_query_normal": normal * stored * comparisons,
-                     "expected_per_query_binomial": binom * stored * comparisons})
+        tail = float(min(1.0, 10 ** (intercept + slope * threshold)))
+        worst = max(normal, tail)
+        rows.append({"threshold": threshold, "empirical": observed, "binomial": binom, "normal": normal,
+                     "tail_fit": tail, "expected_per_query_normal": normal * stored * comparisons,
+                     "expected_per_query_binomial": binom * stored * comparisons,
+                     "expected_per_query": worst * stored * comparisons})
     return {"mean": mean, "sd": sd, "binomial_sd": math.sqrt(bits * p * (1 - p)), "pairs": int(values.size),
             "min": int(values.min()) if values.size else None, "stored": stored, "comparisons": comparisons,
+            "tail_fit": {"log10_slope": float(slope), "log10_intercept": float(intercept), "points": int(fit.sum())},
             "rows": rows}
 
 
-def largest_safe_threshold(model: dict[str, object], budget: float, key: str = "expected_per_query_normal") -> int:
+def largest_safe_threshold(model: dict[str, object], budget: float, key: str = "expected_per_query") -> int:
     """Largest threshold whose expected false matches per query stay within `budget`."""
     safe = -1
     for row in model["rows"]:  # type: ignore[union-attr]
