@@ -394,3 +394,34 @@ def test_curation_is_audited_with_the_key_that_made_it(api: Api) -> None:
     entries = api.service.store.list_audit()
     assert entries[0].actor == "curate-key"
     assert entries[0].action == "bank.create"
+
+
+# ------------------------------------------------------------------------------ edits the benchmark justified
+
+
+def letterboxed(image: Image.Image, fraction: float, colour: tuple[int, int, int] = (0, 0, 0)) -> Image.Image:
+    bar = int(image.height * fraction / 2)
+    canvas = Image.new("RGB", (image.width, image.height + 2 * bar), colour)
+    canvas.paste(image, (0, bar))
+    return canvas
+
+
+def test_a_letterboxed_copy_matches_through_its_trimmed_view(api: Api) -> None:
+    add_bank(api)
+    original = photo(640, 480, seed=31)
+    api.upload("/v1/banks/csam-test/items", encode(original), "curate")
+    api.sync()
+    body = api.upload("/v1/match", encode(letterboxed(original, 0.4))).json
+    assert body["decision"] == "block"
+    assert any(m["variant"].startswith("trim") for m in body["matches"] if m["algorithm"] == "pdq")
+
+
+def test_items_added_from_images_also_store_central_crops(api: Api) -> None:
+    add_bank(api)
+    original = photo(640, 480, seed=32)
+    item = api.upload("/v1/banks/csam-test/items", encode(original), "curate").json
+    assert sum(h["algorithm"] == "pdq" for h in item["hashes"]) == 3  # the image, its 90% and 80% centre crops
+    api.sync()
+    cropped = original.crop((32, 24, 608, 456))  # 10% off, centred
+    body = api.upload("/v1/match", encode(cropped)).json
+    assert body["decision"] == "block"

@@ -5,9 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
 from hashsvc import media
-from hashsvc.hashes import compute, pdq_geometry
+from hashsvc.hashes import augment, compute, pdq_geometry
 from hashsvc.hashes.codec import to_hex
+
+
+@dataclass(frozen=True)
+class ExtraHashes:
+    """Perceptual hashes of an edited view of the same decoded image (its borders trimmed, a central crop)."""
+
+    label: str
+    pdq: compute.PdqResult
+    phash: bytes
+    dhash: bytes
 
 
 @dataclass(frozen=True)
@@ -20,6 +33,7 @@ class ImageHashes:
     width: int
     height: int
     format: str
+    extras: tuple[ExtraHashes, ...] = ()
 
     def codes(self) -> dict[str, bytes]:
         """Algorithm name -> packed code, the shape the index and store take."""
@@ -45,9 +59,14 @@ def hash_image(
     dihedral: bool = False,
     rules: media.PixelRules = media.PixelRules.HASHSVC,
     work_size: int | None = media.DEFAULT_WORK_SIZE,
+    extras: str | None = None,
 ) -> ImageHashes:
     """Decode `data` once and compute PDQ, pHash, dHash (on the pixels) and MD5, SHA-256 (on the bytes).
 
+    `extras` adds hashes of edited views of the same pixels, the changes the robustness benchmark justified
+    (docs/robustness.md): "query" = the picture with added borders, letterbox bars, caption bars or screen
+    chrome trimmed (when there are any), with its dihedral PDQ; "index" = that trimmed picture and central
+    90% / 80% crops, for storing with an item so that cropped re-uploads match.
     Raises MediaError for anything that cannot be decoded within the limits.
     """
     frame = media.decode_first(data, limits, rules=rules, work_size=work_size)
@@ -60,6 +79,25 @@ def hash_image(
         width=frame.width,
         height=frame.height,
         format=frame.format,
+        extras=_extras(frame.pixels, extras),
+    )
+
+
+def _extras(pixels: Image.Image, which: str | None) -> tuple[ExtraHashes, ...]:
+    if which == "query":
+        trimmed = augment.trim_borders(pixels)
+        views = [("trim", trimmed)] if trimmed is not None else []
+        dihedral = True
+    elif which == "index":
+        views = augment.index_time_variants(pixels)
+        dihedral = False
+    elif which is None:
+        return ()
+    else:
+        raise ValueError(f"unknown extras {which!r}")
+    return tuple(
+        ExtraHashes(label, compute.pdq(np.asarray(view), dihedral=dihedral), compute.phash(view), compute.dhash(view))
+        for label, view in views
     )
 
 

@@ -24,10 +24,12 @@ from hashsvc.service import policy
 from hashsvc.service.hashing import ImageHashes, hash_image
 from hashsvc.service.live_index import LiveIndex
 from hashsvc.store import UNSET, Actor, ApiKey, Bank, Item, NewItem, Store
-from hashsvc.store.owners import matching_owners
+from hashsvc.store.owners import HashOwner, matching_owners
 
 MAX_BATCH = 1000
-MAX_ID = 2**63 - 1  # ids are 64-bit integers in every store back end
+MAX_ID = 2**63 - 1
+KEY_CACHE_S = 2.0
+KEY_CACHE_SIZE = 10_000  # ids are 64-bit integers in every store back end
 
 
 def limits_from(settings: Settings) -> media.Limits:
@@ -56,6 +58,7 @@ class Service:
         self.store = store or Store(settings.resolved_database_url)
         snapshots = Path(settings.data_dir) / "snapshots"
         self.live = live or LiveIndex(self.store, snapshots, poll_interval_s=settings.poll_interval_s)
+        self._key_cache: dict[str, tuple[float, ApiKey]] = {}
 
     def close(self) -> None:
         self.live.stop()
@@ -64,11 +67,26 @@ class Service:
     # --------------------------------------------------------------------------------------------- auth
 
     def authenticate(self, token: str | None) -> ApiKey | None:
-        """The API key behind a bearer token, or None if it is unknown or revoked."""
+        """The API key behind a bearer token, or None if it is unknown or revoked.
+
+        A valid key is remembered for KEY_CACHE_S, so that a busy upload pipeline costs one store read per
+        key every few seconds rather than one per request; a revocation therefore reaches other processes
+        within that time (this process forgets the key at once).
+        """
         if not token:
             return None
+        now = time.monotonic()
+        cached = self._key_cache.get(token)
+        if cached is not None and cached[0] > now:
+            return cached[1]
         key = self.store.verify_api_key(token)
-        return key if key is not None and not key.revoked else None
+        if key is None or key.revoked:
+            self._key_cache.pop(token, None)
+            return None
+        if len(self._key_cache) > KEY_CACHE_SIZE:
+            self._key_cache.clear()
+        self._key_cache[token] = (now + KEY_CACHE_S, key)
+        return key
 
     # ------------------------------------------------------------------------------------------ hashing
 
@@ -76,11 +94,12 @@ class Service:
         """Image bytes -> every hash, without any lookup."""
         return self._hash(data).to_dict()
 
-    def _hash(self, data: bytes, *, dihedral: bool = False) -> ImageHashes:
+    def _hash(self, data: bytes, *, dihedral: bool = False, extras: str | None = None) -> ImageHashes:
         return hash_image(
             data,
             self.limits,
             dihedral=dihedral,
+            extras=extras,
             rules=media.PixelRules(self.settings.pixel_rules),
             work_size=self.settings.work_size or None,
         )
@@ -91,7 +110,7 @@ class Service:
         """Decode and hash an upload, look every hash up, and decide. Raises MediaError, NotReadyError."""
         started = time.perf_counter()
         self._require_ready()
-        hashes = self._hash(data, dihedral=True)
+        hashes = self._hash(data, dihedral=True, extras="query")
         return _response(self._match(_query_from_image(hashes)), _image_hash_summary(hashes), started)
 
     def match_hashes(self, body: Any) -> dict[str, Any]:
@@ -105,7 +124,8 @@ class Service:
             if len(batch) > MAX_BATCH:
                 raise ValidationError(f"a batch holds at most {MAX_BATCH} hash sets, got {len(batch)}")
             queries = [_query_from_hash_set(entry, f"items[{n}]") for n, entry in enumerate(batch)]
-            results = [_response(self._match(query), _hash_set_summary(query)) for query in queries]
+            matched = self._match_many(queries)
+            results = [_response(m, _hash_set_summary(q)) for q, m in zip(queries, matched, strict=True)]
             return {
                 "results": results,
                 "index": {"sequence": self.live.sequence},
@@ -119,21 +139,43 @@ class Service:
             raise NotReadyError("the index is still loading; retry shortly")
 
     def _match(self, query: _Query) -> dict[str, Any]:
-        candidates: dict[int, tuple[str, int, str]] = {}  # hash id -> (algorithm, distance, variant)
+        return self._match_many([query])[0]
+
+    def _match_many(self, queries: list[_Query]) -> list[dict[str, Any]]:
+        """Look a batch of queries up with one index search per algorithm and one store read in all."""
         radius = self._search_radii()
-        for algorithm, variants in query.codes.items():
-            codes = np.frombuffer(b"".join(code for _, code in variants), dtype=np.uint8).reshape(len(variants), -1)
-            for (variant, _), (ids, distances) in zip(
-                variants, self.live.search(algorithm, codes, radius[algorithm]), strict=True
+        # Per query: hash id -> (algorithm, distance, variant), keeping the closest variant.
+        candidates: list[dict[int, tuple[str, int, str]]] = [{} for _ in queries]
+        for algorithm in ALGORITHMS:
+            probes = [(n, variant, code) for n, q in enumerate(queries) for variant, code in q.codes.get(algorithm, ())]
+            if not probes:
+                continue
+            codes = np.frombuffer(b"".join(code for _, _, code in probes), dtype=np.uint8).reshape(len(probes), -1)
+            for (n, variant, _), (ids, distances) in zip(
+                probes, self.live.search(algorithm, codes, radius[algorithm]), strict=True
             ):
+                found = candidates[n]
                 for hash_id, distance in zip(ids.tolist(), distances.tolist(), strict=True):
-                    best = candidates.get(hash_id)
+                    best = found.get(hash_id)
                     if best is None or distance < best[1]:
-                        candidates[hash_id] = (algorithm, int(distance), variant)
+                        found[hash_id] = (algorithm, distance, variant)
+        wanted = {hash_id for found in candidates for hash_id in found}
+        owners = matching_owners(self.store.engine, list(wanted)) if wanted else {}
+        sequence = self.live.sequence
+        return [
+            self._decide(query, found, owners, sequence) for query, found in zip(queries, candidates, strict=True)
+        ]
+
+    @staticmethod
+    def _decide(
+        query: _Query, found: dict[int, tuple[str, int, str]], owners: dict[int, HashOwner], sequence: int
+    ) -> dict[str, Any]:
         matches = []
         evidence = []
-        for hash_id, owner in matching_owners(self.store.engine, list(candidates)).items():
-            algorithm, distance, variant = candidates[hash_id]
+        for hash_id, (algorithm, distance, variant) in found.items():
+            owner = owners.get(hash_id)
+            if owner is None:  # disabled, deleted, or its bank is disabled: the store has the last word
+                continue
             threshold = owner.thresholds.get(algorithm, ALGORITHMS[algorithm].default_threshold)
             item = policy.Evidence(algorithm, distance, threshold, owner.action, query.pdq_quality)
             verdict = policy.judge(item)
@@ -155,7 +197,7 @@ class Service:
                 match["note"] = verdict.reason
             matches.append(match)
         matches.sort(key=lambda m: (-policy.SEVERITY[m["action"]], m["distance"], m["item_id"]))
-        return {"decision": policy.decide(evidence), "matches": matches, "index": {"sequence": self.live.sequence}}
+        return {"decision": policy.decide(evidence), "matches": matches, "index": {"sequence": sequence}}
 
     def _search_radii(self) -> dict[str, int]:
         """Per algorithm, the largest threshold any bank uses (the index search radius); then filtered per bank."""
@@ -226,13 +268,16 @@ class Service:
     def add_item_from_image(self, bank: str, data: bytes, fields: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
         """Hash an image and add it as an item; the image itself is never stored."""
         fields = _only(fields, {"reference", "source", "note", "metadata"}, "item")
-        hashes = self._hash(data)
-        codes = hashes.codes()
-        if hashes.pdq.quality < policy.PDQ_MIN_QUALITY:
-            del codes["pdq"]  # a low-quality PDQ would match unrelated flat images; keep the exact hashes
+        hashes = self._hash(data, extras="index")
+        codes = [(name, code) for name, code in hashes.codes().items() if name != "pdq"]
+        # A low-quality PDQ would match unrelated flat images; the exact hashes are kept whatever the quality.
+        codes += [("pdq", p.code) for p in (hashes.pdq, *(e.pdq for e in hashes.extras)) if p.quality >= 50]
+        # The trimmed view and central crops, so that cropped or re-bordered re-uploads match (robustness.md).
+        for extra in hashes.extras:
+            codes += [("phash", extra.phash), ("dhash", extra.dhash)]
         item = self.store.add_item(
             bank,
-            list(codes.items()),
+            _unique(codes),
             actor=actor,
             external_ref=fields.get("reference"),
             source=fields.get("source"),
@@ -326,7 +371,9 @@ class Service:
     def revoke_key(self, key_id: int, actor: Actor) -> dict[str, Any]:
         for key in self.store.list_api_keys():
             if key.id == key_id:
-                return _key_dict(self.store.revoke_api_key(key.name, actor=actor))
+                revoked = self.store.revoke_api_key(key.name, actor=actor)
+                self._key_cache.clear()
+                return _key_dict(revoked)
         raise NotFoundError(f"no API key with id {key_id}")
 
     # --------------------------------------------------------------------------------------------- ops
@@ -354,11 +401,24 @@ def _response(result: dict[str, Any], hashes: dict[str, Any], started: float | N
 
 def _query_from_image(hashes: ImageHashes) -> _Query:
     query = _Query(pdq_quality=hashes.pdq.quality)
-    variants = hashes.pdq.variants or {"original": hashes.pdq.code}
-    query.codes["pdq"] = [(name, variants[name]) for name in DIHEDRAL_VARIANTS if name in variants]
+    for prefix, pdq in [("", hashes.pdq), *((f"{e.label}:", e.pdq) for e in hashes.extras)]:
+        variants = pdq.variants or {"original": pdq.code}
+        query.codes.setdefault("pdq", []).extend(
+            (prefix + name if prefix and name != "original" else prefix.rstrip(":") or name, variants[name])
+            for name in DIHEDRAL_VARIANTS
+            if name in variants
+        )
     for name in ("phash", "dhash", "md5", "sha256"):
         query.codes[name] = [("original", getattr(hashes, name))]
+    for extra in hashes.extras:
+        query.codes["phash"].append((extra.label, extra.phash))
+        query.codes["dhash"].append((extra.label, extra.dhash))
     return query
+
+
+def _unique(codes: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """Codes without repeats (a crop of a flat image can hash like the image), first occurrence kept."""
+    return list(dict.fromkeys(codes))
 
 
 def _query_from_hash_set(entry: Any, where: str) -> _Query:
