@@ -94,7 +94,8 @@ class Server:
             "HASHSVC_SNAPSHOT_INTERVAL_S": "0",
         }
         with Store(url) as store:
-            token_holder.append(store.create_api_key(f"bench-{port}", ["match"], actor="bench")[1])
+            name = f"bench-{port}-{int(time.time())}"
+            token_holder.append(store.create_api_key(name, ["match"], actor="bench")[1])
         self.log = (data_dir / "server.log").open("ab")
         self.process = subprocess.Popen(
             [str(Path(sys.executable).with_name("hashsvc")), "serve"], env=env, stdout=self.log, stderr=self.log

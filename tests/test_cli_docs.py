@@ -37,7 +37,7 @@ def test_curation_commands_offer_both_modes_and_json() -> None:
         command = main
         for part in path:
             command = command.commands[part]  # type: ignore[attr-defined]
-        if isinstance(command, click.Group) or path[0] in ("hash", "migrate", "init", "serve"):
+        if isinstance(command, click.Group) or path[0] in ("hash", "migrate", "init", "serve", "bench"):
             continue
         options = {opt for param in command.params for opt in param.opts}
         assert {"--url", "--key", "--database-url", "--json"} <= options, path
