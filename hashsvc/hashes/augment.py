@@ -45,9 +45,10 @@ def _lines(pixels: np.ndarray, side: str) -> np.ndarray:
 def _bar_depth(lines: np.ndarray) -> int:
     """How many lines from the edge belong to a bar of one colour (0 if the edge line is not uniform)."""
     colour = np.median(lines[0], axis=0)
-    close = (np.abs(lines - colour).max(axis=2) <= _COLOUR_TOLERANCE).mean(axis=1)
-    if close[0] < _UNIFORM_FRACTION:
+    # Most photos have no bar: decide on the edge line alone before measuring every line.
+    if (np.abs(lines[0] - colour).max(axis=1) <= _COLOUR_TOLERANCE).mean() < _UNIFORM_FRACTION:
         return 0
+    close = (np.abs(lines - colour).max(axis=2) <= _COLOUR_TOLERANCE).mean(axis=1)
     outside = np.flatnonzero(close < _BAR_FRACTION)
     return int(outside[0]) if outside.size else len(lines)
 
