@@ -12,20 +12,12 @@ from tqdm import tqdm
 
 from hashsvc import media
 from hashsvc.cli.app import main
-from hashsvc.config import Settings, load_settings
+from hashsvc.config import load_settings
 from hashsvc.errors import HashsvcError, MediaError
 from hashsvc.service.hashing import hash_image
+from hashsvc.service.service import limits_from
 
 PROGRESS_MIN_FILES = 20
-
-
-def _limits(settings: Settings) -> media.Limits:
-    return media.Limits(
-        max_bytes=settings.max_upload_bytes,
-        max_pixels=settings.max_pixels,
-        max_frames=settings.max_frames,
-        decode_timeout_s=settings.decode_timeout_s,
-    )
 
 
 def _read_limited(path: Path, max_bytes: int) -> bytes:
@@ -88,7 +80,7 @@ def hash_command(files: tuple[Path, ...], as_json: bool, pixel_rules: str) -> No
         hashsvc hash photo.jpg
         hashsvc hash --json uploads/*.jpg > hashes.jsonl
     """
-    limits = _limits(load_settings())
+    limits = limits_from(load_settings())
     failed = 0
     for path in _with_progress(list(files)):
         result = _hash_file(path, limits, media.PixelRules(pixel_rules))

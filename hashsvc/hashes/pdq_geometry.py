@@ -32,6 +32,7 @@ import functools
 
 import numpy as np
 
+from hashsvc.hashes import compute
 from hashsvc.hashes.codec import bits_to_bytes
 
 PDQ_DIM = 64  # PDQ decimates to 64 x 64 ...
@@ -42,17 +43,8 @@ JAROSZ_PASSES = 2  # box filter passes per axis (two boxes make a tent)
 # The luma weights pdqhash's binding uses (computed in float64 by numpy, then cast to float32).
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
-# The order pdqhash.compute_dihedral returns its eight hashes in (same as hashsvc.hashes.compute).
-DIHEDRAL_VARIANTS: tuple[str, ...] = (
-    "original",
-    "rot90",
-    "rot180",
-    "rot270",
-    "flipx",
-    "flipy",
-    "flipplus1",
-    "flipminus1",
-)
+# The order pdqhash.compute_dihedral returns its eight hashes in.
+DIHEDRAL_VARIANTS = compute.DIHEDRAL_VARIANTS
 
 
 def jarosz_window(old_dim: int, new_dim: int = PDQ_DIM) -> int:
