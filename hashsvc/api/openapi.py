@@ -11,6 +11,7 @@ from typing import Any
 from hashsvc import __version__
 
 HEX = {"type": "string", "pattern": "^[0-9a-fA-F]+$"}
+ID = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}  # ids are 64-bit in every store back end
 ERROR = {
     "type": "object",
     "required": ["error"],
@@ -221,7 +222,7 @@ def _name_param() -> dict[str, Any]:
 
 
 def _id_param(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}}
+    return {"name": name, "in": "path", "required": True, "schema": ID}
 
 
 def spec() -> dict[str, Any]:
@@ -346,7 +347,7 @@ def spec() -> dict[str, Any]:
                         404,
                     ),
                     parameters=[
-                        {"name": "after_id", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}},
+                        {"name": "after_id", "in": "query", "schema": ID},
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
                         {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["active", "disabled"]}},
                     ],
