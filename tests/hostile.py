@@ -105,4 +105,6 @@ HOSTILE: dict[str, tuple[bytes, set[str]]] = {
     "tiff_bomb": (tiff_bomb(), {"too_many_pixels"}),
     "polyglot_html_gif": (polyglot_html_gif(), {"unsupported_format"}),
     "polyglot_jpeg_zip": (polyglot_jpeg_zip(), {"ok"}),
+    "one_pixel_png": (encode(Image.new("L", (1, 1)), "PNG"), {"ok"}),
+    "one_pixel_wide_png": (encode(Image.new("RGB", (1, 300)), "PNG"), {"ok"}),
 }

@@ -26,6 +26,7 @@ _STEP_RATIO = 4.0  # the picture's edge: a line at least this many times rougher
 _MIN_BLUR_DEPTH = 0.03  # blurred fill must be at least 3% of the dimension on both opposite sides...
 _BLUR_SYMMETRY = 0.35  # ...and about as deep on both (padding is centred; a smooth sky is one-sided)
 _MIN_KEEP = 0.3  # never keep less than 30% of a dimension: that is not a border any more
+_MIN_SIDE = 16  # images smaller than this on either side are never trimmed
 _MAX_PASSES = 3  # screenshot chrome comes in layers of different colours (status bar, then white page)
 
 Box = tuple[int, int, int, int]
@@ -100,6 +101,8 @@ def trim_borders(image: Image.Image) -> Image.Image | None:
     layered borders (a status bar, then a white page). Deterministic; works on a reduced copy for speed.
     """
     rgb = image.convert("RGB")
+    if min(rgb.size) < _MIN_SIDE:
+        return None  # too small to tell a border from the picture (and the line statistics need lines)
     left, top, right, bottom = 0, 0, rgb.width, rgb.height
     for _ in range(_MAX_PASSES):
         width, height = right - left, bottom - top
