@@ -23,7 +23,10 @@ image, a few milliseconds, instead of a full decode + filter.
 With no reduction (scale 1) this is an exact reimplementation of `pdqhash.compute`: same luma, same box-filter
 edge handling, same decimation, same DCT, same median (Torben's, which yields the 128th smallest value) and
 bit order, same quality metric. Only the floating-point summation order differs (we sum in float64, PDQ keeps
-a running float32 sum), which can only matter for a coefficient within ~1e-3 of the median.
+a running float32 sum), which matters for a coefficient within ~1e-3 of the median: on 1,500 random images of
+65-400 px, 3 differed (one by 2 bits, two by 1 in quality). At 64 px or less PDQ's decimation repeats rows and
+exact ties at the median appear, so the two can disagree more; `hashing.hash_image` uses this module only on
+reduced decodes (hundreds of px), and pdqhash itself otherwise.
 """
 
 from __future__ import annotations
