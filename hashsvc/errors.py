@@ -78,3 +78,24 @@ class ValidationError(HashsvcError):
 class NotReadyError(HashsvcError):
     code = "not_ready"
     http_status = 503
+
+
+class UnauthorizedError(HashsvcError):
+    """No API key, or one that is unknown or revoked."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class ForbiddenError(HashsvcError):
+    """A valid key without the scope the operation needs."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class OverloadedError(HashsvcError):
+    """At capacity: the client should retry after the Retry-After delay."""
+
+    code = "overloaded"
+    http_status = 503

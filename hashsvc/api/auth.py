@@ -9,20 +9,10 @@ from typing import Any, TypeVar
 from flask import g, request
 
 from hashsvc.api.context import service
-from hashsvc.errors import HashsvcError
+from hashsvc.errors import ForbiddenError, UnauthorizedError
 from hashsvc.store import Actor
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class Unauthorized(HashsvcError):
-    code = "unauthorized"
-    http_status = 401
-
-
-class Forbidden(HashsvcError):
-    code = "forbidden"
-    http_status = 403
 
 
 def _bearer_token() -> str | None:
@@ -41,12 +31,12 @@ def require(scope: str) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             token = _bearer_token()
             if token is None:
-                raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+                raise UnauthorizedError("missing API key: send 'Authorization: Bearer <key>'")
             key = service().authenticate(token)
             if key is None:
-                raise Unauthorized("unknown or revoked API key")
+                raise UnauthorizedError("unknown or revoked API key")
             if not key.allows(scope):
-                raise Forbidden(f"this key lacks the '{scope}' scope")
+                raise ForbiddenError(f"this key lacks the '{scope}' scope")
             g.actor = Actor(key.name, request.remote_addr)
             return view(*args, **kwargs)
 

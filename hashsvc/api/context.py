@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from flask import Flask, current_app
 
-from hashsvc.api.errors import Overloaded
+from hashsvc.errors import OverloadedError
 from hashsvc.service.service import Service
 
 EXTENSION = "hashsvc"
@@ -28,7 +28,7 @@ class Admission:
     @contextmanager
     def slot(self) -> Iterator[None]:
         if not self._slots.acquire(timeout=self.timeout_s):
-            raise Overloaded("the service is at capacity; retry after the delay in Retry-After")
+            raise OverloadedError("the service is at capacity; retry after the delay in Retry-After")
         try:
             yield
         finally:

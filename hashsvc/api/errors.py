@@ -18,11 +18,6 @@ from hashsvc.errors import HashsvcError, MediaError
 log = logging.getLogger(__name__)
 
 
-class Overloaded(HashsvcError):
-    code = "overloaded"
-    http_status = 503
-
-
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
     response = jsonify({"error": {"code": code, "message": message}})
     response.status_code = status
