@@ -243,6 +243,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--port", type=int, default=18080)
+    parser.add_argument("--only", help="run only the scenarios whose name contains this text, e.g. '1 MP'")
     parser.add_argument("--json", type=Path, default=ROOT / "results" / "bench_service.json")
     args = parser.parse_args()
 
@@ -257,6 +258,8 @@ def main() -> None:
         results["ready_after_s"] = round(server.wait_ready(600), 1)
         results["rss_mib_ready"] = server.rss_mib()
         for name, (make, per_request, clients) in scenarios(args.corpus).items():
+            if args.only and args.only not in name:
+                continue
             print(f"{name}: closed loop...", file=sys.stderr)
             closed = closed_loop(args.port, token, make, clients, args.seconds)
             sustainable = closed.statuses.get(200, 0) / args.seconds
