@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from hashsvc.store.schema import banks, item_hashes, items
+from hashsvc.store.transactions import read_snapshot
 
 _CHUNK = 500  # SQLite caps bound parameters per statement
 
@@ -49,7 +50,9 @@ def matching_owners(engine: sa.Engine, hash_ids: Sequence[int]) -> dict[int, Has
         )
         .where(items.c.status == "active", banks.c.enabled.is_(True))
     )
-    with engine.connect() as conn:
+    # An index lookup by id: on PostgreSQL, read_snapshot keeps the planner off sequential scans even right
+    # after a bulk import, when the new rows have no statistics yet.
+    with read_snapshot(engine, lookups=True) as conn:
         for start in range(0, len(ids), _CHUNK):
             for row in conn.execute(query.where(item_hashes.c.id.in_(ids[start : start + _CHUNK]))):
                 found[row.id] = HashOwner(
