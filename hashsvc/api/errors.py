@@ -13,6 +13,7 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from hashsvc.api.metrics import record_decode_error
 from hashsvc.errors import HashsvcError, MediaError
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,6 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HashsvcError)
     def domain_error(exc: HashsvcError) -> Response:
         if isinstance(exc, MediaError):
-            from hashsvc.api.metrics import record_decode_error  # metrics imports nothing from here
-
             record_decode_error(exc.code)
         headers = {"Retry-After": "1"} if exc.http_status == 503 else None
         return error_response(exc.http_status, exc.code, exc.message, headers)

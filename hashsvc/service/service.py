@@ -59,6 +59,7 @@ class Service:
         snapshots = Path(settings.data_dir) / "snapshots"
         self.live = live or LiveIndex(self.store, snapshots, poll_interval_s=settings.poll_interval_s)
         self._key_cache: dict[str, tuple[float, ApiKey]] = {}
+        self._bank_cache: tuple[float, list[Bank]] = (float("-inf"), [])
 
     def close(self) -> None:
         self.live.stop()
@@ -208,12 +209,12 @@ class Service:
         return radii
 
     def _banks_cached(self) -> list[Bank]:
-        now = time.monotonic()
-        cached = getattr(self, "_bank_cache", None)
-        if cached is None or now - cached[0] > 1.0:
-            cached = (now, self.store.list_banks())
-            self._bank_cache = cached
-        return cached[1]
+        """The banks, read from the store at most once a second (their thresholds set the search radii)."""
+        read_at, banks = self._bank_cache
+        if time.monotonic() - read_at > 1.0:
+            self._bank_cache = (time.monotonic(), self.store.list_banks())
+            banks = self._bank_cache[1]
+        return banks
 
     # ------------------------------------------------------------------------------------------- banks
 
