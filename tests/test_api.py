@@ -177,6 +177,39 @@ def test_exact_md5_blocks_and_a_64_bit_hash_alone_only_reviews(api: Api) -> None
     by_phash = api.post_json("/v1/match/hashes", {"phash": to_hex(hashes.phash)}, "match").json
     assert by_phash["decision"] == "review"
     assert "never blocks" in by_phash["matches"][0]["note"]
+    # Six bits off: within pHash's threshold, so listed, but alone it only corroborates.
+    near = bytes([hashes.phash[0] ^ 0b111111]) + hashes.phash[1:]
+    by_near = api.post_json("/v1/match/hashes", {"phash": to_hex(near)}, "match").json
+    assert by_near["decision"] == "allow"
+    assert [(m["action"], m["distance"]) for m in by_near["matches"]] == [("log", 6)]
+
+
+def _flip_bits(code: bytes, count: int) -> bytes:
+    flipped = bytearray(code)
+    for bit in range(count):
+        flipped[bit // 8] ^= 0x80 >> (bit % 8)
+    return bytes(flipped)
+
+
+def test_a_pdq_match_just_beyond_threshold_blocks_when_phash_agrees_on_the_same_item(api: Api) -> None:
+    add_bank(api)
+    hashes = hash_image(encode(photo(seed=8)))
+    stored = {"pdq": to_hex(hashes.pdq.code), "phash": to_hex(hashes.phash)}
+    item = api.post_json("/v1/banks/csam-test/items", {"hashes": stored, "reference": "x"}).json
+    api.sync()
+    near_pdq = to_hex(_flip_bits(hashes.pdq.code, 40))
+    alone = api.post_json("/v1/match/hashes", {"pdq": near_pdq}, "match").json
+    assert alone["decision"] == "allow" and alone["matches"] == []
+    backed = api.post_json("/v1/match/hashes", {"pdq": near_pdq, "phash": to_hex(_flip_bits(hashes.phash, 5))},
+                           "match").json
+    assert backed["decision"] == "block"
+    pdq_match = next(m for m in backed["matches"] if m["algorithm"] == "pdq")
+    assert pdq_match["item_id"] == item["id"] and pdq_match["distance"] == 40
+    assert "corroborated" in pdq_match["note"]
+    too_far = to_hex(_flip_bits(hashes.pdq.code, 45))
+    beyond = api.post_json("/v1/match/hashes", {"pdq": too_far, "phash": to_hex(hashes.phash)}, "match").json
+    assert beyond["decision"] == "review"  # the exact pHash alone
+    assert all(m["algorithm"] != "pdq" for m in beyond["matches"])
 
 
 def test_a_low_quality_pdq_query_is_not_used_to_block(api: Api) -> None:
@@ -416,11 +449,14 @@ def test_a_letterboxed_copy_matches_through_its_trimmed_view(api: Api) -> None:
     assert any(m["variant"].startswith("trim") for m in body["matches"] if m["algorithm"] == "pdq")
 
 
-def test_items_added_from_images_also_store_central_crops(api: Api) -> None:
+def test_items_added_from_images_also_store_a_grid_of_crops(api: Api) -> None:
     add_bank(api)
     original = photo(640, 480, seed=32)
     item = api.upload("/v1/banks/csam-test/items", encode(original), "curate").json
-    assert sum(h["algorithm"] == "pdq" for h in item["hashes"]) == 3  # the image, its 90% and 80% centre crops
+    # The image, and crops keeping 95/90/80% of each side at the centre and in each corner; pHash and dHash of
+    # the image only.
+    assert sum(h["algorithm"] == "pdq" for h in item["hashes"]) == 16
+    assert sum(h["algorithm"] == "phash" for h in item["hashes"]) == 1
     api.sync()
     cropped = original.crop((32, 24, 608, 456))  # 10% off, centred
     body = api.upload("/v1/match", encode(cropped)).json

@@ -13,7 +13,7 @@ from PIL import Image, ImageFilter
 
 from hashsvc.bench import robustness as rb
 from hashsvc.bench.transforms import SUITE, select
-from hashsvc.hashes.augment import central_crop, index_time_variants, trim_borders
+from hashsvc.hashes.augment import ANCHORS, central_crop, crop_label, index_time_variants, trim_borders
 from hashsvc.service.hashing import hash_image
 
 
@@ -73,22 +73,34 @@ def test_trim_leaves_a_photo_without_borders_alone(seed) -> None:
     assert trim_borders(_decoded(photo(240, 180, seed=seed))) is None
 
 
-def test_index_time_variants(picture) -> None:
+def test_index_time_variants_are_a_grid_of_crops_plus_the_trimmed_view(picture) -> None:
     labels = [label for label, _ in index_time_variants(picture)]
-    assert labels == ["crop90", "crop80"]
+    assert labels == [crop_label(keep, anchor) for keep in (0.95, 0.9, 0.8) for anchor in ANCHORS]
     padded = select(["pad_black_20"])[0].apply(picture)
     variants = dict(index_time_variants(padded))
     assert "trim" in variants and central_crop(picture, 0.9).size == (180, 135)
+    # Crops come from the image as given, not from its trimmed view.
+    assert variants["crop90"].size == central_crop(padded, 0.9).size
 
 
 def test_probe_hashes_are_the_services_hashes(picture) -> None:
     data = encode(picture)
-    probes, trimmed = rb.probe_hashes(data)
-    service = hash_image(data, dihedral=True)
-    assert not trimmed
+    probes, views = rb.probe_hashes(data)
+    service = hash_image(data, dihedral=True, extras="query")
+    assert views == tuple(extra.label for extra in service.extras)
     assert probes.pdq[0, 0].astype(">u8").tobytes() == service.pdq.code
     assert np.array([probes.phash[0]], dtype=">u8").tobytes() == service.phash
     assert int(probes.quality[0]) == service.pdq.quality
+
+
+def test_stored_hashes_are_what_the_service_stores_for_an_image(picture) -> None:
+    data = encode(picture)
+    stored = rb.stored_hashes(data)
+    service = hash_image(data, extras="index")
+    by_label = {extra.label: extra.pdq.code for extra in service.extras}
+    for k, label in enumerate(rb.LABELS):
+        expected = service.pdq.code if label == "original" else by_label.get(label, service.pdq.code)
+        assert stored.pdq[k].astype(">u8").tobytes() == expected
 
 
 def test_sweep_and_recall_at_precision() -> None:
@@ -113,12 +125,15 @@ def test_false_positive_pairs_skip_near_duplicates() -> None:
 
 def test_policy_decisions_follow_decide() -> None:
     th = rb.Thresholds(pdq=31, phash=8, dhash=8)
-    pdq = np.array([[10], [10], [60], [60], [60]])
-    quality = np.array([[100], [30], [100], [100], [100]])
-    phash = np.array([[40], [40], [4], [40], [40]])
-    dhash = np.array([[40], [40], [40], [40], [40]])
-    md5 = np.array([False, False, False, True, False])
-    assert rb.policy_decisions(pdq, phash, dhash, quality, md5, th).tolist() == [2, 1, 1, 2, 0]
+    # PDQ alone; low quality; 64-bit alone (far: logged; near: review); MD5; nothing; PDQ in the corroborated
+    # band with and without a pHash match; the band's edge.
+    pdq = np.array([[10], [10], [60], [60], [60], [60], [40], [40], [45]])
+    quality = np.array([[100], [30], [100], [100], [100], [100], [100], [100], [100]])
+    phash = np.array([[40], [40], [6], [2], [40], [40], [6], [40], [6]])
+    dhash = np.array([[40], [40], [40], [40], [40], [40], [40], [40], [40]])
+    md5 = np.array([False, False, False, False, True, False, False, False, False])
+    decisions = rb.policy_decisions(pdq, phash, dhash, quality, md5, th).tolist()
+    assert decisions == [2, 1, 0, 1, 2, 0, 2, 0, 0]
 
 
 def test_tail_model_extrapolates_beyond_the_sample() -> None:

@@ -27,18 +27,30 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hashsvc import media
 from hashsvc.bench.naive import naive_hashes
 from hashsvc.bench.samples import list_images
 from hashsvc.bench.transforms import Transform, select
 from hashsvc.hashes import ALGORITHMS, compute
-from hashsvc.hashes.augment import index_time_variants, trim_borders
-from hashsvc.service.policy import Evidence, decide
+from hashsvc.hashes.augment import ANCHORS, DEFAULT_CROPS, QUERY_LABELS, crop_label
+from hashsvc.service.hashing import ImageHashes, hash_image
+from hashsvc.service.policy import PDQ_CORROBORATED_MAX, Evidence, decide
 
-# Stored hashes per original: the image itself, then index-time variants (missing ones repeat "original", which
-# leaves every minimum unchanged). Query probes: the query as uploaded, and its trimmed version.
-LABELS: tuple[str, ...] = ("original", "trim", "crop90", "crop80")
-PROBES: tuple[str, ...] = ("raw", "trim")
+# Stored hashes per original: the image itself, then its index-time variants (missing ones repeat "original",
+# which leaves every minimum unchanged). The tables keep the minimum over each group of labels, which is all the
+# ablation needs and keeps them small. Query probes: the query as uploaded, then its query-time views.
+LABELS: tuple[str, ...] = (
+    "original",
+    "trim",
+    *(crop_label(keep, anchor) for keep in DEFAULT_CROPS for anchor in ANCHORS),
+)
+LABEL_GROUPS: dict[str, tuple[str, ...]] = {
+    "original": ("original",),
+    "trim": ("trim",),
+    "centre crops": tuple(crop_label(keep, "centre") for keep in DEFAULT_CROPS),
+    "corner crops": tuple(crop_label(keep, a) for keep in DEFAULT_CROPS for a in ANCHORS if a != "centre"),
+}
+GROUPS: tuple[str, ...] = tuple(LABEL_GROUPS)
+PROBES: tuple[str, ...] = ("raw", *QUERY_LABELS)
 EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 
 # Known near-duplicates in ../shared/corpus (its README): the same photo twice, consecutive video frames, stereo
@@ -92,7 +104,7 @@ class OriginalRecord:
 @dataclass
 class QueryRecord:
     probes: HashSet  # over PROBES
-    trimmed: bool
+    views: tuple[str, ...]  # the query-time views this query had (a subset of QUERY_LABELS)
     md5: bytes
     naive_pdq: np.ndarray
     naive_phash: np.ndarray
@@ -102,40 +114,43 @@ def _words(code: bytes) -> np.ndarray:
     return np.frombuffer(code, dtype=">u8").astype(np.uint64)
 
 
-def _pixel_hashes(image: Image.Image, dihedral: bool) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
-    """What `hashsvc.service.hashing.hash_image` computes from decoded pixels (same hashers, same order)."""
-    result = compute.pdq(np.asarray(image), dihedral=dihedral)
-    if dihedral:
-        assert result.variants is not None
-        pdq = np.stack([_words(result.variants[name]) for name in compute.DIHEDRAL_VARIANTS])
-    else:
-        pdq = _words(result.code)
-    return pdq, result.quality, _words(compute.phash(image))[0], _words(compute.dhash(image))[0]
+def _pdq_words(result: compute.PdqResult) -> np.ndarray:
+    """(8, 4): the dihedral variants when computed, else the one code repeated (which leaves minima unchanged)."""
+    if result.variants is None:
+        return np.repeat(_words(result.code)[None], len(compute.DIHEDRAL_VARIANTS), axis=0)
+    return np.stack([_words(result.variants[name]) for name in compute.DIHEDRAL_VARIANTS])
 
 
-def _hash_set(items: Sequence[tuple[np.ndarray, int, np.ndarray, np.ndarray]]) -> HashSet:
+def _hash_set(rows: Sequence[tuple[compute.PdqResult, bytes, bytes]], dihedral: bool) -> HashSet:
     return HashSet(
-        np.stack([i[0] for i in items]),
-        np.array([i[1] for i in items], dtype=np.int16),
-        np.array([i[2] for i in items], dtype=np.uint64),
-        np.array([i[3] for i in items], dtype=np.uint64),
+        np.stack([_pdq_words(pdq) if dihedral else _words(pdq.code) for pdq, _, _ in rows]),
+        np.array([pdq.quality for pdq, _, _ in rows], dtype=np.int16),
+        np.array([_words(phash)[0] for _, phash, _ in rows], dtype=np.uint64),
+        np.array([_words(dhash)[0] for _, _, dhash in rows], dtype=np.uint64),
     )
 
 
-def probe_hashes(data: bytes) -> tuple[HashSet, bool]:
-    """A query as the service sees it: decoded once, hashed as is and, if it has borders, trimmed."""
-    frame = media.decode_first(data)
-    raw = _pixel_hashes(frame.pixels, dihedral=True)
-    trimmed = trim_borders(frame.pixels)
-    return _hash_set([raw, _pixel_hashes(trimmed, dihedral=True) if trimmed is not None else raw]), trimmed is not None
+def _view_rows(hashes: ImageHashes) -> dict[str, tuple[compute.PdqResult, bytes, bytes]]:
+    """Label -> (PDQ, pHash, dHash); a view stored without 64-bit hashes (a crop) takes the image's own, which
+    leaves every minimum over labels as the service sees it."""
+    return {"original": (hashes.pdq, hashes.phash, hashes.dhash)} | {
+        extra.label: (extra.pdq, extra.phash or hashes.phash, extra.dhash or hashes.dhash) for extra in hashes.extras
+    }
+
+
+def probe_hashes(data: bytes) -> tuple[HashSet, tuple[str, ...]]:
+    """A query exactly as the service hashes it (`hash_image` with the query views), over PROBES; and the
+    labels of the views the query actually had."""
+    hashes = hash_image(data, dihedral=True, extras="query")
+    views = _view_rows(hashes)
+    rows = [views.get(p, views["original"]) for p in ("original", *PROBES[1:])]
+    return _hash_set(rows, dihedral=True), tuple(extra.label for extra in hashes.extras)
 
 
 def stored_hashes(data: bytes) -> HashSet:
-    """An item added from an image: its own hashes plus those of its index-time variants, over LABELS."""
-    frame = media.decode_first(data)
-    own = _pixel_hashes(frame.pixels, dihedral=False)
-    variants = {label: _pixel_hashes(image, dihedral=False) for label, image in index_time_variants(frame.pixels)}
-    return _hash_set([variants.get(label, own) if label != "original" else own for label in LABELS])
+    """An item added from an image, exactly as the service stores it (`hash_image` with the index views)."""
+    views = _view_rows(hash_image(data, extras="index"))
+    return _hash_set([views.get(label, views["original"]) for label in LABELS], dihedral=False)
 
 
 def _cached_edit(transform: Transform, source: Image.Image, key: str, cache_dir: Path) -> bytes:
@@ -169,10 +184,10 @@ def _collect_one(job: tuple[Path, str, Sequence[str], Path]) -> OriginalRecord:
     )
     for transform in transforms:
         edited = _cached_edit(transform, source, key, cache_dir)
-        probes, trimmed = probe_hashes(edited)
+        probes, views = probe_hashes(edited)
         naive = naive_hashes(edited)
         record.queries[transform.name] = QueryRecord(
-            probes, trimmed, compute.md5(edited), _words(naive.pdq), _words(naive.phash)[0]
+            probes, views, compute.md5(edited), _words(naive.pdq), _words(naive.phash)[0]
         )
     return record
 
@@ -211,15 +226,15 @@ class Tables:
     transforms: list[str]
     own: np.ndarray  # (Q,) index of the query's original
     transform_of: np.ndarray  # (Q,) index into transforms
-    pdq: np.ndarray  # (Q, P, N, L) min over the 8 dihedral variants of the probe
-    phash: np.ndarray  # (Q, P, N, L)
-    dhash: np.ndarray  # (Q, P, N, L)
+    pdq: np.ndarray  # (Q, P, N, G) min over the 8 dihedral variants of the probe and the labels of each group
+    phash: np.ndarray  # (Q, P, N, G)
+    dhash: np.ndarray  # (Q, P, N, G)
     quality: np.ndarray  # (Q, P)
     md5_equal: np.ndarray  # (Q, N) bool
-    trimmed: np.ndarray  # (Q,) bool
+    views: np.ndarray  # (Q, len(QUERY_LABELS)) bool: which query-time views each query had
     naive_pdq: np.ndarray  # (Q, N)
     naive_phash: np.ndarray  # (Q, N)
-    # the same for the originals as queries: (N, P, N, L) etc.
+    # the same for the originals as queries: (N, P, N, G) etc.
     o_pdq: np.ndarray
     o_phash: np.ndarray
     o_dhash: np.ndarray
@@ -233,16 +248,27 @@ class Tables:
 def _probe_tables(
     probes: HashSet, stored: HashSet, chunk: int = 32
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(queries, PROBES, originals, GROUPS) distances: min over the probe's 8 dihedral variants and over the
+    stored labels of each group."""
     count = probes.pdq.shape[0]
-    n, labels = stored.pdq.shape[:2]
-    pdq = np.empty((count, len(PROBES), n, labels), dtype=np.uint16)
+    n = stored.pdq.shape[0]
+    groups = [[LABELS.index(label) for label in LABEL_GROUPS[g]] for g in GROUPS]
+
+    def grouped(dist: np.ndarray) -> np.ndarray:  # (..., L) -> (..., G)
+        return np.stack([dist[..., g].min(axis=-1) for g in groups], axis=-1)
+
+    pdq = np.empty((count, len(PROBES), n, len(GROUPS)), dtype=np.uint16)
+    phash = np.empty((count, len(PROBES), n, len(GROUPS)), dtype=np.uint8)
+    dhash = np.empty((count, len(PROBES), n, len(GROUPS)), dtype=np.uint8)
     for start in range(0, count, chunk):
         part = probes.pdq[start : start + chunk]  # (c, P, 8, 4)
         dist = hamming_words(part[:, :, :, None, None, :], stored.pdq[None, None, None])  # (c, P, 8, N, L)
-        pdq[start : start + chunk] = dist.min(axis=2)
-    phash = hamming_words(probes.phash[:, :, None, None, None], stored.phash[None, None, :, :, None])
-    dhash = hamming_words(probes.dhash[:, :, None, None, None], stored.dhash[None, None, :, :, None])
-    return pdq, phash.astype(np.uint8), dhash.astype(np.uint8)
+        pdq[start : start + chunk] = grouped(dist.min(axis=2))
+        for table, words, stored_words in ((phash, probes.phash, stored.phash), (dhash, probes.dhash, stored.dhash)):
+            part64 = words[start : start + chunk]  # (c, P)
+            table[start : start + chunk] = grouped(hamming_words(part64[:, :, None, None, None],
+                                                                 stored_words[None, None, :, :, None]))
+    return pdq, phash, dhash
 
 
 def _stack(sets: Iterable[HashSet]) -> HashSet:
@@ -273,7 +299,8 @@ def build_tables(records: Sequence[OriginalRecord], transforms: Sequence[str]) -
         dhash=dhash,
         quality=probes.quality,
         md5_equal=np.array([[q.md5 == m for m in md5s] for _, _, q in queries], dtype=bool).reshape(-1, len(records)),
-        trimmed=np.array([q.trimmed for _, _, q in queries], dtype=bool),
+        views=np.array([[label in q.views for label in QUERY_LABELS] for _, _, q in queries],
+                       dtype=bool).reshape(-1, len(QUERY_LABELS)),
         naive_pdq=hamming_words(q_naive[:, None, :], naive_stored[None]),
         naive_phash=hamming_words(q_naive_ph[:, None, None], naive_phash[None, :, None]).astype(np.uint8),
         o_pdq=o_pdq,
@@ -292,7 +319,7 @@ def build_tables(records: Sequence[OriginalRecord], transforms: Sequence[str]) -
 
 @dataclass(frozen=True)
 class Augment:
-    """Which probes and stored labels a configuration of our service uses."""
+    """Which probes and groups of stored labels a configuration of our service uses."""
 
     name: str
     probes: tuple[str, ...]
@@ -302,15 +329,17 @@ class Augment:
         return [PROBES.index(p) for p in self.probes]
 
     def label_index(self) -> list[int]:
-        return [LABELS.index(label) for label in self.labels]
+        return [GROUPS.index(label) for label in self.labels]
 
 
 AUGMENTS: tuple[Augment, ...] = (
     Augment("ours (dihedral only)", ("raw",), ("original",)),
     Augment("ours + query trim", ("raw", "trim"), ("original",)),
+    Augment("ours + strict trim", ("raw", "trim", "strict"), ("original",)),
     Augment("ours + index trim", ("raw",), ("original", "trim")),
-    Augment("ours + index crops", ("raw",), ("original", "crop90", "crop80")),
-    Augment("ours + all", ("raw", "trim"), LABELS),
+    Augment("ours + centre crops", ("raw",), ("original", "centre crops")),
+    Augment("ours + all crops", ("raw",), ("original", "centre crops", "corner crops")),
+    Augment("ours + all", PROBES, GROUPS),
 )
 FULL = AUGMENTS[-1].name
 
@@ -336,14 +365,15 @@ class Thresholds:
 
 def _evidence(pdq: np.ndarray, quality: np.ndarray, phash: np.ndarray, dhash: np.ndarray, md5: bool,
               th: Thresholds) -> list[Evidence]:
-    """The evidence one (query, item) pair gives the policy: per probe, the best PDQ / pHash / dHash match."""
+    """The evidence one (query, item) pair gives the policy: per probe, the best PDQ / pHash / dHash match, all
+    pointing at the same item (so a pHash match can corroborate a PDQ one, as in the service)."""
     evidence = []
     for p in range(len(pdq)):
-        evidence.append(Evidence("pdq", int(pdq[p]), th.pdq, "block", int(quality[p])))
-        evidence.append(Evidence("phash", int(phash[p]), th.phash, "block"))
-        evidence.append(Evidence("dhash", int(dhash[p]), th.dhash, "block"))
+        evidence.append(Evidence("pdq", int(pdq[p]), th.pdq, "block", int(quality[p]), item=0))
+        evidence.append(Evidence("phash", int(phash[p]), th.phash, "block", item=0))
+        evidence.append(Evidence("dhash", int(dhash[p]), th.dhash, "block", item=0))
     if md5:
-        evidence.append(Evidence("md5", 0, 0, "block"))
+        evidence.append(Evidence("md5", 0, 0, "block", item=0))
     return evidence
 
 
@@ -354,8 +384,9 @@ def policy_decisions(
     distances (already minimised over stored labels). Pairs with nothing within any threshold are `allow`
     without a call: no evidence counts for them, so `decide` could only say allow."""
     out = np.zeros(pdq.shape[0], dtype=np.int8)
+    pdq_reach = max(th.pdq, PDQ_CORROBORATED_MAX)  # beyond its threshold PDQ counts only if corroborated
     candidates = np.flatnonzero(
-        (pdq <= th.pdq).any(axis=1) | (phash <= th.phash).any(axis=1) | (dhash <= th.dhash).any(axis=1) | md5
+        (pdq <= pdq_reach).any(axis=1) | (phash <= th.phash).any(axis=1) | (dhash <= th.dhash).any(axis=1) | md5
     )
     severity = {"allow": 0, "review": 1, "block": 2}
     for k in candidates:
@@ -712,17 +743,18 @@ def run(options: RunOptions) -> dict[str, object]:
     same = near_duplicate_mask(tables.names, CORPUS_NEAR_DUPLICATES)
     single = _pair_values(tables.o_plain_pdq, same)
     full = AUGMENTS[-1]
-    comparisons = 8 * len(full.probes) * len(full.labels)
+    comparisons = 8 * len(full.probes) * len(LABELS)
     pdq_tail = tail_model(single, 256, comparisons=comparisons)
     phash_single = _pair_values(tables.o_phash[:, 0, :, 0], same)
-    phash_tail = tail_model(phash_single, 64, comparisons=len(full.probes) * len(full.labels))
+    phash_tail = tail_model(phash_single, 64, comparisons=len(full.probes) * len(LABELS))
     meta: dict[str, object] = {
         "originals": len(records),
         "queries": int(tables.own.size),
         "folder": str(options.folder),
         "thresholds": options.thresholds.__dict__,
-        "trimmed_queries": {name: float(tables.trimmed[tables.transform_of == i].mean())
-                            for i, name in enumerate(tables.transforms)},
+        "query_views": {name: {label: float(tables.views[tables.transform_of == i, k].mean())
+                                for k, label in enumerate(QUERY_LABELS)}
+                         for i, name in enumerate(tables.transforms)},
         "trimmed_originals": int(sum(bool((r.stored.pdq[1] != r.stored.pdq[0]).any()) for r in records)),
         "seconds_hashing": round(hashed - started, 1),
         "processes": options.processes,

@@ -19,8 +19,8 @@ class ExtraHashes:
 
     label: str
     pdq: compute.PdqResult
-    phash: bytes
-    dhash: bytes
+    phash: bytes | None  # None for index-time crops: see _extras
+    dhash: bytes | None
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,10 @@ def hash_image(
     """Decode `data` once and compute PDQ, pHash, dHash (on the pixels) and MD5, SHA-256 (on the bytes).
 
     `extras` adds hashes of edited views of the same pixels, the changes the robustness benchmark justified
-    (docs/robustness.md): "query" = the picture with added borders, letterbox bars, caption bars or screen
-    chrome trimmed (when there are any), with its dihedral PDQ; "index" = that trimmed picture and central
-    90% / 80% crops, for storing with an item so that cropped re-uploads match.
+    (docs/robustness.md): "query" = the views of `augment.query_time_variants` (added borders, bars, caption or
+    screen chrome trimmed; a small rotation undone), each with its dihedral PDQ where it says so; "index" = the
+    views of `augment.index_time_variants` (the trimmed picture and a grid of crops), stored with an item so
+    that cropped or re-framed re-uploads match.
     Raises MediaError for anything that cannot be decoded within the limits.
     """
     frame = media.decode_first(data, limits, rules=rules, work_size=work_size)
@@ -86,25 +87,25 @@ def hash_image(
 
 def _extras(pixels: Image.Image, which: str | None) -> tuple[ExtraHashes, ...]:
     if which == "query":
-        trimmed = augment.trim_borders(pixels)
-        views = [("trim", trimmed)] if trimmed is not None else []
-        dihedral = True
-    elif which == "index":
-        views = augment.index_time_variants(pixels)
-        dihedral = False
-    elif which is None:
+        return tuple(_view_hashes(label, view, dihedral, short=True)
+                     for label, view, dihedral in augment.query_time_variants(pixels))
+    if which == "index":
+        # Crops get PDQ only: a 64-bit hash per crop would multiply the chance hits of the pHash and dHash
+        # indexes (each one a store read on the match path) for little gain, since pHash shrugs off the small
+        # crops PDQ misses and the image's own pHash is what corroborates a near PDQ match.
+        return tuple(_view_hashes(label, view, False, short=label == "trim")
+                     for label, view in augment.index_time_variants(pixels))
+    if which is None:
         return ()
-    else:
-        raise ValueError(f"unknown extras {which!r}")
-    return tuple(
-        ExtraHashes(
-            label,
-            compute.pdq(np.asarray(view), dihedral=dihedral),
-            compute.phash(gray := compute.hashing_gray(view)),
-            compute.dhash(gray),
-        )
-        for label, view in views
-    )
+    raise ValueError(f"unknown extras {which!r}")
+
+
+def _view_hashes(label: str, view: Image.Image, dihedral: bool, short: bool) -> ExtraHashes:
+    pdq = compute.pdq(np.asarray(view), dihedral=dihedral)
+    if not short:
+        return ExtraHashes(label, pdq, None, None)
+    gray = compute.hashing_gray(view)
+    return ExtraHashes(label, pdq, compute.phash(gray), compute.dhash(gray))
 
 
 def _pdq(frame: media.DecodedImage, dihedral: bool) -> compute.PdqResult:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,13 @@ from hashsvc import media
 from hashsvc.config import Settings
 from hashsvc.errors import InvalidHashError, NotFoundError, NotReadyError, ValidationError
 from hashsvc.hashes import ALGORITHMS, normalize_hex, parse_hex
+from hashsvc.hashes.codec import hamming
 from hashsvc.hashes.compute import DIHEDRAL_VARIANTS
 from hashsvc.service import policy
 from hashsvc.service.hashing import ImageHashes, hash_image
 from hashsvc.service.live_index import LiveIndex
 from hashsvc.store import UNSET, Actor, ApiKey, Bank, Item, NewItem, Store
-from hashsvc.store.owners import HashOwner, matching_owners
+from hashsvc.store.owners import HashOwner, item_codes, matching_owners
 
 MAX_BATCH = 1000
 MAX_ID = 2**63 - 1
@@ -162,35 +163,73 @@ class Service:
                         found[hash_id] = (algorithm, distance, variant)
         wanted = {hash_id for found in candidates for hash_id in found}
         owners = matching_owners(self.store.engine, list(wanted)) if wanted else {}
+        self._add_corroborated_pdq(queries, candidates, owners)
         sequence = self.live.sequence
         return [
             self._decide(query, found, owners, sequence) for query, found in zip(queries, candidates, strict=True)
         ]
 
+    def _add_corroborated_pdq(
+        self, queries: list[_Query], candidates: list[dict[int, tuple[str, int, str]]], owners: dict[int, HashOwner]
+    ) -> None:
+        """For items a pHash or dHash matched but no PDQ within threshold did, add their PDQ distance when it is
+        within the policy's corroborated band (the index is searched at the thresholds only: a wider PDQ
+        radius would cost every query, while this costs only the rare query a 64-bit hash already matched)."""
+        wanted: list[set[int]] = []
+        for query, found in zip(queries, candidates, strict=True):
+            short, close = set(), set()
+            for hash_id, (algorithm, distance, _variant) in found.items():
+                owner = owners.get(hash_id)
+                if owner is None:
+                    continue
+                threshold = owner.thresholds.get(algorithm, ALGORITHMS[algorithm].default_threshold)
+                if policy.is_short(algorithm) and distance <= threshold:
+                    short.add(owner.item_id)
+                elif algorithm == "pdq" and distance <= threshold:
+                    close.add(owner.item_id)
+            wanted.append(short - close if query.codes.get("pdq") else set())
+        if not any(wanted):
+            return
+        stored = item_codes(self.store.engine, sorted(set().union(*wanted)), "pdq")
+        by_item = {owner.item_id: owner for owner in owners.values()}
+        for query, found, items in zip(queries, candidates, wanted, strict=True):
+            probes = query.codes["pdq"]
+            for item_id in items:
+                for hash_id, code in stored.get(item_id, ()):
+                    distance, variant = min((hamming(code, probe), name) for name, probe in probes)
+                    owner = by_item[item_id]
+                    limit = max(owner.thresholds.get("pdq", ALGORITHMS["pdq"].default_threshold),
+                                policy.PDQ_CORROBORATED_MAX)
+                    if distance <= limit and (hash_id not in found or distance < found[hash_id][1]):
+                        found[hash_id] = ("pdq", distance, variant)
+                        owners[hash_id] = replace(owner, hash_id=hash_id, algorithm="pdq")
+
     @staticmethod
     def _decide(
         query: _Query, found: dict[int, tuple[str, int, str]], owners: dict[int, HashOwner], sequence: int
     ) -> dict[str, Any]:
-        matches = []
-        evidence = []
+        evidence: list[tuple[policy.Evidence, HashOwner, str]] = []
         for hash_id, (algorithm, distance, variant) in found.items():
             owner = owners.get(hash_id)
             if owner is None:  # disabled, deleted, or its bank is disabled: the store has the last word
                 continue
             threshold = owner.thresholds.get(algorithm, ALGORITHMS[algorithm].default_threshold)
-            item = policy.Evidence(algorithm, distance, threshold, owner.action, query.pdq_quality)
-            verdict = policy.judge(item)
+            item = policy.Evidence(algorithm, distance, threshold, owner.action, query.pdq_quality, owner.item_id)
+            evidence.append((item, owner, variant))
+        backed = policy.corroborated_items(e for e, _, _ in evidence)
+        matches = []
+        for item, owner, variant in evidence:
+            verdict = policy.judge(item, item.item in backed)
             if not verdict.counted:
                 continue
-            evidence.append(item)
             match = {
                 "bank": owner.bank,
                 "item_id": owner.item_id,
                 "reference": owner.external_ref,
                 "category": owner.category,
-                "algorithm": algorithm,
-                "distance": distance,
-                "threshold": threshold,
+                "algorithm": item.algorithm,
+                "distance": item.distance,
+                "threshold": item.threshold,
                 "variant": variant,
                 "action": verdict.action,
             }
@@ -198,7 +237,11 @@ class Service:
                 match["note"] = verdict.reason
             matches.append(match)
         matches.sort(key=lambda m: (-policy.SEVERITY[m["action"]], m["distance"], m["item_id"]))
-        return {"decision": policy.decide(evidence), "matches": matches, "index": {"sequence": sequence}}
+        return {
+            "decision": policy.decide(e for e, _, _ in evidence),
+            "matches": matches,
+            "index": {"sequence": sequence},
+        }
 
     def _search_radii(self) -> dict[str, int]:
         """Per algorithm, the largest threshold any bank uses (the index search radius); then filtered per bank."""
@@ -275,7 +318,7 @@ class Service:
         codes += [("pdq", p.code) for p in (hashes.pdq, *(e.pdq for e in hashes.extras)) if p.quality >= 50]
         # The trimmed view and central crops, so that cropped or re-bordered re-uploads match (robustness.md).
         for extra in hashes.extras:
-            codes += [("phash", extra.phash), ("dhash", extra.dhash)]
+            codes += [(name, code) for name, code in (("phash", extra.phash), ("dhash", extra.dhash)) if code]
         item = self.store.add_item(
             bank,
             _unique(codes),
@@ -412,8 +455,9 @@ def _query_from_image(hashes: ImageHashes) -> _Query:
     for name in ("phash", "dhash", "md5", "sha256"):
         query.codes[name] = [("original", getattr(hashes, name))]
     for extra in hashes.extras:
-        query.codes["phash"].append((extra.label, extra.phash))
-        query.codes["dhash"].append((extra.label, extra.dhash))
+        if extra.phash is not None and extra.dhash is not None:
+            query.codes["phash"].append((extra.label, extra.phash))
+            query.codes["dhash"].append((extra.label, extra.dhash))
     return query
 
 

@@ -66,3 +66,20 @@ def matching_owners(engine: sa.Engine, hash_ids: Sequence[int]) -> dict[int, Has
                     dict(row.thresholds or {}),
                 )
     return found
+
+
+def item_codes(engine: sa.Engine, item_ids: Sequence[int], algorithm: str) -> dict[int, list[tuple[int, bytes]]]:
+    """The (hash id, code) pairs of one algorithm stored for each of those items.
+
+    The match path asks this only for items another hash already matched (a pHash within threshold whose PDQ
+    may be just beyond it), so it is a short indexed read, not a scan."""
+    found: dict[int, list[tuple[int, bytes]]] = {}
+    ids = sorted({int(i) for i in item_ids})
+    query = sa.select(item_hashes.c.id, item_hashes.c.item_id, item_hashes.c.code).where(
+        item_hashes.c.algorithm == algorithm
+    )
+    with read_snapshot(engine, lookups=True) as conn:
+        for start in range(0, len(ids), _CHUNK):
+            for row in conn.execute(query.where(item_hashes.c.item_id.in_(ids[start : start + _CHUNK]))):
+                found.setdefault(row.item_id, []).append((row.id, bytes(row.code)))
+    return found
