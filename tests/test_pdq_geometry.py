@@ -127,6 +127,37 @@ def test_grid_scale(full: int, reduced: int, scale: float) -> None:
     assert pg.grid_scale(full, reduced) == pytest.approx(scale)
 
 
+def _transformed(rgb: np.ndarray) -> list[np.ndarray]:
+    """The image really rotated/flipped, in DIHEDRAL_VARIANTS order (rot90 is numpy's counter-clockwise)."""
+    both = rgb[::-1, ::-1]
+    ops = [rgb, np.rot90(rgb, 1), both, np.rot90(rgb, 3), rgb[::-1], rgb[:, ::-1], rgb.transpose(1, 0, 2),
+           both.transpose(1, 0, 2)]
+    return [np.ascontiguousarray(o) for o in ops]
+
+
+@pytest.mark.parametrize(("height", "width"), [(64, 64), (211, 97), (240, 320), (433, 577)])
+def test_true_flips_equal_pdqhash_of_the_really_transformed_image(height: int, width: int) -> None:
+    rgb = picture(height, width, seed=height * width)
+    codes, quality = pg.pdq_flips_at_full_resolution(rgb, height, width)
+    assert quality == reference(rgb)[1]
+    assert [hamming(c, reference(t)[0]) for c, t in zip(codes, _transformed(rgb), strict=True)] == [0] * 8
+
+
+def test_modelled_dihedral_variants_miss_real_rotations_of_small_images() -> None:
+    # Why pdq_flips exists: pdqhash's sign-flip model of a 180-degree rotation is bits away on small images.
+    rgb = picture(240, 320, seed=9)
+    modelled = pg.pdq_dihedral_at_full_resolution(rgb, 240, 320)[0]
+    really = [reference(t)[0] for t in _transformed(rgb)]
+    assert max(hamming(m, r) for m, r in zip(modelled, really, strict=True)) > 8
+
+
+def test_true_flips_from_a_reduced_image_are_close_to_the_full_resolution_ones() -> None:
+    full = picture(1203, 1601, seed=7, cells=(24, 32))
+    reduced = np.asarray(Image.fromarray(full).reduce(4))
+    codes, _ = pg.pdq_flips_at_full_resolution(reduced, 1203, 1601)
+    assert max(hamming(c, reference(t)[0]) for c, t in zip(codes, _transformed(full), strict=True)) <= 6
+
+
 def test_box_reduced_image_hashes_like_full_resolution() -> None:
     # No JPEG involved: Pillow's box reduce is exactly the "reduced pixel k covers [k*s, (k+1)*s)" model.
     # The images need photo-like detail: on near-flat ones most of the 256 DCT coefficients sit close to the

@@ -297,3 +297,40 @@ def pdq_dihedral_at_full_resolution(
     quality = quality_metric(buffer64.astype(np.float32))
     dct16 = dct16.astype(np.float32)
     return [dct16_to_code(d) for d in dihedral_dct16(dct16)[:variants]], quality
+
+
+def pdq_flips_at_full_resolution(rgb_reduced: np.ndarray, full_height: int, full_width: int) -> tuple[list[bytes], int]:
+    """The PDQ hashes of the 8 rotations/flips of the full-resolution image, each as `pdqhash.compute` gives on
+    the image actually rotated or flipped, in DIHEDRAL_VARIANTS order (variant k is the hash of the image
+    transformed as pdqhash.compute_dihedral's k-th hash models it).
+
+    Why not `dihedral_dct16`: pdqhash derives the variants from the one DCT by sign flips, which assumes the
+    box filter and decimation are symmetric. They are not (windows and sample points sit half a pixel off
+    centre), and PDQ is so sensitive to small shifts that on a 256 px image the modelled rotations land 20-34
+    bits from the hashes of the real ones. A flip is a reversed gather over the same bands, so the four flips
+    cost about twice one hash; the transposes are exact (transposing the image transposes the 64x64 buffer).
+    """
+    _check(rgb_reduced, full_height, full_width)
+    if full_height < MIN_HASHABLE_DIM or full_width < MIN_HASHABLE_DIM:
+        return [bytes(32)] * len(DIHEDRAL_VARIANTS), 0
+    exact = rgb_reduced.shape[:2] == (full_height, full_width)
+    gray = luma(rgb_reduced) if exact else fast_luma(rgb_reduced)
+    height, width = gray.shape
+    col_index, col_weights = band(full_width, width)
+    row_index, row_weights = band(full_height, height)
+    d = dct_matrix()
+    dcts: dict[tuple[bool, bool], np.ndarray] = {}
+    quality = 0
+    for flip_cols in (False, True):
+        columns = width - 1 - col_index if flip_cols else col_index
+        across = np.einsum("hmk,mk->hm", gray[:, columns], col_weights)
+        for flip_rows in (False, True):
+            rows = height - 1 - row_index if flip_rows else row_index
+            buffer64 = np.einsum("mkc,mk->mc", across[rows], row_weights)
+            if not (flip_cols or flip_rows):
+                quality = quality_metric(buffer64.astype(np.float32))
+            dcts[flip_rows, flip_cols] = (d @ buffer64 @ d.T).astype(np.float32)
+    plain, lr, ud, both = dcts[False, False], dcts[False, True], dcts[True, False], dcts[True, True]
+    # rot90 = transpose(fliplr), rot270 = transpose(flipud), flipminus1 = transpose(rot180).
+    ordered = [plain, lr.T, both, ud.T, ud, lr, plain.T, both.T]
+    return [dct16_to_code(x) for x in ordered], quality

@@ -101,7 +101,8 @@ def _extras(pixels: Image.Image, which: str | None) -> tuple[ExtraHashes, ...]:
 
 
 def _view_hashes(label: str, view: Image.Image, dihedral: bool, short: bool) -> ExtraHashes:
-    pdq = compute.pdq(np.asarray(view), dihedral=dihedral)
+    pixels = np.asarray(view)
+    pdq = _true_dihedral(pixels, view.height, view.width) if dihedral else compute.pdq(pixels)
     if not short:
         return ExtraHashes(label, pdq, None, None)
     gray = compute.hashing_gray(view)
@@ -113,13 +114,18 @@ def _pdq(frame: media.DecodedImage, dihedral: bool) -> compute.PdqResult:
 
     When the frame was decoded at reduced scale, `pdq_geometry` evaluates PDQ's full-resolution filter grid on
     the reduced pixels (median 0 bits from a full decode, where running pdqhash on the reduced image was 4-5
-    bits off); otherwise Meta's own pdqhash runs on the pixels as they are.
+    bits off); otherwise Meta's own pdqhash runs on the pixels as they are. With `dihedral`, the eight
+    rotations/flips are hashed as really rotated images (see `pdq_geometry.pdq_flips_at_full_resolution`).
     """
     rgb = frame.array()
-    if rgb.shape[:2] == (frame.height, frame.width):
-        return compute.pdq(rgb, dihedral=dihedral)
     if dihedral:
-        codes, quality = pdq_geometry.pdq_dihedral_at_full_resolution(rgb, frame.height, frame.width)
-        return compute.PdqResult(codes[0], quality, dict(zip(compute.DIHEDRAL_VARIANTS, codes, strict=True)))
+        return _true_dihedral(rgb, frame.height, frame.width)
+    if rgb.shape[:2] == (frame.height, frame.width):
+        return compute.pdq(rgb)
     code, quality = pdq_geometry.pdq_at_full_resolution(rgb, frame.height, frame.width)
     return compute.PdqResult(code, quality)
+
+
+def _true_dihedral(rgb: np.ndarray, height: int, width: int) -> compute.PdqResult:
+    codes, quality = pdq_geometry.pdq_flips_at_full_resolution(rgb, height, width)
+    return compute.PdqResult(codes[0], quality, dict(zip(compute.DIHEDRAL_VARIANTS, codes, strict=True)))
