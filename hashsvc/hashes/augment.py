@@ -62,15 +62,21 @@ def _smooth_depth(grey_lines: np.ndarray) -> int:
     across = np.abs(np.diff(grey_lines, axis=0)).mean(axis=1)
     energy = along + across
     limit = int(len(energy) * (1 - _MIN_KEEP) / 2)
-    for depth in range(2, limit):
-        level = float(energy[:depth].mean())
-        # The last two lines before the step may carry JPEG ringing from it, so spikes are looked for before.
-        if level > _SMOOTH_ENERGY or energy[: max(1, depth - 2)].max() > 2 * level + 2:
-            return 0  # textured, or a spike inside the run: picture content, not fill
-        if energy[depth] >= _STEP_RATIO * level + 2:
-            # The step across lines depth -> depth+1 means line `depth` is still fill.
-            return depth + 1 if across[depth] > along[depth] else depth
-    return 0
+    if limit <= 2:
+        return 0
+    # Every candidate depth at once (this runs on every upload): the mean energy of the run so far, and its
+    # peak before the last two lines, which may carry JPEG ringing from the step.
+    depths = np.arange(2, limit)
+    level = np.cumsum(energy)[depths - 1] / depths
+    peak = np.maximum.accumulate(energy)[np.maximum(1, depths - 2) - 1]
+    textured = (level > _SMOOTH_ENERGY) | (peak > 2 * level + 2)  # picture content, not fill
+    step = energy[depths] >= _STEP_RATIO * level + 2
+    decided = np.flatnonzero(textured | step)
+    if not decided.size or textured[decided[0]]:
+        return 0
+    depth = int(depths[decided[0]])
+    # The step across lines depth -> depth+1 means line `depth` is still fill.
+    return depth + 1 if across[depth] > along[depth] else depth
 
 
 def _find_box(pixels: np.ndarray, strict: bool = False) -> Box:
