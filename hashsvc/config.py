@@ -41,6 +41,14 @@ class Settings:
         default=400,
         metadata={"help": "Shorter side big images are decoded down to before hashing; 0 = full resolution."},
     )
+    index_crops: str = field(
+        default="95,90,80",
+        metadata={
+            "help": "Crops stored with an item added from an image, as % of each side kept, each at the centre and "
+            "in the 4 corners (3 sizes = 15 extra PDQ hashes per item); empty for none.",
+            "parse": "percentages",
+        },
+    )
     pixel_rules: str = field(
         default="hashsvc",
         metadata={
@@ -123,4 +131,20 @@ def load_settings(
         choices = spec.metadata.get("choices")
         if choices and spec.name in values and values[spec.name] not in choices:
             raise ValidationError(f"setting {spec.name}: {values[spec.name]!r} is not one of {', '.join(choices)}")
+        if spec.metadata.get("parse") == "percentages" and spec.name in values:
+            percentages(spec.name, values[spec.name])
     return Settings(**values)
+
+
+def percentages(name: str, text: str) -> tuple[float, ...]:
+    """'95,90,80' -> (0.95, 0.9, 0.8); each strictly between 0 and 100. Empty text: none."""
+    fractions = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            value = float(part)
+        except ValueError:
+            raise ValidationError(f"setting {name}: {part!r} is not a number (expected e.g. 95,90,80)") from None
+        if not 0 < value < 100:
+            raise ValidationError(f"setting {name}: {part!r} must be a percentage between 0 and 100")
+        fractions.append(value / 100)
+    return tuple(fractions)

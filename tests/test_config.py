@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hashsvc.config import SETTINGS, Settings, load_settings
+from hashsvc.config import SETTINGS, Settings, load_settings, percentages
 from hashsvc.errors import ValidationError
 
 
@@ -48,3 +48,12 @@ def test_every_setting_has_help_and_is_in_the_readme() -> None:
     for field in SETTINGS:
         assert field.metadata.get("help"), field.name
         assert f"HASHSVC_{field.name.upper()}" in readme, field.name
+
+
+def test_index_crops_are_percentages() -> None:
+    assert percentages("index_crops", "95, 90,80") == (0.95, 0.9, 0.8)
+    assert percentages("index_crops", "") == ()
+    assert load_settings(environ={"HASHSVC_INDEX_CROPS": "90"}).index_crops == "90"
+    for bad in ("ninety", "0", "100", "120"):
+        with pytest.raises(ValidationError, match="index_crops"):
+            load_settings(environ={"HASHSVC_INDEX_CROPS": bad})

@@ -60,13 +60,14 @@ def hash_image(
     rules: media.PixelRules = media.PixelRules.HASHSVC,
     work_size: int | None = media.DEFAULT_WORK_SIZE,
     extras: str | None = None,
+    crops: tuple[float, ...] = augment.DEFAULT_CROPS,
 ) -> ImageHashes:
     """Decode `data` once and compute PDQ, pHash, dHash (on the pixels) and MD5, SHA-256 (on the bytes).
 
     `extras` adds hashes of edited views of the same pixels, the changes the robustness benchmark justified
     (docs/robustness.md): "query" = the views of `augment.query_time_variants` (added borders, bars, caption or
     screen chrome trimmed; a small rotation undone), each with its dihedral PDQ where it says so; "index" = the
-    views of `augment.index_time_variants` (the trimmed picture and a grid of crops), stored with an item so
+    views of `augment.index_time_variants` (the trimmed picture and a grid of `crops`), stored with an item so
     that cropped or re-framed re-uploads match.
     Raises MediaError for anything that cannot be decoded within the limits.
     """
@@ -81,11 +82,11 @@ def hash_image(
         width=frame.width,
         height=frame.height,
         format=frame.format,
-        extras=_extras(frame.pixels, extras),
+        extras=_extras(frame.pixels, extras, crops),
     )
 
 
-def _extras(pixels: Image.Image, which: str | None) -> tuple[ExtraHashes, ...]:
+def _extras(pixels: Image.Image, which: str | None, crops: tuple[float, ...]) -> tuple[ExtraHashes, ...]:
     if which == "query":
         return tuple(_view_hashes(label, view, dihedral, short=True)
                      for label, view, dihedral in augment.query_time_variants(pixels))
@@ -94,7 +95,7 @@ def _extras(pixels: Image.Image, which: str | None) -> tuple[ExtraHashes, ...]:
         # indexes (each one a store read on the match path) for little gain, since pHash shrugs off the small
         # crops PDQ misses and the image's own pHash is what corroborates a near PDQ match.
         return tuple(_view_hashes(label, view, False, short=label == "trim")
-                     for label, view in augment.index_time_variants(pixels))
+                     for label, view in augment.index_time_variants(pixels, crops))
     if which is None:
         return ()
     raise ValueError(f"unknown extras {which!r}")

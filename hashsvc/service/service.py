@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from hashsvc import media
-from hashsvc.config import Settings
+from hashsvc.config import Settings, percentages
 from hashsvc.errors import InvalidHashError, NotFoundError, NotReadyError, ValidationError
 from hashsvc.hashes import ALGORITHMS, normalize_hex, parse_hex
 from hashsvc.hashes.codec import hamming
@@ -56,6 +56,7 @@ class Service:
     def __init__(self, settings: Settings, store: Store | None = None, live: LiveIndex | None = None) -> None:
         self.settings = settings
         self.limits = limits_from(settings)
+        self.index_crops = percentages("index_crops", settings.index_crops)
         self.store = store or Store(settings.resolved_database_url)
         snapshots = Path(settings.data_dir) / "snapshots"
         self.live = live or LiveIndex(self.store, snapshots, poll_interval_s=settings.poll_interval_s)
@@ -104,6 +105,7 @@ class Service:
             extras=extras,
             rules=media.PixelRules(self.settings.pixel_rules),
             work_size=self.settings.work_size or None,
+            crops=self.index_crops,
         )
 
     # ----------------------------------------------------------------------------------------- matching
