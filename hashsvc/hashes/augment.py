@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from hashsvc.hashes import frames
+
 _ANALYSIS_SIDE = 256  # longest side of the reduced copy the borders are found on (speed; averages JPEG noise)
 _COLOUR_TOLERANCE = 24  # max per-channel difference (0-255) from the bar colour; JPEG q30 ringing stays inside
 _UNIFORM_FRACTION = 0.97  # the outermost line must be this uniform to start a bar
@@ -198,15 +200,16 @@ def index_time_variants(
 
 
 # Every label `query_time_variants` may return, in a fixed order (the benchmark's tables have one slot each).
-QUERY_LABELS: tuple[str, ...] = ("trim", "strict")
+QUERY_LABELS: tuple[str, ...] = ("trim", "strict", *(f"frame{k + 1}" for k in range(frames.MAX_CANDIDATES)))
 
 
 def query_time_variants(image: Image.Image) -> list[tuple[str, Image.Image, bool]]:
     """Extra views of an upload to hash and look up, besides the upload itself: (label, image, dihedral).
 
     "trim" is the upload with added borders removed by the lenient rules (captions, screen chrome, blurred fill),
-    "strict" the one with plain bars removed (only when it differs). Both get all eight dihedral PDQ variants,
-    since a padded picture may also have been rotated or flipped.
+    "strict" the one with plain bars removed, "frame1".. the boxes `frames.frame_candidates` proposes (blurred
+    padding, caption bars and chrome that the trimmer misses); each only when it differs from the views before
+    it. All get the eight rotations/flips, since a re-framed picture may also have been rotated or flipped.
     """
     rgb = image.convert("RGB")
     views: list[tuple[str, Image.Image, bool]] = []
@@ -214,8 +217,11 @@ def query_time_variants(image: Image.Image) -> list[tuple[str, Image.Image, bool
     if trimmed is not None:
         views.append(("trim", trimmed, True))
     strict = trim_borders(rgb, strict=True)
-    if strict is not None and (trimmed is None or _differ(strict.size, trimmed.size)):
+    if strict is not None and all(_differ(strict.size, view.size) for _, view, _ in views):
         views.append(("strict", strict, True))
+    candidates = [rgb.crop(box) for box in frames.frame_candidates(rgb)]
+    for k, framed in enumerate(c for c in candidates if all(_differ(c.size, v.size) for _, v, _ in views)):
+        views.append((f"frame{k + 1}", framed, True))
     return views
 
 
