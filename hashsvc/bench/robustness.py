@@ -336,6 +336,8 @@ AUGMENTS: tuple[Augment, ...] = (
     Augment("ours (dihedral only)", ("raw",), ("original",)),
     Augment("ours + query trim", ("raw", "trim"), ("original",)),
     Augment("ours + strict trim", ("raw", "trim", "strict"), ("original",)),
+    Augment("ours + frame candidates", ("raw", "trim", "strict", *(p for p in PROBES if p.startswith("frame"))),
+            ("original",)),
     Augment("ours + index trim", ("raw",), ("original", "trim")),
     Augment("ours + centre crops", ("raw",), ("original", "centre crops")),
     Augment("ours + all crops", ("raw",), ("original", "centre crops", "corner crops")),
