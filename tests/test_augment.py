@@ -93,3 +93,14 @@ def test_a_cropped_reupload_lands_near_one_stored_crop(name) -> None:
     query = _decoded(select([name])[0].apply(picture, key="k"))
     assert min(_pdq_distance(query, view) for view in stored) <= 31
     assert _pdq_distance(query, picture) > 31  # without the grid it would not match
+
+
+@pytest.mark.parametrize("name", ["rot_2", "rot_5"])
+def test_a_slightly_rotated_reupload_is_turned_upright_and_lands_near_the_stored_crop(name) -> None:
+    picture = photo(320, 240, seed=1)
+    query = _decoded(select([name])[0].apply(picture))
+    views = {label: view for label, view, dihedral in query_time_variants(query) if not dihedral}
+    assert set(views) == {"upright", "upright90"}
+    stored = [picture, *(view for _, view in index_time_variants(picture))]
+    assert min(_pdq_distance(views["upright90"], s) for s in stored) <= 31
+    assert min(_pdq_distance(query, s) for s in stored) > 31  # as uploaded, it matches nothing

@@ -338,6 +338,7 @@ AUGMENTS: tuple[Augment, ...] = (
     Augment("ours + strict trim", ("raw", "trim", "strict"), ("original",)),
     Augment("ours + frame candidates", ("raw", "trim", "strict", *(p for p in PROBES if p.startswith("frame"))),
             ("original",)),
+    Augment("ours + upright", ("raw", "upright", "upright90"), ("original", "centre crops")),
     Augment("ours + index trim", ("raw",), ("original", "trim")),
     Augment("ours + centre crops", ("raw",), ("original", "centre crops")),
     Augment("ours + all crops", ("raw",), ("original", "centre crops", "corner crops")),

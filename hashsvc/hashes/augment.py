@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from hashsvc.hashes import frames
+from hashsvc.hashes import frames, rotation
 
 _ANALYSIS_SIDE = 256  # longest side of the reduced copy the borders are found on (speed; averages JPEG noise)
 _COLOUR_TOLERANCE = 24  # max per-channel difference (0-255) from the bar colour; JPEG q30 ringing stays inside
@@ -216,7 +216,13 @@ def index_time_variants(
 
 
 # Every label `query_time_variants` may return, in a fixed order (the benchmark's tables have one slot each).
-QUERY_LABELS: tuple[str, ...] = ("trim", "strict", *(f"frame{k + 1}" for k in range(frames.MAX_CANDIDATES)))
+QUERY_LABELS: tuple[str, ...] = (
+    "trim",
+    "strict",
+    *(f"frame{k + 1}" for k in range(frames.MAX_CANDIDATES)),
+    "upright",
+    "upright90",
+)
 
 
 def query_time_variants(image: Image.Image) -> list[tuple[str, Image.Image, bool]]:
@@ -225,7 +231,9 @@ def query_time_variants(image: Image.Image) -> list[tuple[str, Image.Image, bool
     "trim" is the upload with added borders removed by the lenient rules (captions, screen chrome, blurred fill),
     "strict" the one with plain bars removed, "frame1".. the boxes `frames.frame_candidates` proposes (blurred
     padding, caption bars and chrome that the trimmer misses); each only when it differs from the views before
-    it. All get the eight rotations/flips, since a re-framed picture may also have been rotated or flipped.
+    it. These get the eight rotations/flips, since a re-framed picture may also have been rotated or flipped.
+    "upright" is the upload turned back when it shows the corner fill of a small rotation (see `rotation`), and
+    "upright90" its central 90%, which lies inside what the tilt kept and lands near the stored 90% crop.
     """
     rgb = image.convert("RGB")
     views: list[tuple[str, Image.Image, bool]] = []
@@ -241,6 +249,9 @@ def query_time_variants(image: Image.Image) -> list[tuple[str, Image.Image, bool
     candidates = [rgb.crop(box) for box in frames.frame_candidates(rgb)]
     for k, framed in enumerate(c for c in candidates if all(_differ(c.size, v.size) for _, v, _ in views)):
         views.append((f"frame{k + 1}", framed, True))
+    upright = rotation.undo_fill_rotation(rgb)
+    if upright is not None:
+        views += [("upright", upright, False), ("upright90", central_crop(upright, 0.9), False)]
     return views
 
 
