@@ -147,4 +147,10 @@ def percentages(name: str, text: str) -> tuple[float, ...]:
         if not 0 < value < 100:
             raise ValidationError(f"setting {name}: {part!r} must be a percentage between 0 and 100")
         fractions.append(value / 100)
+    if len(fractions) > MAX_CROP_SIZES:
+        # Each size is 5 crops; an item holds at most 64 hashes (store limit).
+        raise ValidationError(f"setting {name}: at most {MAX_CROP_SIZES} crop sizes, got {len(fractions)}")
     return tuple(fractions)
+
+
+MAX_CROP_SIZES = 8

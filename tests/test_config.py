@@ -54,6 +54,6 @@ def test_index_crops_are_percentages() -> None:
     assert percentages("index_crops", "95, 90,80") == (0.95, 0.9, 0.8)
     assert percentages("index_crops", "") == ()
     assert load_settings(environ={"HASHSVC_INDEX_CROPS": "90"}).index_crops == "90"
-    for bad in ("ninety", "0", "100", "120"):
+    for bad in ("ninety", "0", "100", "120", "99,98,97,96,95,94,93,92,91"):
         with pytest.raises(ValidationError, match="index_crops"):
             load_settings(environ={"HASHSVC_INDEX_CROPS": bad})
