@@ -104,3 +104,16 @@ def test_a_slightly_rotated_reupload_is_turned_upright_and_lands_near_the_stored
     stored = [picture, *(view for _, view in index_time_variants(picture))]
     assert min(_pdq_distance(views["upright90"], s) for s in stored) <= 31
     assert min(_pdq_distance(query, s) for s in stored) > 31  # as uploaded, it matches nothing
+
+
+def test_an_object_on_a_plain_background_is_stored_and_queried_without_the_background() -> None:
+    # A product shot: the picture is an object on white. Letterboxed in white, the query's bars merge with the
+    # background, so only trimming both sides down to the object compares like with like.
+    shot = Image.new("RGB", (320, 240), (255, 255, 255))
+    shot.paste(photo(200, 150, seed=6), (70, 50))
+    stored = [view for label, view in index_time_variants(shot) if label in ("trim", "strict")]
+    assert stored and all(abs(view.width - 200) <= 3 for view in stored)
+    query = _decoded(select(["letterbox_white_20"])[0].apply(shot))
+    views = [view for label, view, _ in query_time_variants(query) if label in ("trim", "strict")]
+    assert min(_pdq_distance(v, s) for v in views for s in stored) <= 31
+    assert _pdq_distance(query, shot) > 31

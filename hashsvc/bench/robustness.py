@@ -41,11 +41,12 @@ from hashsvc.service.policy import PDQ_CORROBORATED_MAX, Evidence, decide
 LABELS: tuple[str, ...] = (
     "original",
     "trim",
+    "strict",
     *(crop_label(keep, anchor) for keep in DEFAULT_CROPS for anchor in ANCHORS),
 )
 LABEL_GROUPS: dict[str, tuple[str, ...]] = {
     "original": ("original",),
-    "trim": ("trim",),
+    "trim": ("trim", "strict"),
     "centre crops": tuple(crop_label(keep, "centre") for keep in DEFAULT_CROPS),
     "corner crops": tuple(crop_label(keep, a) for keep in DEFAULT_CROPS for a in ANCHORS if a != "centre"),
 }

@@ -119,7 +119,8 @@ def trim_borders(image: Image.Image, *, strict: bool = False) -> Image.Image | N
     rgb = image.convert("RGB")
     if min(rgb.size) < _MIN_SIDE:
         return None  # too small to tell a border from the picture (and the line statistics need lines)
-    return _trim(rgb, strict, _reduced(rgb, (0, 0, rgb.width, rgb.height)))
+    box = _trim_box(rgb, strict, _reduced(rgb, (0, 0, rgb.width, rgb.height)))
+    return None if box is None else rgb.crop(box)
 
 
 def _reduced(rgb: Image.Image, box: Box) -> np.ndarray:
@@ -133,8 +134,8 @@ def _reduced(rgb: Image.Image, box: Box) -> np.ndarray:
     return np.asarray(small, dtype=np.float32)
 
 
-def _trim(rgb: Image.Image, strict: bool, pixels: np.ndarray) -> Image.Image | None:
-    """trim_borders, given the whole image already reduced (`pixels`), which the first pass works on."""
+def _trim_box(rgb: Image.Image, strict: bool, pixels: np.ndarray) -> Box | None:
+    """The box trim_borders keeps, given the whole image already reduced (`pixels`) for the first pass."""
     left, top, right, bottom = 0, 0, rgb.width, rgb.height
     for passes in range(1 if strict else _MAX_PASSES):
         width, height = right - left, bottom - top
@@ -159,7 +160,7 @@ def _trim(rgb: Image.Image, strict: bool, pixels: np.ndarray) -> Image.Image | N
     # A trim of one or two pixels is noise, not a border: it would only cost a hash computation.
     if (rgb.width - (right - left)) + (rgb.height - (bottom - top)) < max(3, 0.01 * (rgb.width + rgb.height)):
         return None
-    return rgb.crop((left, top, right, bottom))
+    return left, top, right, bottom
 
 
 def central_crop(image: Image.Image, keep: float) -> Image.Image:
@@ -200,16 +201,22 @@ def index_time_variants(
 ) -> list[tuple[str, Image.Image]]:
     """Extra images to hash, besides the image itself, when an item is added from an image.
 
-    Returns (label, image) pairs: "trim" (when `trim_borders` finds borders) and one crop per keep fraction and
-    anchor ("crop90", "crop90tl", ...). The crops are taken from the image as given, not from its trimmed
-    view: a re-upload is cropped from what was shared, and the trimmer cuts into some photos' own flat edges.
-    Every label's hash is stored under the same item.
+    Returns (label, image) pairs: "trim" and "strict" (when `trim_borders` finds borders under its lenient or
+    strict rules, the same views a query is trimmed to, so a trim is a canonical form on both sides: an object
+    on a plain background loses that background in both) and one crop per keep fraction and anchor ("crop90",
+    "crop90tl", ...). The crops are taken from the image as given, not from its trimmed view: a re-upload is
+    cropped from what was shared, and the trimmer cuts into some photos' own flat edges. Every label's hash is
+    stored under the same item.
     """
     rgb = image.convert("RGB")
     variants: list[tuple[str, Image.Image]] = []
-    trimmed = trim_borders(rgb)
-    if trimmed is not None:
-        variants.append(("trim", trimmed))
+    if min(rgb.size) >= _MIN_SIDE:
+        whole = _reduced(rgb, (0, 0, rgb.width, rgb.height))
+        boxes: list[Box] = []
+        for label, box in (("trim", _trim_box(rgb, False, whole)), ("strict", _trim_box(rgb, True, whole))):
+            if box is not None and all(_differ(box, seen) for seen in boxes):
+                boxes.append(box)
+                variants.append((label, rgb.crop(box)))
     for keep in crops:
         variants += [(crop_label(keep, anchor), anchored_crop(rgb, keep, anchor)) for anchor in anchors]
     return variants
@@ -240,21 +247,20 @@ def query_time_variants(image: Image.Image) -> list[tuple[str, Image.Image, bool
     if min(rgb.size) < _MIN_SIDE:
         return views
     whole = _reduced(rgb, (0, 0, rgb.width, rgb.height))  # one reduced copy for both trims' first pass
-    trimmed = _trim(rgb, False, whole)
-    if trimmed is not None:
-        views.append(("trim", trimmed, True))
-    strict = _trim(rgb, True, whole)
-    if strict is not None and all(_differ(strict.size, view.size) for _, view, _ in views):
-        views.append(("strict", strict, True))
-    candidates = [rgb.crop(box) for box in frames.frame_candidates(rgb)]
-    for k, framed in enumerate(c for c in candidates if all(_differ(c.size, v.size) for _, v, _ in views)):
-        views.append((f"frame{k + 1}", framed, True))
+    boxes: list[tuple[str, Box]] = []
+    for label, box in (("trim", _trim_box(rgb, False, whole)), ("strict", _trim_box(rgb, True, whole))):
+        if box is not None and all(_differ(box, seen) for _, seen in boxes):
+            boxes.append((label, box))
+    found = [box for box in frames.frame_candidates(rgb) if all(_differ(box, seen) for _, seen in boxes)]
+    boxes += [(f"frame{k + 1}", box) for k, box in enumerate(found)]
+    views = [(label, rgb.crop(box), True) for label, box in boxes]
     upright = rotation.undo_fill_rotation(rgb)
     if upright is not None:
         views += [("upright", upright, False), ("upright90", central_crop(upright, 0.9), False)]
     return views
 
 
-def _differ(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    """Whether two trims differ by more than a rounding pixel or two (else hashing both is wasted work)."""
-    return abs(a[0] - b[0]) + abs(a[1] - b[1]) > max(2, 0.01 * (a[0] + a[1]))
+def _differ(a: Box, b: Box) -> bool:
+    """Whether two boxes differ by more than a rounding pixel or two (else hashing both is wasted work)."""
+    size = (a[2] - a[0]) + (a[3] - a[1])
+    return sum(abs(x - y) for x, y in zip(a, b, strict=True)) > max(2, 0.01 * size)

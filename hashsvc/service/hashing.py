@@ -94,7 +94,7 @@ def _extras(pixels: Image.Image, which: str | None, crops: tuple[float, ...]) ->
         # Crops get PDQ only: a 64-bit hash per crop would multiply the chance hits of the pHash and dHash
         # indexes (each one a store read on the match path) for little gain, since pHash shrugs off the small
         # crops PDQ misses and the image's own pHash is what corroborates a near PDQ match.
-        return tuple(_view_hashes(label, view, False, short=label == "trim")
+        return tuple(_view_hashes(label, view, False, short=label in ("trim", "strict"))
                      for label, view in augment.index_time_variants(pixels, crops))
     if which is None:
         return ()
