@@ -21,7 +21,7 @@ from PIL import Image
 from hashsvc.bench.samples import list_images
 from hashsvc.hashes import hamming
 from hashsvc.service.hashing import ImageHashes, hash_image
-from hashsvc.service.policy import PDQ_CORROBORATED_MAX
+from hashsvc.service.policy import corroborated_limit
 
 # Fractions cut from (left, top, right, bottom); None draws a 10% crop at a random offset.
 EDITS: dict[str, tuple[float, float, float, float] | None] = {
@@ -50,7 +50,7 @@ def _short_codes(hashes: ImageHashes) -> list[bytes]:
 def blocked(query: ImageHashes, stored: ImageHashes) -> bool:
     pdq = min(hamming(a, b) for a in _pdq_codes(query) for b in _pdq_codes(stored))
     short = min(hamming(a, b) for a in _short_codes(query) for b in _short_codes(stored))
-    return pdq <= 31 or (pdq <= PDQ_CORROBORATED_MAX and short <= 8)
+    return pdq <= 31 or (pdq <= corroborated_limit(31) and short <= 8)
 
 
 def main() -> None:

@@ -175,3 +175,4 @@ def test_end_to_end_on_three_generated_images(tmp_path: Path) -> None:
     again = rb.run(rb.RunOptions(folder, tmp_path / "cache", tmp_path / "results", names, processes=1,
                                  plots=False, reuse_hashes=True))
     assert again["methods"][0]["recall"] == document["methods"][0]["recall"]
+

@@ -33,7 +33,7 @@ from hashsvc.bench.transforms import Transform, select
 from hashsvc.hashes import ALGORITHMS, compute
 from hashsvc.hashes.augment import ANCHORS, DEFAULT_CROPS, QUERY_LABELS, crop_label
 from hashsvc.service.hashing import ImageHashes, hash_image
-from hashsvc.service.policy import PDQ_CORROBORATED_MAX, Evidence, decide
+from hashsvc.service.policy import Evidence, corroborated_limit, decide
 
 # Stored hashes per original: the image itself, then its index-time variants (missing ones repeat "original",
 # which leaves every minimum unchanged). The tables keep the minimum over each group of labels, which is all the
@@ -388,7 +388,7 @@ def policy_decisions(
     distances (already minimised over stored labels). Pairs with nothing within any threshold are `allow`
     without a call: no evidence counts for them, so `decide` could only say allow."""
     out = np.zeros(pdq.shape[0], dtype=np.int8)
-    pdq_reach = max(th.pdq, PDQ_CORROBORATED_MAX)  # beyond its threshold PDQ counts only if corroborated
+    pdq_reach = corroborated_limit(th.pdq)  # beyond its threshold PDQ counts only if corroborated
     candidates = np.flatnonzero(
         (pdq <= pdq_reach).any(axis=1) | (phash <= th.phash).any(axis=1) | (dhash <= th.dhash).any(axis=1) | md5
     )

@@ -10,8 +10,9 @@ The rules, and why:
 * Cryptographic hashes (MD5, SHA-256) match exactly and carry the bank's action as is.
 * PDQ within threshold carries the bank's action, unless the query's PDQ quality is below 50: then the hash
   says too little about the image (flat, dark, tiny) and the match is downgraded to `review`.
-* PDQ a little beyond the threshold (up to `PDQ_CORROBORATED_MAX`) carries the bank's action when a pHash or
-  dHash of the same item also matches within its threshold: two hashes computed differently agreeing on one
+* PDQ a little beyond the threshold (up to `corroborated_limit`: 44 for the default 31; a bank that tightens
+  PDQ tightens this too) carries the bank's action when a pHash or dHash of the same item also matches within
+  its threshold: two hashes computed differently agreeing on one
   item. Edits that push PDQ just past 31 (small crops, shrinking a small image, a 2 degree tilt) mostly keep
   pHash within 8. In the benchmark no pair of distinct images met both conditions up to PDQ 52; the band stops
   at 44 to keep a margin.
@@ -31,7 +32,8 @@ from dataclasses import dataclass
 from hashsvc.hashes import ALGORITHMS
 
 PDQ_MIN_QUALITY = 50
-PDQ_CORROBORATED_MAX = 44  # PDQ distance up to which a pHash/dHash match on the same item still counts
+PDQ_CORROBORATED_MAX = 44  # PDQ distance up to which a pHash/dHash match on the same item still counts...
+PDQ_CORROBORATED_EXTRA = 13  # ...and at most this far beyond the bank's own PDQ threshold (31 + 13 = 44)
 SHORT_HASH_REVIEW_MAX = 3  # a 64-bit hash alone sends to review only this close
 SEVERITY = {"allow": 0, "log": 0, "review": 1, "block": 2}
 DECISIONS = ("allow", "review", "block")
@@ -62,6 +64,11 @@ def is_short(algorithm: str) -> bool:
     return spec.perceptual and spec.bits < 128
 
 
+def corroborated_limit(pdq_threshold: int) -> int:
+    """How far PDQ may be and still count when a pHash/dHash of the same item agrees."""
+    return max(pdq_threshold, min(pdq_threshold + PDQ_CORROBORATED_EXTRA, PDQ_CORROBORATED_MAX))
+
+
 def corroborates(evidence: Evidence) -> bool:
     """Whether this match can corroborate a PDQ match on the same item: a 64-bit hash within its threshold."""
     return is_short(evidence.algorithm) and evidence.distance <= evidence.threshold
@@ -72,7 +79,7 @@ def judge(evidence: Evidence, corroborated: bool = False) -> Verdict:
     within = evidence.distance <= evidence.threshold
     reason = None
     if evidence.algorithm == "pdq" and not within and corroborated:
-        if evidence.distance > max(evidence.threshold, PDQ_CORROBORATED_MAX):
+        if evidence.distance > corroborated_limit(evidence.threshold):
             return Verdict(False, "log", "distance above threshold")
         reason = f"PDQ above {evidence.threshold}, corroborated by pHash/dHash on the same item"
     elif not within:

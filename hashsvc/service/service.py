@@ -200,8 +200,9 @@ class Service:
                 for hash_id, code in stored.get(item_id, ()):
                     distance, variant = min((hamming(code, probe), name) for name, probe in probes)
                     owner = by_item[item_id]
-                    limit = max(owner.thresholds.get("pdq", ALGORITHMS["pdq"].default_threshold),
-                                policy.PDQ_CORROBORATED_MAX)
+                    limit = policy.corroborated_limit(
+                        owner.thresholds.get("pdq", ALGORITHMS["pdq"].default_threshold)
+                    )
                     if distance <= limit and (hash_id not in found or distance < found[hash_id][1]):
                         found[hash_id] = ("pdq", distance, variant)
                         owners[hash_id] = replace(owner, hash_id=hash_id, algorithm="pdq")
