@@ -117,3 +117,12 @@ def test_an_object_on_a_plain_background_is_stored_and_queried_without_the_backg
     views = [view for label, view, _ in query_time_variants(query) if label in ("trim", "strict")]
     assert min(_pdq_distance(v, s) for v in views for s in stored) <= 31
     assert _pdq_distance(query, shot) > 31
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("size", [(1, 1), (15, 15), (4000, 16), (16, 4000), (2000, 17), (5000, 60)])
+def test_slivers_and_tiny_images_get_views_without_errors_or_warnings(size) -> None:
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    for label, view, _ in query_time_variants(image):
+        assert label in QUERY_LABELS and min(view.size) >= 1
+    assert all(min(view.size) >= 1 for _, view in index_time_variants(image))

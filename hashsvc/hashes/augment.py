@@ -62,8 +62,8 @@ def _smooth_depth(grey_lines: np.ndarray) -> int:
     """How many lines from the edge are blurred fill: a run of smooth lines (small gradients along and across)
     that ends in a sharp step, where the pasted picture begins. 0 if the edge is not like that."""
     limit = int((len(grey_lines) - 1) * (1 - _MIN_KEEP) / 2)
-    if limit <= 2:
-        return 0
+    if limit <= 2 or grey_lines.shape[1] < 2:
+        return 0  # too few lines, or lines too short (a sliver reduced to 1 px) to measure
     # Fill never reaches past `limit`: only the lines up to it (and the one after) are measured.
     grey_lines = grey_lines[: limit + 2]
     along = np.abs(np.diff(grey_lines, axis=1)).mean(axis=1)[:-1]
