@@ -23,8 +23,9 @@ from hashsvc.hashes import hamming
 from hashsvc.service.hashing import ImageHashes, hash_image
 from hashsvc.service.policy import corroborated_limit
 
-# Fractions cut from (left, top, right, bottom); None draws a 10% crop at a random offset.
-EDITS: dict[str, tuple[float, float, float, float] | None] = {
+# Fractions cut from (left, top, right, bottom); None draws a 10% crop at a random offset; "square" crops the
+# long side to a centred square, "square+5" to a square moved 5% of the long side off centre.
+EDITS: dict[str, tuple[float, float, float, float] | str | None] = {
     "crop 7% centred": (0.035, 0.035, 0.035, 0.035),
     "crop 7% from a corner": (0.07, 0.07, 0.0, 0.0),
     "crop 15% centred": (0.075, 0.075, 0.075, 0.075),
@@ -32,6 +33,8 @@ EDITS: dict[str, tuple[float, float, float, float] | None] = {
     "crop 10% from one side": (0.10, 0.0, 0.0, 0.0),
     "crop 10% from top and bottom": (0.0, 0.05, 0.0, 0.05),
     "crop 10% at a random offset": None,
+    "crop to a centred square": "square",
+    "crop to a square 5% off centre": "square+5",
 }
 
 
@@ -45,6 +48,20 @@ def _pdq_codes(hashes: ImageHashes) -> list[bytes]:
 def _short_codes(hashes: ImageHashes) -> list[bytes]:
     codes = [hashes.phash, hashes.dhash]
     return codes + [c for e in hashes.extras for c in (e.phash, e.dhash) if c is not None]
+
+
+def _box(size: tuple[int, int], cut: tuple[float, float, float, float] | str | None,
+         rng: np.random.Generator) -> tuple[int, int, int, int]:
+    w, h = size
+    if isinstance(cut, str):
+        side, long_w = min(w, h), w >= h
+        shift = round(0.05 * max(w, h)) if cut == "square+5" else 0
+        start = min(max(w, h) - side, (max(w, h) - side) // 2 + shift)
+        return (start, 0, start + side, side) if long_w else (0, start, side, start + side)
+    if cut is None:
+        dx, dy = rng.uniform(0, 0.10, 2)
+        cut = (dx, dy, 0.10 - dx, 0.10 - dy)
+    return round(w * cut[0]), round(h * cut[1]), w - round(w * cut[2]), h - round(h * cut[3])
 
 
 def blocked(query: ImageHashes, stored: ImageHashes) -> bool:
@@ -66,11 +83,7 @@ def main() -> None:
         with Image.open(path) as opened:
             source = opened.convert("RGB")
         for name, cut in EDITS.items():
-            if cut is None:
-                dx, dy = rng.uniform(0, 0.10, 2)
-                cut = (dx, dy, 0.10 - dx, 0.10 - dy)
-            w, h = source.size
-            box = (round(w * cut[0]), round(h * cut[1]), w - round(w * cut[2]), h - round(h * cut[3]))
+            box = _box(source.size, cut, rng)
             buffer = io.BytesIO()
             source.crop(box).save(buffer, "JPEG", quality=90)
             query = hash_image(buffer.getvalue(), dihedral=True, extras="query")

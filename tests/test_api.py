@@ -453,9 +453,9 @@ def test_items_added_from_images_also_store_a_grid_of_crops(api: Api) -> None:
     add_bank(api)
     original = photo(640, 480, seed=32)
     item = api.upload("/v1/banks/csam-test/items", encode(original), "curate").json
-    # The image, and crops keeping 95/90/80% of each side at the centre and in each corner; pHash and dHash of
-    # the image only.
-    assert sum(h["algorithm"] == "pdq" for h in item["hashes"]) == 16
+    # The image, crops keeping 95/90/80% of each side at the centre and in each corner, and the centred
+    # square; pHash and dHash of the image only.
+    assert sum(h["algorithm"] == "pdq" for h in item["hashes"]) == 17
     assert sum(h["algorithm"] == "phash" for h in item["hashes"]) == 1
     api.sync()
     cropped = original.crop((32, 24, 608, 456))  # 10% off, centred

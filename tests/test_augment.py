@@ -126,3 +126,12 @@ def test_slivers_and_tiny_images_get_views_without_errors_or_warnings(size) -> N
     for label, view, _ in query_time_variants(image):
         assert label in QUERY_LABELS and min(view.size) >= 1
     assert all(min(view.size) >= 1 for _, view in index_time_variants(image))
+
+
+def test_a_reupload_cropped_to_a_centred_square_lands_on_the_stored_square() -> None:
+    picture = photo(320, 240, seed=7)
+    stored = dict(index_time_variants(picture))
+    assert stored["square"].size == (240, 240)
+    query = _decoded(picture.crop((40, 0, 280, 240)))
+    assert _pdq_distance(query, stored["square"]) <= 31
+    assert min(_pdq_distance(query, view) for label, view in stored.items() if label != "square") > 31

@@ -75,7 +75,9 @@ def test_trim_leaves_a_photo_without_borders_alone(seed) -> None:
 
 def test_index_time_variants_are_a_grid_of_crops_plus_the_trimmed_view(picture) -> None:
     labels = [label for label, _ in index_time_variants(picture)]
-    assert labels == [crop_label(keep, anchor) for keep in (0.95, 0.9, 0.8) for anchor in ANCHORS]
+    grid = [crop_label(keep, anchor) for keep in (0.95, 0.9, 0.8) for anchor in ANCHORS]
+    assert labels == [*grid, "square"]  # 200 x 150: not square, so its centred square is stored too
+    assert [label for label, _ in index_time_variants(picture.resize((150, 150)))] == grid
     padded = select(["pad_black_20"])[0].apply(picture)
     variants = dict(index_time_variants(padded))
     assert "trim" in variants and central_crop(picture, 0.9).size == (180, 135)

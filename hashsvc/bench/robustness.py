@@ -43,11 +43,12 @@ LABELS: tuple[str, ...] = (
     "trim",
     "strict",
     *(crop_label(keep, anchor) for keep in DEFAULT_CROPS for anchor in ANCHORS),
+    "square",
 )
 LABEL_GROUPS: dict[str, tuple[str, ...]] = {
     "original": ("original",),
     "trim": ("trim", "strict"),
-    "centre crops": tuple(crop_label(keep, "centre") for keep in DEFAULT_CROPS),
+    "centre crops": (*(crop_label(keep, "centre") for keep in DEFAULT_CROPS), "square"),
     "corner crops": tuple(crop_label(keep, a) for keep in DEFAULT_CROPS for a in ANCHORS if a != "centre"),
 }
 GROUPS: tuple[str, ...] = tuple(LABEL_GROUPS)

@@ -204,10 +204,11 @@ def index_time_variants(
 
     Returns (label, image) pairs: "trim" and "strict" (when `trim_borders` finds borders under its lenient or
     strict rules, the same views a query is trimmed to, so a trim is a canonical form on both sides: an object
-    on a plain background loses that background in both) and one crop per keep fraction and anchor ("crop90",
-    "crop90tl", ...). The crops are taken from the image as given, not from its trimmed view: a re-upload is
-    cropped from what was shared, and the trimmer cuts into some photos' own flat edges. Every label's hash is
-    stored under the same item.
+    on a plain background loses that background in both), one crop per keep fraction and anchor ("crop90",
+    "crop90tl", ...), and with them the centred square ("square") of an image that is not square already. The
+    crops are taken from the image as given, not from its trimmed view: a re-upload is cropped from what was
+    shared, and the trimmer cuts into some photos' own flat edges. Every label's hash is stored under the same
+    item.
     """
     rgb = image.convert("RGB")
     variants: list[tuple[str, Image.Image]] = []
@@ -220,7 +221,21 @@ def index_time_variants(
                 variants.append((label, rgb.crop(box)))
     for keep in crops:
         variants += [(crop_label(keep, anchor), anchored_crop(rgb, keep, anchor)) for anchor in anchors]
+    if crops and max(rgb.size) > _SQUARE_ASPECT * min(rgb.size):
+        variants.append(("square", square_crop(rgb)))
     return variants
+
+
+# Apps crop to a centred square (feeds, avatars, thumbnails); a cut of the long side that no grid point is near.
+# Images closer to square than this are covered by the grid already.
+_SQUARE_ASPECT = 1.1
+
+
+def square_crop(image: Image.Image) -> Image.Image:
+    """The largest centred square."""
+    side = min(image.size)
+    left, top = (image.width - side) // 2, (image.height - side) // 2
+    return image.crop((left, top, left + side, top + side))
 
 
 # Every label `query_time_variants` may return, in a fixed order (the benchmark's tables have one slot each).
