@@ -45,7 +45,8 @@ class Settings:
         default="95,90,80",
         metadata={
             "help": "Crops stored with an item added from an image, as % of each side kept, each at the centre and "
-            "in the 4 corners (3 sizes = 15 extra PDQ hashes per item); empty for none.",
+            "in the 4 corners (3 sizes = 15 extra PDQ hashes per item; with any, the centred square too); "
+            "empty for none.",
             "parse": "percentages",
         },
     )
