@@ -211,14 +211,7 @@ def index_time_variants(
     item.
     """
     rgb = image.convert("RGB")
-    variants: list[tuple[str, Image.Image]] = []
-    if min(rgb.size) >= _MIN_SIDE:
-        whole = _reduced(rgb, (0, 0, rgb.width, rgb.height))
-        boxes: list[Box] = []
-        for label, box in (("trim", _trim_box(rgb, False, whole)), ("strict", _trim_box(rgb, True, whole))):
-            if box is not None and all(_differ(box, seen) for seen in boxes):
-                boxes.append(box)
-                variants.append((label, rgb.crop(box)))
+    variants = [(label, rgb.crop(box)) for label, box in _trim_boxes(rgb)]
     for keep in crops:
         variants += [(crop_label(keep, anchor), anchored_crop(rgb, keep, anchor)) for anchor in anchors]
     if crops and max(rgb.size) > _SQUARE_ASPECT * min(rgb.size):
@@ -259,14 +252,7 @@ def query_time_variants(image: Image.Image) -> list[tuple[str, Image.Image, bool
     "upright90" its central 90%, which lies inside what the tilt kept and lands near the stored 90% crop.
     """
     rgb = image.convert("RGB")
-    views: list[tuple[str, Image.Image, bool]] = []
-    if min(rgb.size) < _MIN_SIDE:
-        return views
-    whole = _reduced(rgb, (0, 0, rgb.width, rgb.height))  # one reduced copy for both trims' first pass
-    boxes: list[tuple[str, Box]] = []
-    for label, box in (("trim", _trim_box(rgb, False, whole)), ("strict", _trim_box(rgb, True, whole))):
-        if box is not None and all(_differ(box, seen) for _, seen in boxes):
-            boxes.append((label, box))
+    boxes = _trim_boxes(rgb)
     found = [box for box in frames.frame_candidates(rgb) if all(_differ(box, seen) for _, seen in boxes)]
     boxes += [(f"frame{k + 1}", box) for k, box in enumerate(found)]
     views = [(label, rgb.crop(box), True) for label, box in boxes]
@@ -274,6 +260,19 @@ def query_time_variants(image: Image.Image) -> list[tuple[str, Image.Image, bool
     if upright is not None:
         views += [("upright", upright, False), ("upright90", central_crop(upright, 0.9), False)]
     return views
+
+
+def _trim_boxes(rgb: Image.Image) -> list[tuple[str, Box]]:
+    """("trim", box) and ("strict", box) for the trims that find borders, the strict one only when it differs;
+    both first passes share one reduced copy."""
+    if min(rgb.size) < _MIN_SIDE:
+        return []
+    whole = _reduced(rgb, (0, 0, rgb.width, rgb.height))
+    boxes: list[tuple[str, Box]] = []
+    for label, box in (("trim", _trim_box(rgb, False, whole)), ("strict", _trim_box(rgb, True, whole))):
+        if box is not None and all(_differ(box, seen) for _, seen in boxes):
+            boxes.append((label, box))
+    return boxes
 
 
 def _differ(a: Box, b: Box) -> bool:

@@ -252,14 +252,34 @@ def band(full: int, reduced: int) -> tuple[np.ndarray, np.ndarray]:
 
 def pdq_dct16(gray: np.ndarray, full_height: int, full_width: int) -> tuple[np.ndarray, np.ndarray]:
     """(dct16, buffer64) in float64 of the full-resolution image whose reduced grey version is `gray`."""
-    height, width = gray.shape
-    col_index, col_weights = band(full_width, width)
-    row_index, row_weights = band(full_height, height)
-    # Columns first: (h, 64, K) gathered samples, contracted to (h, 64); then the rows, to (64, 64).
-    across = np.einsum("hmk,mk->hm", gray[:, col_index], col_weights)
-    buffer64 = np.einsum("mkc,mk->mc", across[row_index], row_weights)
+    buffer64 = _rows_pass(_columns_pass(gray, full_width), full_height)
     d = dct_matrix()
     return d @ buffer64 @ d.T, buffer64
+
+
+def _columns_pass(gray: np.ndarray, full_width: int, *, reverse: bool = False) -> np.ndarray:
+    """(h, 64): each row of `gray` (left-right reversed if `reverse`) filtered and decimated like PDQ's columns.
+    Gathers the (h, 64, K) band samples and contracts them."""
+    width = gray.shape[1]
+    index, weights = band(full_width, width)
+    return np.einsum("hmk,mk->hm", gray[:, width - 1 - index if reverse else index], weights)
+
+
+def _rows_pass(across: np.ndarray, full_height: int, *, reverse: bool = False) -> np.ndarray:
+    """(64, 64): the columns pass's output filtered and decimated down the rows (top-bottom reversed)."""
+    height = across.shape[0]
+    index, weights = band(full_height, height)
+    return np.einsum("mkc,mk->mc", across[height - 1 - index if reverse else index], weights)
+
+
+def _hashable_gray(rgb_reduced: np.ndarray, full_height: int, full_width: int) -> np.ndarray | None:
+    """The grey image PDQ works on, or None when the full image is too small to hash (pdqhash gives zeros)."""
+    _check(rgb_reduced, full_height, full_width)
+    if full_height < MIN_HASHABLE_DIM or full_width < MIN_HASHABLE_DIM:
+        return None
+    # Unreduced input must reproduce pdqhash bit for bit, so it gets pdqhash's own (slower) luma.
+    exact = rgb_reduced.shape[:2] == (full_height, full_width)
+    return luma(rgb_reduced) if exact else fast_luma(rgb_reduced)
 
 
 def _check(rgb: np.ndarray, full_height: int, full_width: int) -> None:
@@ -286,12 +306,9 @@ def pdq_dihedral_at_full_resolution(
 ) -> tuple[list[bytes], int]:
     """Like pdq_at_full_resolution, with the hashes of the first `variants` dihedral transforms in
     DIHEDRAL_VARIANTS order (pdqhash.compute_dihedral semantics); they all come from the one 16x16 DCT."""
-    _check(rgb_reduced, full_height, full_width)
-    if full_height < MIN_HASHABLE_DIM or full_width < MIN_HASHABLE_DIM:
+    gray = _hashable_gray(rgb_reduced, full_height, full_width)
+    if gray is None:
         return [bytes(32)] * variants, 0
-    # Unreduced input must reproduce pdqhash bit for bit, so it gets pdqhash's own (slower) luma.
-    exact = rgb_reduced.shape[:2] == (full_height, full_width)
-    gray = luma(rgb_reduced) if exact else fast_luma(rgb_reduced)
     dct16, buffer64 = pdq_dct16(gray, full_height, full_width)
     # PDQ's 64x64 buffer and DCT are float32; rounding to it keeps ties with pdqhash where it has them.
     quality = quality_metric(buffer64.astype(np.float32))
@@ -310,23 +327,16 @@ def pdq_flips_at_full_resolution(rgb_reduced: np.ndarray, full_height: int, full
     bits from the hashes of the real ones. A flip is a reversed gather over the same bands, so the four flips
     cost about twice one hash; the transposes are exact (transposing the image transposes the 64x64 buffer).
     """
-    _check(rgb_reduced, full_height, full_width)
-    if full_height < MIN_HASHABLE_DIM or full_width < MIN_HASHABLE_DIM:
+    gray = _hashable_gray(rgb_reduced, full_height, full_width)
+    if gray is None:
         return [bytes(32)] * len(DIHEDRAL_VARIANTS), 0
-    exact = rgb_reduced.shape[:2] == (full_height, full_width)
-    gray = luma(rgb_reduced) if exact else fast_luma(rgb_reduced)
-    height, width = gray.shape
-    col_index, col_weights = band(full_width, width)
-    row_index, row_weights = band(full_height, height)
     d = dct_matrix()
     dcts: dict[tuple[bool, bool], np.ndarray] = {}
     quality = 0
     for flip_cols in (False, True):
-        columns = width - 1 - col_index if flip_cols else col_index
-        across = np.einsum("hmk,mk->hm", gray[:, columns], col_weights)
+        across = _columns_pass(gray, full_width, reverse=flip_cols)  # shared by both row orders
         for flip_rows in (False, True):
-            rows = height - 1 - row_index if flip_rows else row_index
-            buffer64 = np.einsum("mkc,mk->mc", across[rows], row_weights)
+            buffer64 = _rows_pass(across, full_height, reverse=flip_rows)
             if not (flip_cols or flip_rows):
                 quality = quality_metric(buffer64.astype(np.float32))
             dcts[flip_rows, flip_cols] = (d @ buffer64 @ d.T).astype(np.float32)

@@ -184,7 +184,7 @@ class Service:
                 owner = owners.get(hash_id)
                 if owner is None:
                     continue
-                threshold = owner.thresholds.get(algorithm, ALGORITHMS[algorithm].default_threshold)
+                threshold = _threshold(owner, algorithm)
                 if policy.is_short(algorithm) and distance <= threshold:
                     short.add(owner.item_id)
                 elif algorithm == "pdq" and distance <= threshold:
@@ -197,12 +197,10 @@ class Service:
         for query, found, items in zip(queries, candidates, wanted, strict=True):
             probes = query.codes["pdq"]
             for item_id in items:
+                owner = by_item[item_id]
+                limit = policy.corroborated_limit(_threshold(owner, "pdq"))
                 for hash_id, code in stored.get(item_id, ()):
                     distance, variant = min((hamming(code, probe), name) for name, probe in probes)
-                    owner = by_item[item_id]
-                    limit = policy.corroborated_limit(
-                        owner.thresholds.get("pdq", ALGORITHMS["pdq"].default_threshold)
-                    )
                     if distance <= limit and (hash_id not in found or distance < found[hash_id][1]):
                         found[hash_id] = ("pdq", distance, variant)
                         owners[hash_id] = replace(owner, hash_id=hash_id, algorithm="pdq")
@@ -216,7 +214,7 @@ class Service:
             owner = owners.get(hash_id)
             if owner is None:  # disabled, deleted, or its bank is disabled: the store has the last word
                 continue
-            threshold = owner.thresholds.get(algorithm, ALGORITHMS[algorithm].default_threshold)
+            threshold = _threshold(owner, algorithm)
             item = policy.Evidence(algorithm, distance, threshold, owner.action, query.pdq_quality, owner.item_id)
             evidence.append((item, owner, variant))
         backed = policy.corroborated_items(e for e, _, _ in evidence)
@@ -462,6 +460,11 @@ def _query_from_image(hashes: ImageHashes) -> _Query:
             query.codes["phash"].append((extra.label, extra.phash))
             query.codes["dhash"].append((extra.label, extra.dhash))
     return query
+
+
+def _threshold(owner: HashOwner, algorithm: str) -> int:
+    """The distance within which a match on this owner's bank counts: the bank's own, else the default."""
+    return owner.thresholds.get(algorithm, ALGORITHMS[algorithm].default_threshold)
 
 
 def _unique(codes: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
