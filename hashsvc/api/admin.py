@@ -7,8 +7,8 @@ from typing import Any
 from flask import Blueprint, g
 
 from hashsvc.api.auth import require
+from hashsvc.api.body import json_body
 from hashsvc.api.context import service
-from hashsvc.api.match import json_body
 from hashsvc.errors import ValidationError
 
 bp = Blueprint("admin", __name__, url_prefix="/v1")

@@ -7,8 +7,8 @@ from typing import Any
 from flask import Blueprint, Response, g, request
 
 from hashsvc.api.auth import require
+from hashsvc.api.body import json_body
 from hashsvc.api.context import admission, service
-from hashsvc.api.match import json_body
 from hashsvc.api.uploads import image_bytes
 from hashsvc.errors import ValidationError
 

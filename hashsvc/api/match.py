@@ -4,22 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint
 
 from hashsvc.api import metrics
 from hashsvc.api.auth import require
+from hashsvc.api.body import json_body
 from hashsvc.api.context import admission, service
 from hashsvc.api.uploads import image_bytes
-from hashsvc.errors import ValidationError
 
 bp = Blueprint("match", __name__, url_prefix="/v1")
-
-
-def json_body() -> Any:
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ValidationError("the request body must be JSON (Content-Type: application/json)")
-    return body
 
 
 @bp.post("/match")

@@ -6,7 +6,6 @@ only `HashsvcError` subclasses, so that both shells can translate the outcome th
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -15,16 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from hashsvc import media
+from hashsvc import json_input, media
 from hashsvc.config import Settings, percentages
 from hashsvc.errors import InvalidHashError, NotFoundError, NotReadyError, ValidationError
-from hashsvc.hashes import ALGORITHMS, normalize_hex, parse_hex
+from hashsvc.hashes import ALGORITHMS, normalize_hex
 from hashsvc.hashes.codec import hamming
 from hashsvc.hashes.compute import DIHEDRAL_VARIANTS
 from hashsvc.service import policy
 from hashsvc.service.hashing import ImageHashes, hash_image
 from hashsvc.service.live_index import LiveIndex
-from hashsvc.store import UNSET, Actor, ApiKey, Bank, Item, NewItem, Store
+from hashsvc.store import UNSET, Actor, ApiKey, Bank, Item, NewItem, Store, validation
 from hashsvc.store.owners import HashOwner, item_codes, matching_owners
 
 MAX_BATCH = 1000
@@ -342,28 +341,21 @@ class Service:
             if not text.strip():
                 continue
             try:
-                body = json.loads(text)
+                body = json_input.loads(text, code="invalid_json", what="the line")
                 if not isinstance(body, dict):
                     raise ValidationError("each line must be a JSON object")
                 body = _only(body, {"hashes", "reference", "source", "note", "metadata"}, "item")
                 if not isinstance(body.get("hashes"), dict) or not body["hashes"]:
                     raise ValidationError("'hashes' must be a non-empty object")
-                for algorithm, value in body["hashes"].items():
-                    parse_hex(algorithm, value)
-                accepted.append(
-                    (
-                        number,
-                        NewItem(
-                            body["hashes"],
-                            external_ref=body.get("reference"),
-                            source=body.get("source"),
-                            note=body.get("note"),
-                            metadata=body.get("metadata"),
-                        ),
-                    )
+                new = NewItem(
+                    body["hashes"],
+                    external_ref=body.get("reference"),
+                    source=body.get("source"),
+                    note=body.get("note"),
+                    metadata=body.get("metadata"),
                 )
-            except json.JSONDecodeError as exc:
-                rejected.append({"line": number, "code": "invalid_json", "message": exc.msg})
+                validation.new_item(new)  # report a bad field against its line, not as the whole request's 400
+                accepted.append((number, new))
             except (ValidationError, InvalidHashError) as exc:
                 rejected.append({"line": number, **exc.to_dict()})
         ids = self.store.add_items(bank, [new for _, new in accepted], actor=actor) if accepted else []
@@ -478,10 +470,7 @@ def _query_from_hash_set(entry: Any, where: str) -> _Query:
     query = _Query()
     for algorithm, value in entry.items():
         if algorithm == "pdq" and isinstance(value, dict):
-            quality = value.get("quality")
-            if quality is not None and (not isinstance(quality, int) or isinstance(quality, bool)):
-                raise ValidationError(f"{where}.pdq.quality must be an integer 0..100")
-            query.pdq_quality = quality
+            query.pdq_quality = validation.pdq_quality(value.get("quality"), f"{where}.pdq.quality")
             value = value.get("value")
         try:
             code = bytes.fromhex(normalize_hex(algorithm, value))

@@ -30,9 +30,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from hashsvc import json_input
 from hashsvc.errors import InvalidHashError, ValidationError
 from hashsvc.hashes import ALGORITHMS, get_algorithm, normalize_hex
-from hashsvc.store import Actor, Item, NewItem, Store
+from hashsvc.store import Actor, Item, NewItem, Store, validation
 from hashsvc.store.schema import item_hashes, items
 
 FORMATS = ("csv", "jsonl", "hex", "threatexchange")
@@ -44,6 +45,7 @@ JSONL_FIELDS = {"hashes", "reference", "source", "note", "metadata", "status", "
 # python-threatexchange signal type names -> ours. Only PDQ is an image hash both compute the same way
 # (their `video_md5` hashes video files).
 TE_SIGNAL_TYPES = {"pdq": "pdq"}
+_MAX_LENGTHS = {"reference": validation.MAX_REF, "source": validation.MAX_REF, "note": validation.MAX_TEXT}
 
 
 @dataclass(frozen=True)
@@ -163,11 +165,12 @@ def _te_line(number: int, text: str, algorithm: str | None) -> Record:
 
 
 def _text(value: Any, name: str) -> str | None:
+    """A text field checked as the store will check it, so that a dry run finds the lines a real run rejects."""
     if value is None or value == "":
         return None
     if not isinstance(value, str):
         raise ValidationError(f"'{name}' must be a string")
-    return value
+    return validation.text(name, value, max_length=_MAX_LENGTHS[name])
 
 
 def _status(value: Any) -> bool:
@@ -179,10 +182,7 @@ def _status(value: Any) -> bool:
 
 
 def _jsonl_line(number: int, text: str, algorithm: str | None) -> Record:
-    try:
-        body = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(f"not JSON: {exc.msg}", code="invalid_json") from None
+    body = json_input.loads(text, code="invalid_json", what="the line")
     if not isinstance(body, dict):
         raise ValidationError("each line must be a JSON object")
     unknown = sorted(set(body) - JSONL_FIELDS)
@@ -204,7 +204,7 @@ def _jsonl_line(number: int, text: str, algorithm: str | None) -> Record:
         _text(body.get("reference"), "reference"),
         _text(body.get("source"), "source"),
         _text(body.get("note"), "note"),
-        metadata,
+        validation.metadata(metadata) if metadata else metadata,
         _status(body.get("status")),
     )
 
@@ -254,10 +254,7 @@ class _CsvLayout:
         metadata: dict[str, Any] = {}
         raw = self._cell(row, "metadata")
         if raw:
-            try:
-                metadata = json.loads(raw)
-            except json.JSONDecodeError:
-                raise ValidationError("the 'metadata' column must hold a JSON object") from None
+            metadata = json_input.loads(raw, what="the 'metadata' column")
             if not isinstance(metadata, dict):
                 raise ValidationError("the 'metadata' column must hold a JSON object")
         for n, name in self.extra:
@@ -267,10 +264,10 @@ class _CsvLayout:
         return Record(
             number,
             (_hash(self._cell(row, "algorithm") or self.algorithm, row[self.hash].strip()),),
-            self._cell(row, "reference"),
-            self._cell(row, "source"),
-            self._cell(row, "note"),
-            metadata,
+            _text(self._cell(row, "reference"), "reference"),
+            _text(self._cell(row, "source"), "source"),
+            _text(self._cell(row, "note"), "note"),
+            validation.metadata(metadata) if metadata else metadata,
             _status(self._cell(row, "status")),
         )
 

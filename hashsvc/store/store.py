@@ -236,15 +236,7 @@ class Store:
         prepared = []
         for position, new in enumerate(new_items):
             try:
-                prepared.append(
-                    (
-                        validation.text("external_ref", new.external_ref, max_length=validation.MAX_REF),
-                        validation.text("source", new.source, max_length=validation.MAX_REF),
-                        validation.text("note", new.note),
-                        validation.metadata(new.metadata),
-                        validation.hashes(new.hashes),
-                    )
-                )
+                prepared.append(validation.new_item(new))
             except ValidationError as exc:  # InvalidHashError is not a ValidationError: it passes unchanged
                 raise ValidationError(
                     f"item {position}: {exc.message}" if len(new_items) > 1 else exc.message
@@ -291,7 +283,8 @@ class Store:
         return found[0]
 
     def find_item(self, bank: str, external_ref: str) -> Item:
-        """Look an item up by its partner reference. Raises NotFoundError."""
+        """Look an item up by its partner reference. Raises NotFoundError, ValidationError."""
+        validation.lookup("external_ref", external_ref)
         with read_snapshot(self.engine, lookups=True) as conn:
             bank_row = self._bank_row(conn, bank)
             found = self._load_items(
@@ -439,7 +432,7 @@ class Store:
         Raises ValidationError, ConflictError (name taken).
         """
         who = _actor(actor)
-        key_name = validation.bank_name(name)  # same slug rules: it shows up in logs and the audit trail
+        key_name = validation.slug("key name", name)  # a slug like bank names: it shows up in logs and the audit
         scope_list = validation.scopes(list(scopes))
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)  # 256 bits of entropy
         with write_transaction(self.engine) as tx:
@@ -479,6 +472,7 @@ class Store:
     def revoke_api_key(self, name: str, *, actor: Actor | str) -> ApiKey:
         """Revoke a key for good (idempotent). Raises NotFoundError."""
         who = _actor(actor)
+        validation.lookup("key name", name)
         with write_transaction(self.engine) as tx:
             row = tx.conn.execute(sa.select(api_keys).where(api_keys.c.name == name)).one_or_none()
             if row is None:
@@ -533,9 +527,9 @@ class Store:
         if before_id is not None:
             query = query.where(audit_log.c.id < before_id)
         if actor is not None:
-            query = query.where(audit_log.c.actor == actor)
+            query = query.where(audit_log.c.actor == validation.lookup("actor", actor))
         if bank is not None:
-            query = query.where(audit_log.c.bank == bank)
+            query = query.where(audit_log.c.bank == validation.lookup("bank name", bank))
         with self.engine.connect() as conn:
             return [AuditEntry(**row._mapping) for row in conn.execute(query)]
 
@@ -551,6 +545,7 @@ class Store:
 
     @staticmethod
     def _bank_row(conn: Connection, name: str, *, missing_ok: bool = False) -> Row[Any]:
+        validation.lookup("bank name", name)  # a NUL in a WHERE clause is an error on PostgreSQL, not a miss
         row = conn.execute(sa.select(banks).where(banks.c.name == name)).one_or_none()
         if row is None and not missing_ok:
             raise NotFoundError(f"no bank named {name!r}")

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hashsvc.errors import InvalidHashError, ValidationError
-from hashsvc.hashes.codec import ALGORITHMS, get_algorithm, parse_hex
-from hashsvc.store.records import HashInput
+from hashsvc.hashes.codec import ALGORITHMS, Algorithm, get_algorithm, parse_hex
+from hashsvc.json_input import MAX_JSON_DEPTH
+from hashsvc.store.records import HashInput, NewItem
 from hashsvc.store.schema import ACTIONS, CATEGORIES, SCOPES
 
 BANK_NAME = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
@@ -23,15 +24,52 @@ MAX_ACTOR = 128
 MAX_TEXT = 10_000
 MAX_METADATA_BYTES = 16_384
 MAX_HASHES_PER_ITEM = 64
+# The largest threshold that still means "the same picture", per perceptual algorithm. Unrelated 256-bit PDQ
+# codes are 128 +- 8 bits apart, so 63 is already 8 standard deviations closer than chance; unrelated 64-bit
+# pHash/dHash codes are 32 +- 4 apart, and 16 is 4 standard deviations. Beyond these a bank would match (and
+# block) unrelated uploads wholesale. Exact algorithms (md5, sha256) only take 0.
+MAX_THRESHOLDS = {"pdq": 63, "phash": 16, "dhash": 16}
+MAX_PDQ_QUALITY = 100
 
 
-def bank_name(name: Any) -> str:
+def storable(field: str, value: str) -> str:
+    """`value` if both back ends can store it identically, else ValidationError naming `field`.
+
+    NUL: PostgreSQL text cannot hold it (even in a WHERE clause), SQLite can. A lone surrogate (JSON "\\ud800")
+    has no UTF-8 encoding, so neither back end can store it. Both are rejected here, before any SQL runs.
+    """
+    if "\x00" in value:
+        raise ValidationError(f"{field} must not contain NUL (U+0000) characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValidationError(
+                f"{field} must be valid Unicode text: character {exc.start} is a lone surrogate "
+                f"(U+{ord(value[exc.start]):04X})"
+            ) from None
+    return value
+
+
+def lookup(field: str, value: Any) -> str:
+    """A name or reference used only to find a row: a string the store could hold, else ValidationError."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{field} must be a string, got {type(value).__name__}")
+    return storable(field, value)
+
+
+def slug(field: str, name: Any) -> str:
+    """A bank or key name: a lower-case slug, which also rules out NUL and surrogates."""
     if not isinstance(name, str) or not BANK_NAME.fullmatch(name) or len(name) > MAX_NAME:
         raise ValidationError(
-            f"bank name must be a lower-case slug (a-z, 0-9, single '-' or '_' between them), "
+            f"{field} must be a lower-case slug (a-z, 0-9, single '-' or '_' between them), "
             f"at most {MAX_NAME} characters; got {name!r:.80}"
         )
     return name
+
+
+def bank_name(name: Any) -> str:
+    return slug("bank name", name)
 
 
 def choice(field: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -59,7 +97,7 @@ def text(field: str, value: Any, *, max_length: int = MAX_TEXT, required: bool =
         raise ValidationError(f"{field} must not be blank")
     if len(value) > max_length:
         raise ValidationError(f"{field} must be at most {max_length} characters, got {len(value)}")
-    return value
+    return storable(field, value)
 
 
 def actor_name(value: Any) -> str:
@@ -79,12 +117,31 @@ def thresholds(value: Mapping[str, Any] | None) -> dict[str, int]:
             algo = get_algorithm(name)
         except InvalidHashError as exc:
             raise ValidationError(f"thresholds: {exc.message}") from None
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= algo.bits:
-            raise ValidationError(f"thresholds: {algo.name} must be an integer from 0 to {algo.bits}, got {limit!r}")
-        if not algo.perceptual and limit != 0:
-            raise ValidationError(f"thresholds: {algo.name} is matched exactly, its threshold can only be 0")
-        result[algo.name] = limit
+        result[algo.name] = _threshold(algo, limit)
     return result
+
+
+def _threshold(algo: Algorithm, limit: Any) -> int:
+    if not algo.perceptual:
+        if type(limit) is not int or limit != 0:
+            raise ValidationError(f"thresholds: {algo.name} is matched exactly, its threshold can only be 0")
+        return limit
+    bound = MAX_THRESHOLDS[algo.name]
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= bound:
+        raise ValidationError(
+            f"thresholds: {algo.name} must be an integer from 0 to {bound} (beyond {bound} bits of "
+            f"{algo.bits}, unrelated images match), got {limit!r:.40}"
+        )
+    return limit
+
+
+def pdq_quality(value: Any, field: str = "pdq.quality") -> int | None:
+    """A PDQ quality a client reports with its hash: an integer 0..100 (quality below 50 downgrades a match)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PDQ_QUALITY:
+        raise ValidationError(f"{field} must be an integer from 0 to {MAX_PDQ_QUALITY}, got {value!r:.40}")
+    return value
 
 
 def metadata(value: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -92,6 +149,7 @@ def metadata(value: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise ValidationError("metadata must be a JSON object")
+    _check_tree("metadata", value)
     try:
         encoded = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -101,10 +159,48 @@ def metadata(value: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(value)
 
 
+def _check_tree(field: str, value: Any) -> None:
+    """Every key and string in a JSON-like tree storable, and the tree at most MAX_JSON_DEPTH deep (so that
+    json.dumps cannot recurse into an error on a value built in Python rather than parsed)."""
+    stack: list[tuple[str, Any, int]] = [(field, value, 1)]
+    while stack:
+        path, node, depth = stack.pop()
+        if isinstance(node, str):
+            storable(path, node)
+            continue
+        if not isinstance(node, Mapping | list | tuple):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise ValidationError(f"{field} is nested more than {MAX_JSON_DEPTH} levels deep")
+        if isinstance(node, Mapping):
+            for key, child in node.items():
+                if isinstance(key, str):
+                    storable(f"{path} key {key!r:.40}", key)
+                stack.append((f"{path}[{key!r:.40}]", child, depth + 1))
+        else:
+            stack.extend((f"{path}[{n}]", child, depth + 1) for n, child in enumerate(node))
+
+
 def scopes(value: Any) -> list[str]:
-    if isinstance(value, str) or not value:
+    if not isinstance(value, list | tuple | set | frozenset) or not value:
         raise ValidationError(f"scopes must be a non-empty list of {', '.join(SCOPES)}")
     return sorted({choice("scope", s, SCOPES) for s in value})
+
+
+def new_item(new: NewItem) -> tuple[str | None, str | None, str | None, dict[str, Any], list[tuple[str, bytes]]]:
+    """An item's fields validated: (external_ref, source, note, metadata, hashes). Raises ValidationError,
+    InvalidHashError."""
+    return (
+        text("external_ref", new.external_ref, max_length=MAX_REF),
+        text("source", new.source, max_length=MAX_REF),
+        text("note", new.note),
+        metadata(new.metadata),
+        hashes(new.hashes),
+    )
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes | bytearray)
 
 
 # (hex digits, bytes) per algorithm, looked up once per hash on the bulk-import path.
@@ -112,7 +208,7 @@ _SIZES = {algo.name: (algo.hex_length, algo.nbytes) for algo in ALGORITHMS.value
 
 
 def _code(algorithm: str, value: str | bytes) -> tuple[str, bytes]:
-    sizes = _SIZES.get(algorithm)
+    sizes = _SIZES.get(algorithm) if type(algorithm) is str else None  # a list is unhashable
     if sizes is not None and type(value) is str and len(value) == sizes[0]:
         # Fast path for well-formed hex: exactly hex_length characters that decode to nbytes bytes cannot
         # contain whitespace or anything but hex digits (fromhex rejects the rest); anything else takes the
@@ -137,11 +233,11 @@ def hashes(value: HashInput) -> list[tuple[str, bytes]]:
     result: list[tuple[str, bytes]] = []
     if isinstance(value, Mapping):
         for name, codes in value.items():
-            if type(codes) is str or isinstance(codes, bytes | bytearray | memoryview):
-                result.append(_code(name, codes))
-            else:
+            if _is_list(codes):
                 result.extend(_code(name, code) for code in codes)
-    elif isinstance(value, str | bytes):
+            else:  # one code; a number, an object or null is rejected by _code with the algorithm's name
+                result.append(_code(name, codes))
+    elif not _is_list(value):
         raise ValidationError("hashes must be a list of (algorithm, hex) pairs or an {algorithm: hex} object")
     else:
         for pair in value:
