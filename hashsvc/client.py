@@ -281,8 +281,14 @@ class Client:
     def list_keys(self) -> list[dict[str, Any]]:
         return self.request("GET", "/v1/keys")["keys"]  # type: ignore[no-any-return]
 
-    def create_key(self, name: str, scopes: Iterable[str]) -> dict[str, Any]:
-        return self.request("POST", "/v1/keys", json_body={"name": name, "scopes": list(scopes)})  # type: ignore[no-any-return]
+    def create_key(self, name: str, scopes: Iterable[str], **options: Any) -> dict[str, Any]:
+        """`options`: disclosure ('full' | 'decision'), rate_per_s, burst, max_inflight (omitted: server default)."""
+        body = {"name": name, "scopes": list(scopes), **options}
+        return self.request("POST", "/v1/keys", json_body=body)  # type: ignore[no-any-return]
+
+    def update_key(self, key_id: int, **options: Any) -> dict[str, Any]:
+        """Change a key's disclosure or limits; None puts a limit back to the server's setting."""
+        return self.request("PATCH", f"/v1/keys/{int(key_id)}", json_body=options)  # type: ignore[no-any-return]
 
     def revoke_key(self, key_id: int) -> dict[str, Any]:
         return self.request("DELETE", f"/v1/keys/{int(key_id)}")  # type: ignore[no-any-return]

@@ -79,6 +79,40 @@ class Settings:
         default=0.25,
         metadata={"help": "How long a request waits for a slot before the answer is 503 with Retry-After."},
     )
+    key_rate_per_s: float = field(
+        default=100.0,
+        metadata={"help": "Queries per second one API key may make, per process (an image or a hash set is one)."},
+    )
+    key_burst: int = field(
+        default=1000,
+        metadata={"help": "Queries a key may make at once before its rate applies (a full batch of hash sets)."},
+    )
+    key_max_inflight: int = field(
+        default=0,
+        metadata={"help": "Slots one key may hold per process; 0 = any free slot, its fair share when others wait."},
+    )
+    fair_share_window_s: float = field(
+        default=2.0,
+        metadata={"help": "A key counts as active for fair sharing this long after its last request, in seconds."},
+    )
+    probe_radius_pdq: int = field(
+        default=16,
+        metadata={"help": "A query whose PDQ is 1 to this many bits from an earlier matched query probes it."},
+    )
+    probe_radius_short: int = field(
+        default=4, metadata={"help": "The same radius for pHash and dHash (64 bits)."}
+    )
+    probe_budget: int = field(
+        default=8,
+        metadata={"help": "Probes of one matched query a key may make before its answers are frozen and audited."},
+    )
+    probe_window_s: float = field(
+        default=86400.0,
+        metadata={"help": "How long a key's matched queries and flags are remembered after their last use, in s."},
+    )
+    probe_anchors: int = field(
+        default=1024, metadata={"help": "Matched queries remembered per key and process (oldest unflagged go first)."}
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -99,3 +99,14 @@ class OverloadedError(HashsvcError):
 
     code = "overloaded"
     http_status = 503
+
+
+class RateLimitedError(HashsvcError):
+    """The key has spent its request budget: retry after `retry_after_s` whole seconds (the Retry-After header)."""
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, retry_after_s)

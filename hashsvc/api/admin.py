@@ -25,8 +25,19 @@ def list_keys() -> dict[str, Any]:
 def create_key() -> tuple[dict[str, Any], int]:
     body = json_body()
     if not isinstance(body, dict) or not isinstance(body.get("scopes"), list):
-        raise ValidationError("send {\"name\": \"...\", \"scopes\": [\"match\" | \"curate\" | \"admin\", ...]}")
-    return service().create_key(body.get("name"), body["scopes"], g.actor), 201
+        raise ValidationError(
+            "send {\"name\": \"...\", \"scopes\": [\"match\" | \"curate\" | \"admin\", ...]}, optionally with "
+            "\"disclosure\" (\"full\" | \"decision\"), \"rate_per_s\", \"burst\", \"max_inflight\""
+        )
+    options = {k: v for k, v in body.items() if k not in ("name", "scopes")}
+    return service().create_key(body.get("name"), body["scopes"], g.actor, options), 201
+
+
+@bp.patch("/keys/<int:key_id>")
+@require("admin")
+def update_key(key_id: int) -> dict[str, Any]:
+    """Change a key's disclosure or limits: {"disclosure", "rate_per_s", "burst", "max_inflight"} (null: default)."""
+    return service().update_key(key_id, json_body(), g.actor)
 
 
 @bp.delete("/keys/<int:key_id>")

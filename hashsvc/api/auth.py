@@ -24,7 +24,7 @@ def _bearer_token() -> str | None:
 
 
 def require(scope: str) -> Callable[[F], F]:
-    """Let the view run only for a valid, unrevoked key that carries `scope`; sets `g.actor`."""
+    """Let the view run only for a valid, unrevoked key that carries `scope`; sets `g.key` and `g.actor`."""
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
@@ -37,6 +37,7 @@ def require(scope: str) -> Callable[[F], F]:
                 raise UnauthorizedError("unknown or revoked API key")
             if not key.allows(scope):
                 raise ForbiddenError(f"this key lacks the '{scope}' scope")
+            g.key = key  # its disclosure and limits (hashsvc.api.limits)
             g.actor = Actor(key.name, request.remote_addr)
             return view(*args, **kwargs)
 

@@ -2,42 +2,25 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from flask import Flask, current_app
 
-from hashsvc.errors import OverloadedError
+from hashsvc.api.admission import Admission
+from hashsvc.service.ratelimit import RateLimiter
 from hashsvc.service.service import Service
 
 EXTENSION = "hashsvc"
 
 
-class Admission:
-    """At most `slots` CPU-heavy requests per process; the rest wait up to `timeout_s`, then get 503.
-
-    Under overload this keeps latency and memory flat: excess requests are refused in a fraction of a
-    second with Retry-After instead of piling up behind the hashing work.
-    """
-
-    def __init__(self, slots: int, timeout_s: float) -> None:
-        self._slots = threading.BoundedSemaphore(max(1, slots))
-        self.timeout_s = timeout_s
-
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        if not self._slots.acquire(timeout=self.timeout_s):
-            raise OverloadedError("the service is at capacity; retry after the delay in Retry-After")
-        try:
-            yield
-        finally:
-            self._slots.release()
-
-
 def init_app(app: Flask, svc: Service) -> None:
     app.extensions[EXTENSION] = svc
-    app.extensions[EXTENSION + ".admission"] = Admission(svc.settings.max_inflight, svc.settings.queue_timeout_s)
+    settings = svc.settings
+    app.extensions[EXTENSION + ".admission"] = Admission(
+        settings.max_inflight,
+        settings.queue_timeout_s,
+        key_cap=settings.key_max_inflight,
+        active_window_s=settings.fair_share_window_s,
+    )
+    app.extensions[EXTENSION + ".rate_limiter"] = RateLimiter()
 
 
 def service() -> Service:
@@ -46,3 +29,7 @@ def service() -> Service:
 
 def admission() -> Admission:
     return current_app.extensions[EXTENSION + ".admission"]  # type: ignore[no-any-return]
+
+
+def rate_limiter() -> RateLimiter:
+    return current_app.extensions[EXTENSION + ".rate_limiter"]  # type: ignore[no-any-return]

@@ -9,8 +9,10 @@ from flask import Blueprint
 from hashsvc.api import metrics
 from hashsvc.api.auth import require
 from hashsvc.api.body import json_body
-from hashsvc.api.context import admission, service
+from hashsvc.api.context import service
+from hashsvc.api.limits import caller, charge, key_slot
 from hashsvc.api.uploads import image_bytes
+from hashsvc.service.service import MAX_BATCH
 
 bp = Blueprint("match", __name__, url_prefix="/v1")
 
@@ -19,8 +21,9 @@ bp = Blueprint("match", __name__, url_prefix="/v1")
 @require("match")
 def match_image() -> dict[str, Any]:
     data = image_bytes()
-    with admission().slot():
-        result = service().match_image(data)
+    charge(1)
+    with key_slot():
+        result = service().match_image(data, caller())
     metrics.record_match(result)
     return result
 
@@ -29,8 +32,9 @@ def match_image() -> dict[str, Any]:
 @require("match")
 def match_hashes() -> dict[str, Any]:
     body = json_body()
-    with admission().slot():
-        result = service().match_hashes(body)
+    charge(_queries_in(body))
+    with key_slot():
+        result = service().match_hashes(body, caller())
     for single in result.get("results", [result]):
         metrics.record_match(single)
     return result
@@ -40,5 +44,14 @@ def match_hashes() -> dict[str, Any]:
 @require("match")
 def hash_only() -> dict[str, Any]:
     data = image_bytes()
-    with admission().slot():
+    charge(1)
+    with key_slot():
         return service().hash_image(data)
+
+
+def _queries_in(body: Any) -> int:
+    """What a match-by-hashes request costs: one per hash set, so a batch pays for each lookup it makes
+    (the service refuses malformed batches; they cost one)."""
+    if isinstance(body, dict) and isinstance(body.get("items"), list) and len(body["items"]) <= MAX_BATCH:
+        return max(1, len(body["items"]))
+    return 1

@@ -39,7 +39,8 @@ class Backend(Protocol):
     def delete_item(self, item_id: int) -> None: ...
     def search(self, algorithm: str, value: str, max_distance: int | None, limit: int) -> dict[str, Any]: ...
     def match_image(self, data: bytes) -> dict[str, Any]: ...
-    def create_key(self, name: str, scopes: list[str]) -> dict[str, Any]: ...
+    def create_key(self, name: str, scopes: list[str], options: dict[str, Any]) -> dict[str, Any]: ...
+    def update_key(self, name_or_id: str, options: dict[str, Any]) -> dict[str, Any]: ...
     def list_keys(self) -> list[dict[str, Any]]: ...
     def revoke_key(self, name_or_id: str) -> dict[str, Any]: ...
 
@@ -123,8 +124,11 @@ class LocalBackend:
             self.service.live.load()  # snapshots from the data folder when present, then the change log
         return self.service.match_image(data)
 
-    def create_key(self, name: str, scopes: list[str]) -> dict[str, Any]:
-        return self.service.create_key(name, scopes, self.actor)
+    def create_key(self, name: str, scopes: list[str], options: dict[str, Any]) -> dict[str, Any]:
+        return self.service.create_key(name, scopes, self.actor, options)
+
+    def update_key(self, name_or_id: str, options: dict[str, Any]) -> dict[str, Any]:
+        return self.service.update_key(_key_id(self.list_keys(), name_or_id), options, self.actor)
 
     def list_keys(self) -> list[dict[str, Any]]:
         return self.service.list_keys()
@@ -207,8 +211,11 @@ class RemoteBackend:
     def match_image(self, data: bytes) -> dict[str, Any]:
         return self.client.match_image(data)
 
-    def create_key(self, name: str, scopes: list[str]) -> dict[str, Any]:
-        return self.client.create_key(name, scopes)
+    def create_key(self, name: str, scopes: list[str], options: dict[str, Any]) -> dict[str, Any]:
+        return self.client.create_key(name, scopes, **options)
+
+    def update_key(self, name_or_id: str, options: dict[str, Any]) -> dict[str, Any]:
+        return self.client.update_key(_key_id(self.list_keys(), name_or_id), **options)
 
     def list_keys(self) -> list[dict[str, Any]]:
         return self.client.list_keys()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -18,9 +19,34 @@ def keys_group() -> None:
     \b
     Example:
         hashsvc keys create --name upload-pipeline --scope match
+        hashsvc keys create --name partner-x --scope match --decision-only --rate 20 --burst 40 --max-inflight 1
         hashsvc keys list
+        hashsvc keys update partner-x --rate default
         hashsvc keys revoke upload-pipeline
     """
+
+
+def _rate(text: str) -> float | None:
+    return None if text == "default" else float(text)
+
+
+def _count(text: str) -> int | None:
+    return None if text == "default" else int(text)
+
+
+def limit_options(command: Any) -> Any:
+    """--rate, --burst, --max-inflight: per-key overrides of the server's settings ('default' clears one)."""
+    for option in reversed(
+        [
+            click.option("--rate", "rate_per_s", type=_rate, help="Queries per second (per process); 'default'."),
+            click.option("--burst", type=_count, help="Queries at once before the rate applies; 'default'."),
+            click.option(
+                "--max-inflight", type=_count, help="Slots this key may hold at once (per process); 'default'."
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
 
 
 @keys_group.command("create")
@@ -33,17 +59,61 @@ def keys_group() -> None:
     type=click.Choice(["match", "curate", "admin"]),
     help="Repeat for several scopes.",
 )
+@click.option(
+    "--decision-only",
+    is_flag=True,
+    help="Match answers carry decisions and lists only: no distances, thresholds or notes (for partners).",
+)
+@limit_options
 @json_option
 @backend_options
-def keys_create(backend: Backend, name: str, scopes: tuple[str, ...], as_json: bool) -> None:
+def keys_create(
+    backend: Backend,
+    name: str,
+    scopes: tuple[str, ...],
+    decision_only: bool,
+    rate_per_s: float | None,
+    burst: int | None,
+    max_inflight: int | None,
+    as_json: bool,
+) -> None:
     """Create an API key and print it once (only its hash is stored).
 
     \b
     Example:
         hashsvc keys create --name analyst-anna --scope curate
+        hashsvc keys create --name partner-x --scope match --decision-only --rate 20 --burst 40 --max-inflight 1
     """
-    key = backend.create_key(name, list(scopes))
+    options = {"rate_per_s": rate_per_s, "burst": burst, "max_inflight": max_inflight}
+    options = {k: v for k, v in options.items() if v is not None}
+    if decision_only:
+        options["disclosure"] = "decision"
+    key = backend.create_key(name, list(scopes), options)
     emit(as_json, key, key["key"])
+
+
+@keys_group.command("update")
+@click.argument("name")
+@click.option("--disclosure", type=click.Choice(["full", "decision"]), help="What its match answers carry.")
+@limit_options
+@json_option
+@backend_options
+def keys_update(backend: Backend, name: str, as_json: bool, **options: Any) -> None:
+    """Change a key's disclosure or limits, by name (or id); 'default' puts a limit back to the server's.
+
+    \b
+    Example:
+        hashsvc keys update partner-x --disclosure decision --rate 5
+        hashsvc keys update partner-x --max-inflight default
+    """
+    ctx = click.get_current_context()
+    given = {
+        k: v for k, v in options.items() if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT
+    }
+    if not given:
+        raise click.UsageError("give at least one of --disclosure, --rate, --burst, --max-inflight")
+    key = backend.update_key(name, given)
+    emit(as_json, key, f"updated {key['name']}: {_limits_text(key)}")
 
 
 @keys_group.command("list")
@@ -61,12 +131,36 @@ def keys_list(backend: Backend, as_json: bool) -> None:
         for key in keys:
             click.echo(emit_line(key))
         return
-    rows = [(k["id"], k["name"], ",".join(k["scopes"]), "revoked" if k["revoked"] else "active") for k in keys]
-    click.echo(table(rows, ("ID", "NAME", "SCOPES", "STATUS")))
+    rows = [
+        (k["id"], k["name"], ",".join(k["scopes"]), "revoked" if k["revoked"] else "active", _limits_text(k))
+        for k in keys
+    ]
+    click.echo(table(rows, ("ID", "NAME", "SCOPES", "STATUS", "DISCLOSURE AND LIMITS")))
+
+
+LISTED = ("id", "name", "scopes", "revoked", "created_at", "last_used_at", "disclosure", "rate_per_s", "burst")
 
 
 def emit_line(key: dict[str, object]) -> str:
-    return json.dumps({k: key[k] for k in ("id", "name", "scopes", "revoked", "created_at", "last_used_at")})
+    return json.dumps({k: key[k] for k in (*LISTED, "max_inflight")})
+
+
+def _limits_text(key: dict[str, Any]) -> str:
+    """'decision, 20/s, burst 40, 1 in flight'; limits left to the server say 'default'."""
+
+    def shown(value: Any, unit: str) -> str:
+        if value is None:
+            return "default" + unit
+        return f"{value:g}{unit}" if isinstance(value, float) else f"{value}{unit}"
+
+    return ", ".join(
+        [
+            key["disclosure"],
+            shown(key["rate_per_s"], "/s"),
+            "burst " + shown(key["burst"], ""),
+            shown(key["max_inflight"], " in flight"),
+        ]
+    )
 
 
 @keys_group.command("revoke")

@@ -21,8 +21,10 @@ from hashsvc.hashes import ALGORITHMS, normalize_hex
 from hashsvc.hashes.codec import hamming
 from hashsvc.hashes.compute import DIHEDRAL_VARIANTS
 from hashsvc.service import policy
+from hashsvc.service.disclosure import Caller, redact
 from hashsvc.service.hashing import ImageHashes, hash_image
 from hashsvc.service.live_index import LiveIndex
+from hashsvc.service.probing import AUDIT_ACTION, ProbeGuard, ProbeRules
 from hashsvc.store import UNSET, Actor, ApiKey, Bank, Item, NewItem, Store, validation
 from hashsvc.store.owners import HashOwner, item_codes, matching_owners
 
@@ -30,6 +32,7 @@ MAX_BATCH = 1000
 MAX_ID = 2**63 - 1
 KEY_CACHE_S = 2.0
 KEY_CACHE_SIZE = 10_000  # ids are 64-bit integers in every store back end
+KEY_OPTIONS = {"disclosure", "rate_per_s", "burst", "max_inflight"}
 
 
 def limits_from(settings: Settings) -> media.Limits:
@@ -61,6 +64,7 @@ class Service:
         self.live = live or LiveIndex(self.store, snapshots, poll_interval_s=settings.poll_interval_s)
         self._key_cache: dict[str, tuple[float, ApiKey]] = {}
         self._bank_cache: tuple[float, list[Bank]] = (float("-inf"), [])
+        self.probes = ProbeGuard(ProbeRules.from_settings(settings))
 
     def close(self) -> None:
         self.live.stop()
@@ -109,15 +113,22 @@ class Service:
 
     # ----------------------------------------------------------------------------------------- matching
 
-    def match_image(self, data: bytes) -> dict[str, Any]:
-        """Decode and hash an upload, look every hash up, and decide. Raises MediaError, NotReadyError."""
+    def match_image(self, data: bytes, caller: Caller | None = None) -> dict[str, Any]:
+        """Decode and hash an upload, look every hash up, and decide. Raises MediaError, NotReadyError.
+
+        A `caller` (an API key) gets its answer screened for probing and shaped by its key's disclosure; without
+        one (the local CLI) the answer is complete."""
         started = time.perf_counter()
         self._require_ready()
         hashes = self._hash(data, dihedral=True, extras="query")
-        return _response(self._match(_query_from_image(hashes)), _image_hash_summary(hashes), started)
+        query = _query_from_image(hashes)
+        (result,) = self._answers(caller, [query], [self._match(query)])
+        return _response(result, _image_hash_summary(hashes), _timed(caller, started))
 
-    def match_hashes(self, body: Any) -> dict[str, Any]:
-        """Match one hash set `{"pdq": "...", "md5": "..."}` or a batch `{"items": [...]}` (up to 1000)."""
+    def match_hashes(self, body: Any, caller: Caller | None = None) -> dict[str, Any]:
+        """Match one hash set `{"pdq": "...", "md5": "..."}` or a batch `{"items": [...]}` (up to 1000).
+
+        A batch is screened for probing in order, as if its sets had come one after another."""
         started = time.perf_counter()
         self._require_ready()
         if isinstance(body, dict) and "items" in body:
@@ -127,15 +138,31 @@ class Service:
             if len(batch) > MAX_BATCH:
                 raise ValidationError(f"a batch holds at most {MAX_BATCH} hash sets, got {len(batch)}")
             queries = [_query_from_hash_set(entry, f"items[{n}]") for n, entry in enumerate(batch)]
-            matched = self._match_many(queries)
+            matched = self._answers(caller, queries, self._match_many(queries))
             results = [_response(m, _hash_set_summary(q)) for q, m in zip(queries, matched, strict=True)]
-            return {
-                "results": results,
-                "index": {"sequence": self.live.sequence},
-                "took_ms": round((time.perf_counter() - started) * 1000, 2),
-            }
+            batch_response: dict[str, Any] = {"results": results, "index": {"sequence": self.live.sequence}}
+            timed = _timed(caller, started)
+            if timed is not None:
+                batch_response["took_ms"] = round((time.perf_counter() - timed) * 1000, 2)
+            return batch_response
         query = _query_from_hash_set(body, "body")
-        return _response(self._match(query), _hash_set_summary(query), started)
+        (result,) = self._answers(caller, [query], [self._match(query)])
+        return _response(result, _hash_set_summary(query), _timed(caller, started))
+
+    def _answers(
+        self, caller: Caller | None, queries: list[_Query], results: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """What the caller is told: each result screened for probing, in order, then cut to the key's disclosure."""
+        if caller is None:
+            return results
+        answers = []
+        for query, result in zip(queries, results, strict=True):
+            screened = self.probes.screen(caller.key.name, _original_codes(query), result)
+            for details in screened.alerts:
+                self.store.record_audit(caller.actor, AUDIT_ACTION, details=details)
+            shown = screened.frozen or caller.key.decision_only
+            answers.append(redact(screened.answer) if shown else screened.answer)
+        return answers
 
     def _require_ready(self) -> None:
         if not self.live.ready:
@@ -398,9 +425,26 @@ class Service:
 
     # -------------------------------------------------------------------------------------------- keys
 
-    def create_key(self, name: str, scopes: Iterable[str], actor: Actor) -> dict[str, Any]:
-        key, token = self.store.create_api_key(name, scopes, actor=actor)
+    def create_key(
+        self, name: str, scopes: Iterable[str], actor: Actor, options: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Create a key; `options` may set KEY_OPTIONS (disclosure, rate_per_s, burst, max_inflight)."""
+        options = _only(options or {}, KEY_OPTIONS, "key option")
+        key, token = self.store.create_api_key(name, scopes, actor=actor, **options)
         return {**_key_dict(key), "key": token}
+
+    def update_key(self, key_id: int, options: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
+        """Change a key's disclosure or limits; null puts a limit back to the server's setting."""
+        options = _only(options, KEY_OPTIONS, "key option")
+        updated = self.store.update_api_key(self._key_by_id(key_id).name, actor=actor, **options)
+        self._key_cache.clear()  # this process applies the change at once; others within KEY_CACHE_S
+        return _key_dict(updated)
+
+    def _key_by_id(self, key_id: int) -> ApiKey:
+        for key in self.store.list_api_keys():
+            if key.id == key_id:
+                return key
+        raise NotFoundError(f"no API key with id {key_id}")
 
     def list_keys(self) -> list[dict[str, Any]]:
         return [_key_dict(key) for key in self.store.list_api_keys()]
@@ -434,6 +478,22 @@ def _response(result: dict[str, Any], hashes: dict[str, Any], started: float | N
     if started is not None:
         shaped["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return shaped
+
+
+def _timed(caller: Caller | None, started: float) -> float | None:
+    """When timing goes into the answer: not for decision-only keys (how long a lookup took depends on how many
+    stored hashes were near the query)."""
+    return None if caller is not None and caller.key.decision_only else started
+
+
+def _original_codes(query: _Query) -> dict[str, bytes]:
+    """The query's own code per algorithm (its unrotated, untrimmed view): what the probe guard compares."""
+    return {
+        algorithm: code
+        for algorithm, variants in query.codes.items()
+        for variant, code in variants[:1]
+        if variant == "original"
+    }
 
 
 def _query_from_image(hashes: ImageHashes) -> _Query:
@@ -554,4 +614,9 @@ def _key_dict(key: ApiKey) -> dict[str, Any]:
         "created_at": key.created_at.isoformat(),
         "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
         "revoked": key.revoked,
+        "disclosure": key.disclosure,
+        # null: the server's setting (HASHSVC_KEY_RATE_PER_S, HASHSVC_KEY_BURST, HASHSVC_KEY_MAX_INFLIGHT)
+        "rate_per_s": key.rate_per_s,
+        "burst": key.burst,
+        "max_inflight": key.max_inflight,
     }

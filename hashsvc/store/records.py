@@ -154,10 +154,19 @@ class ApiKey:
     last_used_at: dt.datetime | None
     revoked: bool
     revoked_at: dt.datetime | None
+    disclosure: str = "full"  # 'full' (distances and thresholds) or 'decision' (decisions and lists only)
+    # Per-key overrides of the serving limits; None means the server's settings.
+    rate_per_s: float | None = None
+    burst: int | None = None
+    max_inflight: int | None = None
 
     def allows(self, scope: str) -> bool:
         """Scopes are explicit (an admin key that should also curate carries both): no implied hierarchy."""
         return not self.revoked and scope in self.scopes
+
+    @property
+    def decision_only(self) -> bool:
+        return self.disclosure == "decision"
 
 
 @dataclass(frozen=True)

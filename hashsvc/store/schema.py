@@ -22,6 +22,7 @@ CATEGORIES = ("csam", "terror", "ncii", "other")
 ACTIONS = ("block", "review", "log")
 ITEM_STATUSES = ("active", "disabled")
 SCOPES = ("match", "curate", "admin")
+DISCLOSURES = ("full", "decision")  # what a key's match answers carry: distances too, or decisions only
 
 
 class UtcDateTime(sa.TypeDecorator[dt.datetime]):
@@ -142,6 +143,11 @@ api_keys = sa.Table(
     sa.Column("last_used_at", UtcDateTime, nullable=True),
     sa.Column("revoked", sa.Boolean(create_constraint=False), nullable=False),
     sa.Column("revoked_at", UtcDateTime, nullable=True),
+    sa.Column("disclosure", sa.String(16), nullable=False, server_default="full"),
+    # Per-key overrides of the serving limits; NULL means the server's setting (HASHSVC_KEY_*).
+    sa.Column("rate_per_s", sa.Float, nullable=True),
+    sa.Column("burst", sa.Integer, nullable=True),
+    sa.Column("max_inflight", sa.Integer, nullable=True),
 )
 
 audit_log = sa.Table(

@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, Final
@@ -63,6 +63,17 @@ def _actor(actor: Actor | str) -> Actor:
         actor = Actor(actor)
     validation.actor_name(actor.name)
     return actor
+
+
+def _key_options(**given: Any) -> dict[str, Any]:
+    """The validated subset of a key's disclosure and limits that the caller gave."""
+    checks: dict[str, Callable[[Any], Any]] = {
+        "disclosure": validation.disclosure,
+        "rate_per_s": validation.key_rate,
+        "burst": lambda value: validation.key_count("burst", value),
+        "max_inflight": lambda value: validation.key_count("max_inflight", value),
+    }
+    return {name: checks[name](value) for name, value in given.items()}
 
 
 def _hash_token(token: str) -> str:
@@ -426,24 +437,41 @@ class Store:
 
     # -------------------------------------------------------------------------------------------- API keys
 
-    def create_api_key(self, name: str, scopes: Iterable[str], *, actor: Actor | str) -> tuple[ApiKey, str]:
+    def create_api_key(
+        self,
+        name: str,
+        scopes: Iterable[str],
+        *,
+        actor: Actor | str,
+        disclosure: str = "full",
+        rate_per_s: float | None = None,
+        burst: int | None = None,
+        max_inflight: int | None = None,
+    ) -> tuple[ApiKey, str]:
         """Create a key; return it and its token. The token is shown only now: the store keeps its sha256.
 
+        `disclosure` is 'full' or 'decision'; the limits left as None follow the server's settings.
         Raises ValidationError, ConflictError (name taken).
         """
         who = _actor(actor)
         key_name = validation.slug("key name", name)  # a slug like bank names: it shows up in logs and the audit
         scope_list = validation.scopes(list(scopes))
+        options = _key_options(disclosure=disclosure, rate_per_s=rate_per_s, burst=burst, max_inflight=max_inflight)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)  # 256 bits of entropy
         with write_transaction(self.engine) as tx:
             if tx.conn.execute(sa.select(api_keys.c.id).where(api_keys.c.name == key_name)).first() is not None:
                 raise ConflictError(f"API key {key_name!r} already exists")
             tx.conn.execute(
                 sa.insert(api_keys).values(
-                    name=key_name, key_hash=_hash_token(token), scopes=scope_list, created_at=tx.now, revoked=False
+                    name=key_name,
+                    key_hash=_hash_token(token),
+                    scopes=scope_list,
+                    created_at=tx.now,
+                    revoked=False,
+                    **options,
                 )
             )
-            tx.audit(who, "key.create", details={"name": key_name, "scopes": scope_list})
+            tx.audit(who, "key.create", details={"name": key_name, "scopes": scope_list, **options})
             row = tx.conn.execute(sa.select(api_keys).where(api_keys.c.name == key_name)).one()
         return self._api_key(row), token
 
@@ -468,6 +496,31 @@ class Store:
     def list_api_keys(self) -> list[ApiKey]:
         with self.engine.connect() as conn:
             return [self._api_key(row) for row in conn.execute(sa.select(api_keys).order_by(api_keys.c.name))]
+
+    def update_api_key(
+        self,
+        name: str,
+        *,
+        actor: Actor | str,
+        disclosure: str | _Unset = UNSET,
+        rate_per_s: float | _Unset | None = UNSET,
+        burst: int | _Unset | None = UNSET,
+        max_inflight: int | _Unset | None = UNSET,
+    ) -> ApiKey:
+        """Change a key's disclosure or limits (None: back to the server's setting). Raises NotFoundError."""
+        who = _actor(actor)
+        validation.lookup("key name", name)
+        given = {"disclosure": disclosure, "rate_per_s": rate_per_s, "burst": burst, "max_inflight": max_inflight}
+        changed = _key_options(**{k: v for k, v in given.items() if v is not UNSET})
+        with write_transaction(self.engine) as tx:
+            row = tx.conn.execute(sa.select(api_keys).where(api_keys.c.name == name)).one_or_none()
+            if row is None:
+                raise NotFoundError(f"no API key named {name!r}")
+            if changed:
+                tx.conn.execute(sa.update(api_keys).where(api_keys.c.id == row.id).values(**changed))
+                tx.audit(who, "key.update", details={"name": name, **changed})
+            row = tx.conn.execute(sa.select(api_keys).where(api_keys.c.id == row.id)).one()
+        return self._api_key(row)
 
     def revoke_api_key(self, name: str, *, actor: Actor | str) -> ApiKey:
         """Revoke a key for good (idempotent). Raises NotFoundError."""

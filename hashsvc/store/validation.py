@@ -15,7 +15,7 @@ from hashsvc.errors import InvalidHashError, ValidationError
 from hashsvc.hashes.codec import ALGORITHMS, Algorithm, get_algorithm, parse_hex
 from hashsvc.json_input import MAX_JSON_DEPTH
 from hashsvc.store.records import HashInput, NewItem
-from hashsvc.store.schema import ACTIONS, CATEGORIES, SCOPES
+from hashsvc.store.schema import ACTIONS, CATEGORIES, DISCLOSURES, SCOPES
 
 BANK_NAME = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
 MAX_NAME = 64
@@ -197,6 +197,32 @@ def new_item(new: NewItem) -> tuple[str | None, str | None, str | None, dict[str
         metadata(new.metadata),
         hashes(new.hashes),
     )
+
+
+def disclosure(value: Any) -> str:
+    return choice("disclosure", value, DISCLOSURES)
+
+
+MAX_KEY_RATE = 1_000_000.0  # per second; far beyond any process, so a typo cannot overflow the bucket maths
+MAX_KEY_COUNT = 1_000_000  # burst and in-flight requests
+
+
+def key_rate(value: Any) -> float | None:
+    """A per-key rate limit in requests per second (None: the server's default); must be positive."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_KEY_RATE:
+        raise ValidationError(f"rate_per_s must be a number above 0 and at most {MAX_KEY_RATE:g}, got {value!r:.80}")
+    return float(value)
+
+
+def key_count(field: str, value: Any) -> int | None:
+    """A per-key burst or concurrency (None: the server's default); a positive integer."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_KEY_COUNT:
+        raise ValidationError(f"{field} must be an integer from 1 to {MAX_KEY_COUNT}, got {value!r:.80}")
+    return value
 
 
 def _is_list(value: Any) -> bool:
