@@ -66,10 +66,32 @@ class Settings:
     )
     host: str = field(default="127.0.0.1", metadata={"help": "Address `hashsvc serve` binds to."})
     port: int = field(default=8080, metadata={"help": "Port `hashsvc serve` listens on."})
-    workers: int = field(default=2, metadata={"help": "gunicorn worker processes (each holds its own index)."})
-    threads: int = field(default=8, metadata={"help": "Threads per worker process (connections it holds)."})
-    request_timeout_s: float = field(
-        default=30.0, metadata={"help": "gunicorn kills a worker stuck on one request for longer than this."}
+    workers: int = field(
+        default=2, metadata={"help": "Server worker processes (each holds its own index and sandbox)."}
+    )
+    threads: int = field(
+        default=8, metadata={"help": "Threads per worker process that run complete requests through the app."}
+    )
+    header_timeout_s: float = field(
+        default=10.0,
+        metadata={"help": "A client must send a request's headers within this many seconds (else 408)."},
+    )
+    max_header_bytes: int = field(
+        default=65536, metadata={"help": "Largest request line plus headers, in bytes (else 414 or 431)."}
+    )
+    body_timeout_s: float = field(
+        default=60.0, metadata={"help": "A request body must arrive whole within this many seconds (else 408)."}
+    )
+    min_body_rate: int = field(
+        default=65536,
+        metadata={"help": "After 2 s, a request body must keep arriving at this many bytes/s on average (else 408)."},
+    )
+    max_buffered_mb: int = field(
+        default=512,
+        metadata={"help": "Request bodies one process may hold while they arrive, in MiB (beyond: 503)."},
+    )
+    max_connections: int = field(
+        default=1024, metadata={"help": "Requests one worker process handles at once, slow ones included."}
     )
     max_inflight: int = field(
         default=2,

@@ -1,47 +1,85 @@
-"""Running the API under gunicorn, configured from Settings (no gunicorn config file to keep in sync)."""
+"""Running the API: granian (a Rust HTTP server) in front, the Flask app behind `hashsvc.api.front`.
+
+Why granian and not gunicorn's threaded workers, which served until round 2: gunicorn gives a thread to a
+connection as soon as its first bytes arrive and keeps it while the rest trickles in, so 16 sockets sending one
+header line every 2 s made normal requests wait 9 s and 32 stopped the service. granian parses requests on
+an async runtime (a slow client costs a little memory, no thread), times out slow headers, and bounds header
+sizes and concurrent requests; `front.Front` does the same for bodies. Numbers: README "Security".
+
+What granian answers by itself, before the app sees the request (a malformed request line, a URL or headers
+over `max_header_bytes`, headers slower than `header_timeout_s`), comes with the right status (400, 414, 431,
+408) and an empty body, not the JSON error shape: the parser answers those, not the app.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 import tempfile
 from typing import Any
 
-from gunicorn.app.base import BaseApplication
-
-from hashsvc.config import Settings
+from hashsvc.config import ENV_PREFIX, SETTINGS, Settings, load_settings
 
 
-class _Gunicorn(BaseApplication):  # type: ignore[misc]
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        super().__init__()
+def app() -> Any:
+    """The ASGI app of one server process (granian calls this factory in each worker after it starts)."""
+    from hashsvc.api import MULTIPART_ALLOWANCE, create_app
+    from hashsvc.api.context import service
+    from hashsvc.api.front import BodyLimits, Front
 
-    def load_config(self) -> None:
-        options: dict[str, Any] = {
-            "bind": f"{self.settings.host}:{self.settings.port}",
-            "workers": self.settings.workers,
-            "threads": self.settings.threads,
-            "worker_class": "gthread",
-            "timeout": int(self.settings.request_timeout_s),
-            "graceful_timeout": 10,
-            "accesslog": None,
-            # Bounded request lines and headers: a hostile client cannot make the parser hold much.
-            "limit_request_line": 8190,
-            "limit_request_fields": 100,
-            "limit_request_field_size": 8190,
-        }
-        for key, value in options.items():
-            self.cfg.set(key, value)
-
-    def load(self) -> Any:
-        # Runs in each worker after the fork: every worker owns its store connections, index and threads.
-        from hashsvc.api import create_app
-
-        return create_app(self.settings)
+    settings = load_settings()
+    flask_app = create_app(settings)
+    with flask_app.app_context():
+        svc = service()
+    limits = BodyLimits(
+        max_body_bytes=settings.max_upload_bytes + MULTIPART_ALLOWANCE,
+        body_timeout_s=settings.body_timeout_s,
+        min_body_rate=settings.min_body_rate,
+        max_buffered_bytes=settings.max_buffered_mb * 1024 * 1024,
+    )
+    return Front(flask_app.wsgi_app, limits, threads=settings.threads, on_shutdown=svc.close)
 
 
 def serve(settings: Settings) -> None:
-    """Serve until interrupted. Metrics of all workers are aggregated through a shared folder."""
+    """Serve until interrupted. Every worker process builds its own app from the same settings."""
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+    from granian.server import Server
+
+    # Workers read their settings from the environment, so flags given to `hashsvc serve` must be there too.
+    os.environ.update(_as_environment(settings))
+    metrics_dir = None
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="hashsvc-metrics-")
-    _Gunicorn(settings).run()
+        metrics_dir = tempfile.mkdtemp(prefix="hashsvc-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    server = Server(
+        "hashsvc.server:app",
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        workers=settings.workers,
+        http=HTTPModes.http1,  # upload pipelines speak HTTP/1.1; HTTP/2 would add a second parser to attack
+        websockets=False,
+        backlog=max(128, settings.max_connections),
+        backpressure=settings.max_connections,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=int(settings.header_timeout_s * 1000),
+            keep_alive=True,
+            max_buffer_size=max(8192, settings.max_header_bytes),
+        ),
+        respawn_failed_workers=True,
+        workers_kill_timeout=10,
+        log_access=False,
+    )
+    try:
+        server.serve()
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _as_environment(settings: Settings) -> dict[str, str]:
+    values = dataclasses.asdict(settings)
+    return {ENV_PREFIX + spec.name.upper(): str(values[spec.name]) for spec in SETTINGS}
