@@ -107,9 +107,7 @@ def keys_update(backend: Backend, name: str, as_json: bool, **options: Any) -> N
         hashsvc keys update partner-x --max-inflight default
     """
     ctx = click.get_current_context()
-    given = {
-        k: v for k, v in options.items() if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT
-    }
+    given = {k: v for k, v in options.items() if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
     if not given:
         raise click.UsageError("give at least one of --disclosure, --rate, --burst, --max-inflight")
     key = backend.update_key(name, given)
