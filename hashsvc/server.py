@@ -6,9 +6,11 @@ header line every 2 s made normal requests wait 9 s and 32 stopped the service. 
 an async runtime (a slow client costs a little memory, no thread), times out slow headers, and bounds header
 sizes and concurrent requests; `front.Front` does the same for bodies. Numbers: README "Security".
 
-What granian answers by itself, before the app sees the request (a malformed request line, a URL or headers
-over `max_header_bytes`, headers slower than `header_timeout_s`), comes with the right status (400, 414, 431,
-408) and an empty body, not the JSON error shape: the parser answers those, not the app.
+What granian answers by itself, before the app sees the request, comes with the right status and an empty
+body, not the JSON error shape, because its parser answers, not the app: a malformed request line (400), a URL
+or headers too big for its read buffer (414, 431; twice `max_header_bytes`), more than 100 headers (431),
+headers slower than `header_timeout_s` (the connection is closed). Within the buffer, `front` enforces the URL
+and header limits exactly and answers in JSON.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def app() -> Any:
         svc = service()
     limits = BodyLimits(
         max_body_bytes=settings.max_upload_bytes + MULTIPART_ALLOWANCE,
+        max_header_bytes=settings.max_header_bytes,
         body_timeout_s=settings.body_timeout_s,
         min_body_rate=settings.min_body_rate,
         max_buffered_bytes=settings.max_buffered_mb * 1024 * 1024,
@@ -67,7 +70,8 @@ def serve(settings: Settings) -> None:
         http1_settings=HTTP1Settings(
             header_read_timeout=int(settings.header_timeout_s * 1000),
             keep_alive=True,
-            max_buffer_size=max(8192, settings.max_header_bytes),
+            # hyper's read buffer: the parser's own backstop; the front enforces max_header_bytes exactly.
+            max_buffer_size=max(8192, 2 * settings.max_header_bytes),
         ),
         respawn_failed_workers=True,
         workers_kill_timeout=10,

@@ -41,6 +41,8 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 @dataclass(frozen=True)
 class BodyLimits:
     max_body_bytes: int
+    max_url_bytes: int = 8192
+    max_header_bytes: int = 65536
     body_timeout_s: float = 60.0
     body_grace_s: float = 2.0
     min_body_rate: int = 64 * 1024
@@ -119,6 +121,7 @@ class Front:
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         limits = self.limits
+        _check_head(scope, limits)
         declared = _declared_length(scope)
         if declared is not None and declared > limits.max_body_bytes:
             raise _Refused(413, "too_large", f"the request body is larger than the {limits.max_body_bytes}-byte limit")
@@ -195,6 +198,16 @@ class Front:
         except Exception:  # the app answers its own errors; this is the last line of defence
             log.exception("unhandled error in the WSGI bridge")
             return _json_error(500, "internal_error", "an internal error occurred; it has been logged")
+
+
+def _check_head(scope: Scope, limits: BodyLimits) -> None:
+    """The exact limits on the URL and the headers, answered in JSON. (granian's parser refuses far larger ones
+    itself, with an empty body: see `hashsvc.server`.)"""
+    url_bytes = len(scope.get("raw_path") or scope["path"].encode()) + len(scope.get("query_string", b""))
+    if url_bytes > limits.max_url_bytes:
+        raise _Refused(414, "uri_too_long", f"the URL is longer than {limits.max_url_bytes} bytes")
+    if sum(len(name) + len(value) for name, value in scope.get("headers", ())) > limits.max_header_bytes:
+        raise _Refused(431, "headers_too_large", f"the request headers are larger than {limits.max_header_bytes} bytes")
 
 
 def _declared_length(scope: Scope) -> int | None:
