@@ -2,7 +2,7 @@
 """Load-test a real `hashsvc serve` on loopback: throughput, latency and overload behaviour.
 
 It prepares a store with N random PDQ hashes (default 1M, each item with an MD5 too), starts the server with
-gunicorn (2 workers), waits for /readyz, then for each scenario runs:
+`hashsvc serve` (2 workers), waits for /readyz, then for each scenario runs:
 
 1. closed loop: C concurrent keep-alive clients as fast as they can for D seconds -> sustainable rate, p50/p99;
 2. open loop at 80% of that rate -> p50/p99 under a realistic, not saturating, load;

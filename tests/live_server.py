@@ -1,4 +1,4 @@
-"""Real `hashsvc serve` processes (gunicorn) for replica and end-to-end tests, spoken to over loopback HTTP."""
+"""Real `hashsvc serve` processes (granian) for replica and end-to-end tests, spoken to over loopback HTTP."""
 
 from __future__ import annotations
 

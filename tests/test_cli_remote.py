@@ -1,4 +1,4 @@
-"""Every sub-command in remote mode (--url/--key through hashsvc.client) against a real gunicorn server.
+"""Every sub-command in remote mode (--url/--key through hashsvc.client) against a real `hashsvc serve`.
 
 One server for the module (starting one costs seconds); each test uses its own banks.
 """

@@ -1,4 +1,4 @@
-"""Replicas: two real gunicorn servers on one store stay in step through the change log.
+"""Replicas: two real `hashsvc serve` servers on one store stay in step through the change log.
 
 An item added through A is matched by B within a second; disabled through B, A stops matching it within a
 second; A restarted from a snapshot that is behind the log catches up before /readyz says ready.

@@ -1,7 +1,7 @@
 """Prometheus metrics: requests and latency per endpoint and status, decisions and matches per bank, decode
 errors per code, and the index's size, sequence and change-log lag.
 
-Under gunicorn every worker is its own process; `hashsvc serve` sets PROMETHEUS_MULTIPROC_DIR so that
+Under `hashsvc serve` every worker is its own process; `hashsvc serve` sets PROMETHEUS_MULTIPROC_DIR so that
 /metrics aggregates all of them (prometheus_client's multiprocess mode).
 """
 

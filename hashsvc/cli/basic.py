@@ -14,6 +14,7 @@ from hashsvc import media
 from hashsvc.cli.app import main
 from hashsvc.config import load_settings
 from hashsvc.errors import HashsvcError, MediaError
+from hashsvc.private_files import private_dir
 from hashsvc.service.hashing import hash_image
 from hashsvc.service.service import limits_from
 
@@ -105,7 +106,7 @@ def migrate_command() -> None:
 
     settings = load_settings()
     if not settings.database_url:
-        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
     try:
         upgrade(settings.resolved_database_url)
     except HashsvcError as exc:
@@ -127,7 +128,7 @@ def init_command() -> None:
 
     settings = load_settings()
     if not settings.database_url:
-        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
     upgrade(settings.resolved_database_url)
     with Store(settings.resolved_database_url) as store:
         if any(not key.revoked and key.allows("admin") for key in store.list_api_keys()):
@@ -144,7 +145,7 @@ def init_command() -> None:
 @click.option("--workers", type=int, help="Worker processes (default 2, setting HASHSVC_WORKERS).")
 @click.option("--threads", type=int, help="Threads per worker (default 8, setting HASHSVC_THREADS).")
 def serve_command(host: str | None, port: int | None, workers: int | None, threads: int | None) -> None:
-    """Serve the HTTP API with gunicorn.
+    """Serve the HTTP API with granian (worker processes, each with its own index and hashing sandbox).
 
     Each worker loads the newest index snapshot, replays the change log, and keeps tailing it; /readyz is
     200 once it has caught up.

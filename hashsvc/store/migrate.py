@@ -41,7 +41,7 @@ def upgrade(url: str | sa.URL, revision: str = "head") -> None:
     engine = create_store_engine(url)
     try:
         with engine.begin() as connection:
-            # One migrator at a time: several gunicorn workers may start at once against one PostgreSQL.
+            # One migrator at a time: several server workers may start at once against one PostgreSQL.
             if connection.dialect.name == "postgresql":
                 connection.exec_driver_sql("SELECT pg_advisory_xact_lock(4242424242)")
             command.upgrade(alembic_config(connection), revision)
