@@ -35,7 +35,7 @@ CHECKS = [
 @pytest.fixture
 def fuzz_api(make_api) -> Api:
     api = make_api()
-    token = api.service.store.create_api_key("fuzzer", ["match", "curate", "admin"], actor="test")[1]
+    token = api.service.store.create_api_key("fuzzer", ["match", "curate", "admin", "metrics"], actor="test")[1]
     api.keys["all"] = token
     api.post_json("/v1/banks", {"name": "some-bank", "category": "csam"})
     api.post_json("/v1/banks/some-bank/items", {"hashes": {"md5": "0" * 32}})

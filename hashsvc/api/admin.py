@@ -26,7 +26,8 @@ def create_key() -> tuple[dict[str, Any], int]:
     body = json_body()
     if not isinstance(body, dict) or not isinstance(body.get("scopes"), list):
         raise ValidationError(
-            "send {\"name\": \"...\", \"scopes\": [\"match\" | \"curate\" | \"admin\", ...]}, optionally with "
+            "send {\"name\": \"...\", \"scopes\": [\"match\" | \"curate\" | \"admin\" | \"metrics\", ...]}, "
+            "optionally with "
             "\"disclosure\" (\"full\" | \"decision\"), \"rate_per_s\", \"burst\", \"max_inflight\""
         )
     options = {k: v for k, v in body.items() if k not in ("name", "scopes")}

@@ -9,8 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from hashsvc import __version__
+from hashsvc.store.schema import SCOPES
 
 HEX = {"type": "string", "pattern": "^[0-9a-fA-F]+$"}
+READINESS = {
+    "type": "object",
+    "required": ["ready"],
+    "properties": {"ready": {"type": "boolean"}, "reason": {"type": "string"}},
+    "additionalProperties": False,
+}
 ID = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}  # ids are 64-bit in every store back end
 ERROR = {
     "type": "object",
@@ -134,7 +141,7 @@ KEY = {
     "properties": {
         "id": {"type": "integer"},
         "name": {"type": "string"},
-        "scopes": {"type": "array", "items": {"type": "string", "enum": ["match", "curate", "admin"]}},
+        "scopes": {"type": "array", "items": {"type": "string", "enum": list(SCOPES)}},
         "created_at": {"type": "string"},
         "last_used_at": {"type": ["string", "null"]},
         "revoked": {"type": "boolean"},
@@ -481,23 +488,24 @@ def spec() -> dict[str, Any]:
             "/healthz": {"get": _op("Liveness", None, _responses(200, {"type": "object"}))},
             "/readyz": {
                 "get": _op(
-                    "Readiness: 503 until the index has caught up",
+                    "Readiness: 503 with the reason until the index has loaded and caught up",
                     None,
                     {
-                        "200": {"description": "ready", **_json({"type": "object"})},
-                        "503": {"description": "not ready", **_json({"type": "object"})},
+                        "200": {"description": "ready", **_json(READINESS)},
+                        "503": {"description": "not ready", **_json(READINESS)},
                     },
                 )
             },
             "/metrics": {
                 "get": _op(
-                    "Prometheus metrics",
-                    None,
+                    "Prometheus metrics (they name banks, hence the scope)",
+                    "metrics",
                     {
                         "200": {
                             "description": "text exposition",
                             "content": {"text/plain": {"schema": {"type": "string"}}},
-                        }
+                        },
+                        **{k: v for k, v in _responses(200, None, *AUTH_ERRORS).items() if k != "200"},
                     },
                 )
             },

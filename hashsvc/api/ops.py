@@ -1,4 +1,9 @@
-"""Unauthenticated operations endpoints: liveness, readiness, metrics and the OpenAPI document."""
+"""Operations endpoints: liveness, readiness and the OpenAPI document need no key; metrics need the `metrics`
+scope, because they name banks and count their live matches.
+
+Readiness says only whether this process can serve and, if not, why: no counts, sequence numbers or sizes,
+which would tell an unauthenticated caller how big the hash lists are and how fast they change.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from hashsvc.api import metrics
+from hashsvc.api.auth import require
 from hashsvc.api.context import service
 from hashsvc.api.openapi import spec
 
@@ -21,20 +27,31 @@ def healthz() -> dict[str, Any]:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """Ready once the index is loaded and has caught up with the store's change log."""
-    status = service().status()
-    ready = status["ready"] and status["lag"] == 0
-    body = {"ready": ready, "sequence": status["sequence"], "lag": status["lag"], "hashes": status["sizes"]}
-    if status["error"]:
-        body["error"] = status["error"]
-    response = jsonify(body)
-    response.status_code = 200 if ready else 503
-    if not ready:
-        response.headers["Retry-After"] = "1"
+    """200 `{"ready": true}` once the index is loaded and caught up; else 503 with the reason and Retry-After."""
+    reason = not_ready_reason(service().status())
+    if reason is None:
+        return jsonify({"ready": True})
+    response = jsonify({"ready": False, "reason": reason})
+    response.status_code = 503
+    response.headers["Retry-After"] = "1"
     return response
 
 
+def not_ready_reason(status: dict[str, Any]) -> str | None:
+    """Why this process should not get traffic yet, in words for an operator; None when it is ready."""
+    if status["error"]:
+        # Only the exception's type: its text can name the database host and user, and this answer is public.
+        kind = status["error"].partition(":")[0]
+        return f"store unreachable: {kind} (details in the server log)"
+    if not status["ready"]:
+        return "loading index"
+    if status["lag"] > 0:
+        return "catching up with the change log"
+    return None
+
+
 @bp.get("/metrics")
+@require("metrics")
 def prometheus() -> Response:
     return metrics.exposition(service().status())
 

@@ -10,6 +10,7 @@ import click
 from hashsvc.cli.app import main
 from hashsvc.cli.backend import Backend
 from hashsvc.cli.options import backend_options, emit, json_option, table
+from hashsvc.store.schema import SCOPES
 
 
 @main.group("keys")
@@ -19,6 +20,7 @@ def keys_group() -> None:
     \b
     Example:
         hashsvc keys create --name upload-pipeline --scope match
+        hashsvc keys create --name prometheus --scope metrics
         hashsvc keys create --name partner-x --scope match --decision-only --rate 20 --burst 40 --max-inflight 1
         hashsvc keys list
         hashsvc keys update partner-x --rate default
@@ -56,8 +58,8 @@ def limit_options(command: Any) -> Any:
     "scopes",
     multiple=True,
     required=True,
-    type=click.Choice(["match", "curate", "admin"]),
-    help="Repeat for several scopes.",
+    type=click.Choice(SCOPES),
+    help="Repeat for several scopes; a key holds exactly these (an admin key does not get metrics implicitly).",
 )
 @click.option(
     "--decision-only",

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from hashsvc.errors import HashsvcError
+from hashsvc.private_files import open_private
 
 MAGIC = b"HSVCHIX\0"
 VERSION = 1
@@ -63,7 +64,7 @@ def write(path: str | os.PathLike[str], snap: Snapshot) -> None:
     head = _HEAD.pack(MAGIC, VERSION, snap.bits, snap.tables, 0, snap.sequence, ids.shape[0], crc)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as f:
+        with open_private(tmp) as f:  # a snapshot is the hash list: owner-only, like the store
             f.write(head + _HEAD_CRC.pack(zlib.crc32(head)))
             for piece in _chunks(ids) + _chunks(codes):
                 f.write(piece)

@@ -25,6 +25,7 @@ import numpy as np
 from hashsvc.errors import NotFoundError
 from hashsvc.hashes import ALGORITHMS
 from hashsvc.index import HammingIndex, SnapshotError
+from hashsvc.private_files import open_private, private_dir
 from hashsvc.store import Change, Store
 
 log = logging.getLogger(__name__)
@@ -178,8 +179,8 @@ class LiveIndex:
         """
         if self.snapshot_dir is None or not self.ready:
             return False
-        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
-        with (self.snapshot_dir / "snapshot.lock").open("w") as lock:
+        private_dir(self.snapshot_dir)
+        with open_private(self.snapshot_dir / "snapshot.lock", "w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
 from hashsvc.errors import ValidationError
+from hashsvc.private_files import create_private_file, private_dir
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Execution option set on connections that will write: makes the SQLite BEGIN immediate.
@@ -49,7 +50,10 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
     if not url.database or url.database == ":memory:":
         # Each pooled connection would get its own empty in-memory database; a file is the only sane choice.
         raise ValidationError("the store needs a SQLite file (sqlite:///path/to/hashsvc.db), not :memory:")
-    Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    # SQLite creates the -wal and -shm files with the database file's mode, so a 0600 file keeps all three
+    # private; a file that exists already keeps whatever mode its owner gave it.
+    private_dir(Path(url.database).parent)
+    create_private_file(url.database)
     engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
 
     @sa.event.listens_for(engine, "connect")

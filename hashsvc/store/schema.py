@@ -21,7 +21,7 @@ Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 CATEGORIES = ("csam", "terror", "ncii", "other")
 ACTIONS = ("block", "review", "log")
 ITEM_STATUSES = ("active", "disabled")
-SCOPES = ("match", "curate", "admin")
+SCOPES = ("match", "curate", "admin", "metrics")  # explicit: a key holds exactly the scopes it was given
 DISCLOSURES = ("full", "decision")  # what a key's match answers carry: distances too, or decisions only
 
 
