@@ -55,7 +55,8 @@ HASH_SET = {
 }
 MATCH = {
     "type": "object",
-    "required": ["bank", "item_id", "reference", "category", "algorithm", "distance", "threshold", "variant", "action"],
+    # item_id, distance, threshold and note are left out for decision-only keys and frozen probes (README Security).
+    "required": ["bank", "reference", "category", "algorithm", "variant", "action"],
     "properties": {
         "bank": {"type": "string"},
         "item_id": {"type": "integer"},
@@ -148,6 +149,15 @@ KEY = {
         "key": {"type": "string", "description": "the secret, returned once at creation"},
     },
 }
+# A key's disclosure and its overrides of the server's limits (null: the server's setting): listed, and accepted
+# by create and update.
+KEY_OPTIONS = {
+    "disclosure": {"type": "string", "enum": ["full", "decision"]},
+    "rate_per_s": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1_000_000},
+    "burst": {"type": ["integer", "null"], "minimum": 1, "maximum": 1_000_000},
+    "max_inflight": {"type": ["integer", "null"], "minimum": 1, "maximum": 1_000_000},
+}
+KEY["properties"] |= KEY_OPTIONS
 SEARCH_RESULT = {
     "type": "object",
     "required": ["algorithm", "hash", "max_distance", "matches"],
@@ -255,7 +265,7 @@ def spec() -> dict[str, Any]:
                 "post": _op(
                     "Match an uploaded image",
                     "match",
-                    _responses(200, MATCH_RESULT, *AUTH_ERRORS, *MEDIA_ERRORS),
+                    _responses(200, MATCH_RESULT, *AUTH_ERRORS, 429, *MEDIA_ERRORS),
                     requestBody=IMAGE_BODY,
                 )
             },
@@ -263,7 +273,7 @@ def spec() -> dict[str, Any]:
                 "post": _op(
                     "Match one hash set, or a batch of up to 1000 under 'items'",
                     "match",
-                    _responses(200, {"oneOf": [MATCH_RESULT, match_batch]}, 400, *AUTH_ERRORS, 503),
+                    _responses(200, {"oneOf": [MATCH_RESULT, match_batch]}, 400, *AUTH_ERRORS, 429, 503),
                     requestBody={
                         "required": True,
                         **_json(
@@ -293,7 +303,7 @@ def spec() -> dict[str, Any]:
                 "post": _op(
                     "Hash an uploaded image without lookup",
                     "match",
-                    _responses(200, IMAGE_HASHES, *AUTH_ERRORS, *MEDIA_ERRORS),
+                    _responses(200, IMAGE_HASHES, *AUTH_ERRORS, 429, *MEDIA_ERRORS),
                     requestBody=IMAGE_BODY,
                 )
             },
@@ -475,7 +485,12 @@ def spec() -> dict[str, Any]:
                             {
                                 "type": "object",
                                 "required": ["name", "scopes"],
-                                "properties": {"name": {"type": "string"}, "scopes": KEY["properties"]["scopes"]},
+                                "properties": {
+                                    "name": {"type": "string"},
+                                    "scopes": KEY["properties"]["scopes"],
+                                    **KEY_OPTIONS,
+                                },
+                                "additionalProperties": False,
                             }
                         ),
                     },
@@ -484,6 +499,15 @@ def spec() -> dict[str, Any]:
             "/v1/keys/{key_id}": {
                 "parameters": [_id_param("key_id")],
                 "delete": _op("Revoke an API key", "admin", _responses(200, KEY, *AUTH_ERRORS, 404)),
+                "patch": _op(
+                    "Change a key's disclosure or limits (null: back to the server's setting)",
+                    "admin",
+                    _responses(200, KEY, 400, *AUTH_ERRORS, 404),
+                    requestBody={
+                        "required": True,
+                        **_json({"type": "object", "properties": KEY_OPTIONS, "additionalProperties": False}),
+                    },
+                ),
             },
             "/healthz": {"get": _op("Liveness", None, _responses(200, {"type": "object"}))},
             "/readyz": {
