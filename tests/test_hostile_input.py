@@ -80,6 +80,7 @@ JSON_ENDPOINTS = [
     ("POST", "/v1/banks/hostile/items", "curate"),
     ("PATCH", "/v1/items/1", "curate"),
     ("POST", "/v1/keys", "admin"),
+    ("PATCH", "/v1/keys/1", "admin"),
 ]
 
 
@@ -368,6 +369,18 @@ WRONG_TYPE_CASES = [
     *_case("create key", "name", STRING, lambda v: {"name": v, "scopes": ["match"]}),
     *_case("create key", "scopes", (), lambda v: {"name": "k", "scopes": v}),
     *_case("create key", "scopes[0]", (), lambda v: {"name": "k", "scopes": [v]}),
+    *_case("create key", "disclosure", (), lambda v: {"name": "k", "scopes": ["match"], "disclosure": v}),
+    *_case(
+        "create key",
+        "rate_per_s",
+        ("number", "float", "null"),
+        lambda v: {"name": "k", "scopes": ["match"], "rate_per_s": v},
+    ),
+    *_case("create key", "burst", ("number", "null"), lambda v: {"name": "k", "scopes": ["match"], "burst": v}),
+    # PATCH /v1/keys/<id>
+    *_case("update key", "body", ("object",), lambda v: v),
+    *_case("update key", "disclosure", (), lambda v: {"disclosure": v}),
+    *_case("update key", "max_inflight", ("number", "null"), lambda v: {"max_inflight": v}),
 ]
 ENDPOINT_OF = {
     "match": ("POST", "/v1/match/hashes", "match"),
@@ -376,6 +389,7 @@ ENDPOINT_OF = {
     "add item": ("POST", "/v1/banks/hostile/items", "curate"),
     "update item": ("PATCH", "/v1/items/1", "curate"),
     "create key": ("POST", "/v1/keys", "admin"),
+    "update key": ("PATCH", "/v1/keys/1", "admin"),
 }
 
 
