@@ -36,6 +36,34 @@ class Settings:
     decode_timeout_s: float = field(
         default=5.0, metadata={"help": "Wall-clock budget for decoding one image, in seconds."}
     )
+    max_decode_mb: int = field(
+        default=256,
+        metadata={
+            "help": "Peak memory decoding one image may take, estimated from its header before decoding, in MiB; "
+            "more is 413 too_expensive."
+        },
+    )
+    sandbox: bool = field(
+        default=True,
+        metadata={
+            "help": "Decode and hash uploads in a pool of worker processes with hard limits. 0 hashes in the "
+            "calling process: for tests and embedding only, never for serving untrusted uploads."
+        },
+    )
+    sandbox_workers: int = field(
+        default=0, metadata={"help": "Sandbox worker processes per serving process; 0 = HASHSVC_MAX_INFLIGHT."}
+    )
+    sandbox_memory_mb: int = field(
+        default=1024,
+        metadata={
+            "help": "Address-space limit (RLIMIT_AS) of each sandbox worker, in MiB; a warm worker maps about "
+            "315 MiB before its first job."
+        },
+    )
+    sandbox_recycle_mb: int = field(
+        default=192,
+        metadata={"help": "A sandbox worker whose resident memory exceeds this after a job is replaced, in MiB."},
+    )
 
     work_size: int = field(
         default=400,

@@ -32,8 +32,8 @@ class HashsvcError(Exception):
 class MediaError(HashsvcError):
     """Untrusted image bytes were rejected: too large, not an image, corrupt, too slow to decode...
 
-    Codes: `empty`, `too_large`, `too_many_pixels`, `too_many_frames`, `unsupported_format`, `corrupt`,
-    `decode_timeout`.
+    Codes: `empty`, `too_large`, `too_many_pixels`, `too_expensive` (decoding would take more memory than
+    allowed), `unsupported_format`, `corrupt`, `decode_timeout`.
     """
 
     code = "corrupt"
@@ -43,7 +43,7 @@ class MediaError(HashsvcError):
         "empty": 400,
         "too_large": 413,
         "too_many_pixels": 413,
-        "too_many_frames": 413,
+        "too_expensive": 413,
         "unsupported_format": 415,
         "corrupt": 422,
         "decode_timeout": 422,

@@ -4,9 +4,10 @@ Decoding rules, so that every hash sees the same pixels whatever the container:
 
 1. The format is recognised from the content (magic bytes), never from a file name; only JPEG (and MPO, the
    multi-picture JPEG some cameras write), PNG, GIF, WebP, BMP, TIFF and HEIC/HEIF are accepted.
-2. Limits are checked from the header before any pixel is decoded: bytes, width x height, frame count.
-   Decoding runs against a deadline that is checked every time the decoder asks for more input, so a slow
-   file stops with `decode_timeout` instead of holding a worker.
+2. Limits are checked from the header before any pixel is decoded: bytes, width x height, and the peak memory
+   that decoding and converting the frame will take (`media_cost`; `too_expensive`). Decoding runs against a
+   deadline that is checked every time the decoder asks for more input; the sandbox (service/sandbox.py)
+   enforces the same deadline, and memory and CPU limits, by killing its worker process.
 3. JPEGs much larger than the working size are decoded at 1/2, 1/4 or 1/8 scale by the JPEG decoder itself
    (Pillow's `draft()`): a 12 MP photo costs a fraction of a full decode, and the hashes only look at a 64x64
    (PDQ) or 32x32 (pHash) summary anyway. Other formats are decoded fully, then box-reduced by an integer factor.
@@ -15,7 +16,8 @@ Decoding rules, so that every hash sees the same pixels whatever the container:
 5. Every mode becomes 8-bit RGB: palette and alpha images are composited onto a fixed white background (what a
    viewer sees, not the colour hidden under transparent pixels); 16-bit and float greys are scaled, not clipped;
    CMYK, LAB, YCbCr, HSV and 1-bit go through Pillow's conversions.
-6. Animated images: the first frame, or every k-th frame on request.
+6. Animated images: the first frame, whatever the frame count (nothing scans the whole file before it is
+   decoded); or every k-th frame on request, at most `max_frames` of them.
 
 `PixelRules.THREATEXCHANGE` reproduces python-threatexchange's conversions instead (alpha dropped, 16-bit
 clipped by Pillow's `convert("RGB")`), for platforms that must produce byte-identical hashes with partners
@@ -27,11 +29,13 @@ from __future__ import annotations
 import enum
 import io
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageFile
 
+from hashsvc import media_cost
 from hashsvc.errors import MediaError
 
 try:  # HEIC is what iPhones upload; pillow-heif is a declared dependency, but keep the error actionable.
@@ -54,6 +58,9 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 BACKGROUND = (255, 255, 255)
 DEFAULT_WORK_SIZE = 400  # shorter side of the working image; see README "Faithfulness of the fast path"
+# Peak memory one decode may take (README "Limits"): room for a 24 MP HEIC (~200 MiB), a 50 MP progressive JPEG
+# (~150 MiB) or an 8K RGBA screenshot (~140 MiB); not for 100 MP of grey+alpha (400 MB decoded).
+DEFAULT_MAX_DECODE_BYTES = 256 * 1024 * 1024
 
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSE_FOR_ORIENTATION = {
@@ -78,8 +85,9 @@ class Limits:
 
     max_bytes: int = 50 * 1024 * 1024
     max_pixels: int = 100_000_000
-    max_frames: int = 1000
+    max_frames: int = 1000  # frames decoded when every k-th frame is asked for; the first frame is always read
     decode_timeout_s: float = 5.0
+    max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES  # peak memory of one decode, from the header (media_cost)
 
 
 @dataclass(frozen=True)
@@ -90,7 +98,7 @@ class DecodedImage:
     width: int  # of the original, after EXIF orientation
     height: int
     format: str
-    frames: int  # frames in the file (1 for still images)
+    frames: int  # frames in the file, counted up to max_frames + 1 after the first frame is decoded
     frame_index: int = 0
 
     def array(self) -> np.ndarray:
@@ -122,11 +130,14 @@ def decode(
     work_size: int | None = DEFAULT_WORK_SIZE,
     every_kth_frame: int | None = None,
     rules: PixelRules = PixelRules.HASHSVC,
+    hash_bytes_per_pixel: int = 0,
 ) -> list[DecodedImage]:
     """Decode untrusted bytes into normalized RGB frames: the first frame, or every k-th one.
 
     `work_size` is the shorter side the result may be reduced to (None: full resolution).
-    Raises MediaError (empty, too_large, unsupported_format, too_many_pixels, too_many_frames, corrupt,
+    `hash_bytes_per_pixel` is what the caller will spend per pixel of each result; it counts towards
+    `limits.max_decode_bytes`.
+    Raises MediaError (empty, too_large, unsupported_format, too_many_pixels, too_expensive, corrupt,
     decode_timeout) for anything that cannot be hashed; never any other exception.
     """
     limits = limits or Limits()
@@ -135,16 +146,17 @@ def decode(
     if len(data) > limits.max_bytes:
         raise MediaError("too_large", f"the upload is {len(data)} bytes; the limit is {limits.max_bytes}")
     deadline = time.monotonic() + limits.decode_timeout_s
+    plan = _Plan(data, limits, work_size, rules, hash_bytes_per_pixel)
     try:
-        return _decode(data, limits, deadline, work_size, every_kth_frame, rules)
+        return _decode(plan, deadline, every_kth_frame)
     except MediaError:
         raise
     except _DecodeTimeout:
         raise MediaError(
             "decode_timeout", f"decoding took longer than the {limits.decode_timeout_s:g} s limit"
         ) from None
-    except MemoryError:
-        raise MediaError("too_many_pixels", "the image needs more memory to decode than is allowed") from None
+    except MemoryError:  # in the sandbox, the worker's address-space limit surfaces here
+        raise MediaError("too_expensive", "the image needs more memory to decode than is allowed") from None
     except Exception as exc:  # noqa: BLE001 - decoders of hostile input raise anything (OSError, ValueError,
         # struct.error, EOFError, IndexError, ZeroDivisionError...); all of them mean "this file is broken".
         raise MediaError("corrupt", f"the image could not be decoded: {_describe(exc)}") from None
@@ -155,15 +167,19 @@ def decode_first(data: bytes, limits: Limits | None = None, **options: object) -
     return decode(data, limits, every_kth_frame=None, **options)[0]  # type: ignore[arg-type]
 
 
-def _decode(
-    data: bytes,
-    limits: Limits,
-    deadline: float,
-    work_size: int | None,
-    every_kth_frame: int | None,
-    rules: PixelRules,
-) -> list[DecodedImage]:
-    reader = _DeadlineReader(data, deadline)
+@dataclass(frozen=True)
+class _Plan:
+    """One decode's inputs, passed down together."""
+
+    data: bytes
+    limits: Limits
+    work_size: int | None
+    rules: PixelRules
+    hash_bytes_per_pixel: int
+
+
+def _decode(plan: _Plan, deadline: float, every_kth_frame: int | None) -> list[DecodedImage]:
+    reader = _DeadlineReader(plan.data, deadline)
     try:
         image = Image.open(reader, formats=ACCEPTED_FORMATS)
     except Image.UnidentifiedImageError:
@@ -172,16 +188,43 @@ def _decode(
             "not an image in an accepted format (JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC)",
         ) from None
     with image:
-        _check_pixels(image.size, limits)
-        frame_count = _frame_count(image, limits)
-        indices = [0] if not every_kth_frame else list(range(0, frame_count, every_kth_frame))
-        frames = []
-        for index in indices:
-            if index:
-                image.seek(index)
-                _check_pixels(image.size, limits)
-            frames.append(_normalize(image, frame_count, index, work_size, rules))
-        return frames
+        _check_pixels(image.size, plan.limits)
+        # The first frame is decoded before anything else looks at the file: counting frames walks the whole
+        # file (n_frames on a 10,000-frame GIF), and a long animation is no reason to refuse its first frame.
+        frames = [_normalize(image, 0, plan)]
+        if every_kth_frame:
+            frames += _later_frames(image, every_kth_frame, plan)
+        count = _count_frames(image, plan.limits.max_frames)
+    return [replace(frame, frames=count) for frame in frames]
+
+
+def _later_frames(image: Image.Image, every_kth_frame: int, plan: _Plan) -> list[DecodedImage]:
+    """Frames k, 2k, ... while the file has them, `max_frames` decoded frames in all (the first included)."""
+    frames = []
+    index = every_kth_frame
+    while len(frames) + 1 < plan.limits.max_frames:
+        try:
+            image.seek(index)
+        except EOFError:
+            break
+        _check_pixels(image.size, plan.limits)
+        frames.append(_normalize(image, index, plan))
+        index += every_kth_frame
+    return frames
+
+
+def _count_frames(image: Image.Image, max_frames: int) -> int:
+    """Frames in the file, counted by seeking (no pixels decoded) and only up to max_frames + 1."""
+    if not getattr(image, "is_animated", False):
+        return 1
+    count = max(1, image.tell() + 1)
+    while count <= max_frames:
+        try:
+            image.seek(count)
+        except EOFError:
+            break
+        count += 1
+    return count
 
 
 def _check_pixels(size: tuple[int, int], limits: Limits) -> None:
@@ -195,36 +238,39 @@ def _check_pixels(size: tuple[int, int], limits: Limits) -> None:
         )
 
 
-def _frame_count(image: Image.Image, limits: Limits) -> int:
-    count = int(getattr(image, "n_frames", 1))
-    if count > limits.max_frames:
-        raise MediaError("too_many_frames", f"the image has {count} frames; the limit is {limits.max_frames}")
-    if count > 1:
-        image.seek(0)  # counting frames may leave a multi-frame reader positioned at the end
-    return count
+def _check_cost(image: Image.Image, full_size: tuple[int, int], plan: _Plan) -> None:
+    cost = media_cost.peak_bytes(
+        image,
+        plan.data,
+        full_size=full_size,
+        work_size=plan.work_size,
+        hash_bytes_per_pixel=plan.hash_bytes_per_pixel,
+    )
+    if cost > plan.limits.max_decode_bytes:
+        mib = 1024 * 1024
+        raise MediaError(
+            "too_expensive",
+            f"decoding this {image.size[0]}x{image.size[1]} {image.format} {image.mode} image needs about "
+            f"{cost // mib:,} MiB; the limit is {plan.limits.max_decode_bytes // mib:,} MiB",
+        )
 
 
-def _normalize(
-    image: Image.Image, frame_count: int, index: int, work_size: int | None, rules: PixelRules
-) -> DecodedImage:
-    orientation = _exif_orientation(image)
+def _normalize(image: Image.Image, index: int, plan: _Plan) -> DecodedImage:
     full_width, full_height = image.size
-    if work_size and image.format in ("JPEG", "MPO") and index == 0:
+    if plan.work_size and image.format in ("JPEG", "MPO") and index == 0:
         # The JPEG decoder picks the largest 1/2^k scale that keeps both sides >= the requested box.
-        scale = min(full_width, full_height) / work_size
+        scale = min(full_width, full_height) / plan.work_size
         if scale >= 2:
             image.draft("RGB", (max(1, int(full_width / scale)), max(1, int(full_height / scale))))
+    _check_cost(image, (full_width, full_height), plan)
+    orientation = _exif_orientation(image)  # after the cost check: a PNG's getexif() decodes the whole image
     image.load()
-    frame = _to_rgb(image, rules)
-    if work_size:
-        factor = int(min(frame.size) // work_size)
-        if factor >= 2:
-            frame = frame.reduce(factor)
+    frame = _to_rgb_reduced(image, plan.rules, plan.work_size)
     for step in _TRANSPOSE_FOR_ORIENTATION.get(orientation, ()):
         frame = frame.transpose(step)
     if orientation in (5, 6, 7, 8):
         full_width, full_height = full_height, full_width
-    return DecodedImage(frame, full_width, full_height, str(image.format), frame_count, index)
+    return DecodedImage(frame, full_width, full_height, str(image.format), 1, index)
 
 
 def _exif_orientation(image: Image.Image) -> int:
@@ -235,35 +281,75 @@ def _exif_orientation(image: Image.Image) -> int:
         return 1
 
 
-def _to_rgb(image: Image.Image, rules: PixelRules) -> Image.Image:
-    mode = image.mode
+def _to_rgb_reduced(image: Image.Image, rules: PixelRules, work_size: int | None) -> Image.Image:
+    """The frame as 8-bit RGB, box-reduced towards `work_size`.
+
+    Conversions run strip by strip (rows in multiples of the reduce factor, so the result is pixel for pixel
+    that of converting, then reducing, the whole frame): an alpha composite of the whole frame would hold four
+    more full-size copies, which made a 100 MP grey+alpha PNG cost gigabytes."""
+    factor = media_cost.reduce_factor(image.size, work_size)
+    if image.mode == "RGB":
+        return image.reduce(factor) if factor >= 2 else image
+    convert = _converter(image, rules)
+    width, height = image.size
+    rows = media_cost.strip_rows(width, factor)
+    if rows >= height:
+        frame = convert(image)
+        return frame.reduce(factor) if factor >= 2 else frame
+    result = Image.new("RGB", (-(-width // factor), -(-height // factor)))
+    for top in range(0, height, rows):
+        strip = convert(image.crop((0, top, width, min(height, top + rows))))
+        result.paste(strip.reduce(factor) if factor >= 2 else strip, (0, top // factor))
+    return result
+
+
+def _converter(image: Image.Image, rules: PixelRules) -> Callable[[Image.Image], Image.Image]:
+    """The per-pixel conversion of `image`'s mode to RGB, to apply to the whole frame or to strips of it."""
     if rules is PixelRules.THREATEXCHANGE:
-        return image if mode == "RGB" else image.convert("RGB")
-    if mode == "RGB":
-        return image
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        return _scale_to_8bit(image)
-    if mode == "P":
-        image = image.convert("RGBA") if "transparency" in image.info else image.convert("RGB")
-        mode = image.mode
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (*BACKGROUND, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
+        return lambda part: part.convert("RGB")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        return _grey16_to_rgb
+    if image.mode == "F":
+        scale = 255.0 if _float_maximum(image) <= 1.0 else 1.0
+        return lambda part: _float_to_rgb(part, scale)
+    if image.mode == "P" and "transparency" in image.info:
+        return lambda part: _composite(part.convert("RGBA"))
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        return _composite
+    return lambda part: part.convert("RGB")
 
 
-def _scale_to_8bit(image: Image.Image) -> Image.Image:
-    """Map 16-bit and 32-bit greys onto 0..255 by their nominal range (not Pillow's clipping, which turns
+def _composite(image: Image.Image) -> Image.Image:
+    """Alpha onto the fixed background: what a viewer sees, not the colour hidden under transparent pixels."""
+    rgba = image.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (*BACKGROUND, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def _grey16_to_rgb(image: Image.Image) -> Image.Image:
+    """16-bit and 32-bit integer greys onto 0..255 by their nominal range (not Pillow's clipping, which turns
     most 16-bit photos white)."""
     values = np.asarray(image)
-    if image.mode == "F":
-        # Float images are either 0..1 (scientific) or 0..255 (converted from 8-bit); tell them apart by range.
-        values = np.nan_to_num(values.astype(np.float64))
-        scale = 255.0 if float(values.max(initial=0.0)) <= 1.0 else 1.0
-        grey8 = np.clip(values * scale, 0, 255).astype(np.uint8)
-    else:
-        grey8 = (np.clip(values.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)
+    grey8 = (np.clip(values.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)
+    return Image.fromarray(np.ascontiguousarray(grey8), mode="L").convert("RGB")
+
+
+def _float_maximum(image: Image.Image) -> float:
+    """The largest value of a float frame, NaN read as 0, computed strip by strip like the conversion."""
+    width, height = image.size
+    rows = media_cost.strip_rows(width, 1)
+    maximum = 0.0
+    for top in range(0, height, rows):
+        values = np.nan_to_num(np.asarray(image.crop((0, top, width, min(height, top + rows)))).astype(np.float64))
+        maximum = max(maximum, float(values.max(initial=0.0)))
+    return maximum
+
+
+def _float_to_rgb(image: Image.Image, scale: float) -> Image.Image:
+    """Float images are either 0..1 (scientific) or 0..255 (converted from 8-bit); `scale` says which, from the
+    whole frame's range."""
+    values = np.nan_to_num(np.asarray(image).astype(np.float64))
+    grey8 = np.clip(values * scale, 0, 255).astype(np.uint8)
     return Image.fromarray(np.ascontiguousarray(grey8), mode="L").convert("RGB")
 
 

@@ -25,6 +25,7 @@ from hashsvc.service.disclosure import Caller, redact
 from hashsvc.service.hashing import ImageHashes, hash_image
 from hashsvc.service.live_index import LiveIndex
 from hashsvc.service.probing import AUDIT_ACTION, ProbeGuard, ProbeRules
+from hashsvc.service.sandbox import sandbox_from
 from hashsvc.store import UNSET, Actor, ApiKey, Bank, Item, NewItem, Store, validation
 from hashsvc.store.owners import HashOwner, item_codes, matching_owners
 
@@ -41,6 +42,7 @@ def limits_from(settings: Settings) -> media.Limits:
         max_pixels=settings.max_pixels,
         max_frames=settings.max_frames,
         decode_timeout_s=settings.decode_timeout_s,
+        max_decode_bytes=settings.max_decode_mb * 1024 * 1024,
     )
 
 
@@ -65,8 +67,14 @@ class Service:
         self._key_cache: dict[str, tuple[float, ApiKey]] = {}
         self._bank_cache: tuple[float, list[Bank]] = (float("-inf"), [])
         self.probes = ProbeGuard(ProbeRules.from_settings(settings))
+        # Upload bytes are decoded in this pool of limited worker processes (None: in this process).
+        self.sandbox = sandbox_from(settings)
+        if self.sandbox is not None:
+            self.sandbox.start_in_background()
 
     def close(self) -> None:
+        if self.sandbox is not None:
+            self.sandbox.close()
         self.live.stop()
         self.store.close()
 
@@ -101,15 +109,16 @@ class Service:
         return self._hash(data).to_dict()
 
     def _hash(self, data: bytes, *, dihedral: bool = False, extras: str | None = None) -> ImageHashes:
-        return hash_image(
-            data,
-            self.limits,
-            dihedral=dihedral,
-            extras=extras,
-            rules=media.PixelRules(self.settings.pixel_rules),
-            work_size=self.settings.work_size or None,
-            crops=self.index_crops,
-        )
+        options = {
+            "dihedral": dihedral,
+            "extras": extras,
+            "rules": media.PixelRules(self.settings.pixel_rules),
+            "work_size": self.settings.work_size or None,
+            "crops": self.index_crops,
+        }
+        if self.sandbox is None:
+            return hash_image(data, self.limits, **options)  # type: ignore[arg-type]
+        return self.sandbox.hash(data, limits=self.limits, **options)
 
     # ----------------------------------------------------------------------------------------- matching
 
