@@ -116,14 +116,31 @@ def _jpeg_coefficients(image: Image.Image, data: bytes, full_size: tuple[int, in
 def _jpeg_has_several_scans(image: Image.Image, data: bytes) -> bool:
     if image.info.get("progressive") or image.info.get("progression"):
         return True
-    if not image.tile:
+    start = _first_scan_data(data)
+    if start is None:
         return False
     # Entropy-coded data stuffs every 0xFF byte, so a second SOS marker (FF DA) before the image's EOI is a
-    # real second scan. Searching from the first scan's data keeps EXIF thumbnails out; stopping at EOI keeps
+    # real second scan. Starting after the first scan's header keeps EXIF thumbnails out; stopping at EOI keeps
     # out whatever follows the image (an MPO's second picture, a polyglot's payload).
-    start = image.tile[0].offset
     end = data.find(b"\xff\xd9", start)
     return data.find(b"\xff\xda", start, end if end >= 0 else len(data)) >= 0
+
+
+def _first_scan_data(data: bytes) -> int | None:
+    """Offset of the first scan's entropy-coded data: walk the marker segments from SOI to the first SOS."""
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            position += 1
+            continue
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker == 0xDA:
+            return position + 2 + length
+        position += 2 + length
+    return None
 
 
 def _tiff_buffer(image: Image.Image) -> int:

@@ -5,6 +5,7 @@ Shared by the media tests and, later, the API tests (every one must give a typed
 
 from __future__ import annotations
 
+import functools
 import io
 import random
 import struct
@@ -108,3 +109,40 @@ HOSTILE: dict[str, tuple[bytes, set[str]]] = {
     "one_pixel_png": (encode(Image.new("L", (1, 1)), "PNG"), {"ok"}),
     "one_pixel_wide_png": (encode(Image.new("RGB", (1, 300)), "PNG"), {"ok"}),
 }
+
+
+# ------------------------------------------------------------------------------------------ heavy decodes
+# Small files, within the pixel limit, that are expensive to decode: what the decode cost check refuses.
+
+
+@functools.cache
+def png_of_zeros(width: int, height: int, mode: str) -> bytes:
+    """A valid PNG of width x height zero pixels in `mode` ("L", "LA", "RGB", "RGBA", "I;16"): about 194 KB
+    at 9,990 x 9,990, because rows of zeros compress 1000:1."""
+    color_type, channels, depth = {
+        "L": (0, 1, 8), "LA": (4, 2, 8), "RGB": (2, 3, 8), "RGBA": (6, 4, 8), "I;16": (0, 1, 16),
+    }[mode]
+    row = b"\x00" * (1 + width * channels * depth // 8)
+    packer = zlib.compressobj(9)
+    body = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", body) + _png_chunk(b"IEND", b"")
+
+
+def tiff_claiming(width: int, height: int, mode: str) -> bytes:
+    """A deflate TIFF written by Pillow in `mode` at 8 x 8, whose header is then patched to claim width x height
+    in one strip (its pixel data stays 8 x 8, so a decoder that went ahead would fail)."""
+    data = bytearray(encode(Image.new(mode, (8, 8)), "TIFF", compression="tiff_adobe_deflate"))
+    (ifd,) = struct.unpack_from("<I", data, 4)
+    (count,) = struct.unpack_from("<H", data, ifd)
+    for n in range(count):
+        entry = ifd + 2 + 12 * n
+        (tag,) = struct.unpack_from("<H", data, entry)
+        value = {256: width, 257: height, 278: height}.get(tag)
+        if value is not None:
+            struct.pack_into("<HI", data, entry + 2, 4, 1)  # as a LONG, whatever Pillow wrote
+            struct.pack_into("<I", data, entry + 8, value)
+    return bytes(data)
+
+
+HEAVY_TIFF_MODES = ("RGB", "RGBA", "CMYK", "LA", "I;16", "I", "F", "YCbCr")

@@ -169,7 +169,7 @@ class Sandbox:
             raise
         if not keep:
             self._retire(worker)
-            worker = None
+            worker = self._replacement()
         self._release(worker)
         if isinstance(result, Exception):
             raise result
@@ -214,6 +214,16 @@ class Sandbox:
             worker.stop()
             worker = None
         self._idle.put(worker)
+
+    def _replacement(self) -> _Worker | None:
+        """A new worker for a slot whose worker was lost (a fork of the warm fork server: milliseconds), or None
+        to let the slot's next job try again."""
+        if self._closed:
+            return None
+        try:
+            return self._await_ready(self._launch())
+        except (RuntimeError, OSError):
+            return None
 
     def _retire(self, worker: _Worker) -> None:
         with self._lock:
