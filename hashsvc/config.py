@@ -31,7 +31,8 @@ class Settings:
         metadata={"help": "Largest image, in pixels (width x height from the header, checked before decoding)."},
     )
     max_frames: int = field(
-        default=1000, metadata={"help": "Most frames an animated image may declare (GIF, WebP, TIFF pages)."}
+        default=1000,
+        metadata={"help": "Most frames decoded when every k-th frame is asked for; the first frame is always hashed."},
     )
     decode_timeout_s: float = field(
         default=5.0, metadata={"help": "Wall-clock budget for decoding one image, in seconds."}
