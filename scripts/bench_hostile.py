@@ -11,7 +11,8 @@ failed (anything but 200), the whole server's RSS (every process, sampled every 
 - heavy images: 2 clients of another key loop near-limit PNGs and TIFFs (99.8 MP of zeros, a few hundred KB
   each) in every heavy pixel mode; each answer's status, code and time is recorded;
 - probing: a third key runs the 2-request oracle attack (a query within the threshold of a stored PDQ, then a
-  batch of its 256 single-bit flips) over and over, and we count how many stored bits its answers reveal.
+  batch of its 256 single-bit flips) over and over; we report how close its best reconstruction gets to the
+  stored code (0 bits: recovered exactly).
 
     .venv/bin/python scripts/bench_hostile.py --hashes 1000000 --json results/bench_hostile.json
 """
@@ -50,23 +51,39 @@ HEAVY_TIFF_MODES = ("F", "I;16", "I", "CMYK", "RGBA")
 # ------------------------------------------------------------------------------------------------ attacks
 
 
-class SlowHeaders:
-    """`count` sockets that each send one more header line every `interval_s`, never finishing the request."""
+class Background:
+    """A thread that runs `_run` from `with` entry until exit; `_run` watches `self.stop`."""
 
-    def __init__(self, port: int, count: int, interval_s: float = 2.0) -> None:
-        self.port, self.count, self.interval_s = port, count, interval_s
+    def __init__(self) -> None:
         self.stop = threading.Event()
-        self.reconnects = 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.threads = [threading.Thread(target=self._run, daemon=True)]
 
-    def __enter__(self) -> SlowHeaders:
-        self.thread.start()
-        time.sleep(self.interval_s + 0.5)  # every socket is open and has started its request
+    def __enter__(self) -> Background:
+        for thread in self.threads:
+            thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self.stop.set()
-        self.thread.join()
+        for thread in self.threads:
+            thread.join()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class SlowHeaders(Background):
+    """`count` sockets that each send one more header line every `interval_s`, never finishing the request."""
+
+    def __init__(self, port: int, count: int, interval_s: float = 2.0) -> None:
+        super().__init__()
+        self.port, self.count, self.interval_s = port, count, interval_s
+        self.reconnects = 0
+
+    def __enter__(self) -> SlowHeaders:
+        super().__enter__()
+        time.sleep(self.interval_s + 0.5)  # every socket is open and has started its request
+        return self
 
     def _open(self) -> socket.socket:
         sock = socket.create_connection(("127.0.0.1", self.port))
@@ -106,26 +123,16 @@ def heavy_images(cache: Path) -> list[tuple[str, bytes]]:
     return images
 
 
-class HeavyClients:
+class HeavyClients(Background):
     """`clients` threads posting heavy images in turn; each answer is (name, status, code, seconds)."""
 
     def __init__(self, port: int, token: str, images: list[tuple[str, bytes]], clients: int = 2) -> None:
+        super().__init__()
         self.port, self.token, self.images = port, token, images
         self.answers: list[tuple[str, int, str, float]] = []
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(clients)]
+        self.threads = [threading.Thread(target=self._client, args=(n,), daemon=True) for n in range(clients)]
 
-    def __enter__(self) -> HeavyClients:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join()
-
-    def _run(self, offset: int) -> None:
+    def _client(self, offset: int) -> None:
         n = offset
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         while not self.stop.is_set():
@@ -147,28 +154,20 @@ class HeavyClients:
             self.answers.append((name, status, code, time.perf_counter() - started))
 
 
-class Prober:
+class Prober(Background):
     """The 2-request oracle attack, repeated: how many bits of the stored PDQ do the answers give away?"""
 
     def __init__(self, port: int, token: str, stored: bytes, start_distance: int = 10) -> None:
+        super().__init__()
         self.port, self.token, self.stored = port, token, int.from_bytes(stored, "big")
         rng = random.Random(3)
         self.query = self.stored
         for bit in rng.sample(range(256), start_distance):
             self.query ^= 1 << bit
+        self.start_distance = start_distance
         self.rounds = 0
-        self.best_bits_learned = 0
+        self.best_error = 256
         self.statuses: dict[int, int] = {}
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Prober:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        self.thread.join()
 
     def _post(self, connection: http.client.HTTPConnection, body: object) -> tuple[int, object]:
         connection.request(
@@ -192,22 +191,21 @@ class Prober:
                 continue
             self.rounds += 1
             if status == 200 and status2 == 200:
-                self.best_bits_learned = max(self.best_bits_learned, self._bits_learned(base, batch["results"]))
+                self.best_error = min(self.best_error, self._reconstruction_error(base, batch["results"]))
             time.sleep(0.2)
 
-    def _bits_learned(self, base: dict, results: list[dict]) -> int:
-        """A bit is learned when flipping it changes the answer (the distance or the decision) in a way that says
-        whether the query's bit agreed with the stored one; a bit is right when that reading is correct."""
+    def _reconstruction_error(self, base: dict, results: list[dict]) -> int:
+        """Bits by which the attacker's best reconstruction misses the stored code (0: fully recovered).
+
+        The attacker flips each bit of its query whose flip made the answer closer (a smaller distance, or a
+        more severe decision); any other answer, frozen or unchanged, leaves the bit as it was.
+        """
         base_key = _answer_signature(base)
-        right = 0
+        guess = self.query
         for bit, result in enumerate(results):
-            signature = _answer_signature(result)
-            if signature == base_key:
-                continue  # the answer did not move: nothing learned about this bit
-            closer = _closer(signature, base_key)
-            truth = ((self.query >> bit) & 1) != ((self.stored >> bit) & 1)  # flipping it brings us closer
-            right += closer == truth
-        return right
+            if _closer(_answer_signature(result), base_key):
+                guess ^= 1 << bit
+        return (guess ^ self.stored).bit_count()
 
 
 def _answer_signature(result: dict) -> tuple[str, int | None]:
@@ -216,9 +214,10 @@ def _answer_signature(result: dict) -> tuple[str, int | None]:
 
 
 def _closer(signature: tuple[str, int | None], base: tuple[str, int | None]) -> bool:
+    severity = {"allow": 0, "review": 1, "block": 2}
     if signature[1] is not None and base[1] is not None:
         return signature[1] < base[1]
-    return signature[0] == "block" and base[0] != "block"
+    return severity.get(signature[0], 0) > severity.get(base[0], 0)
 
 
 def _error_code(raw: bytes) -> str:
@@ -231,18 +230,10 @@ def _error_code(raw: bytes) -> str:
 # ---------------------------------------------------------------------------------------------- harness
 
 
-class RssPeak:
+class RssPeak(Background):
     def __init__(self, server: Server) -> None:
-        self.server, self.peak, self.stop = server, 0.0, threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> RssPeak:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        self.thread.join()
+        super().__init__()
+        self.server, self.peak = server, 0.0
 
     def _run(self) -> None:
         while not self.stop.wait(0.1):
@@ -364,9 +355,9 @@ def _attack_summary(running: object) -> dict[str, object]:
         }
     if isinstance(running, Prober):
         return {
-            "attack": f"{running.rounds} rounds; at most {running.best_bits_learned} of 256 stored bits read right;"
-            f" statuses {running.statuses}",
-            "probe_bits_learned": running.best_bits_learned,
+            "attack": f"{running.rounds} rounds; best reconstruction {running.best_error} bits from the stored PDQ"
+            f" (the first query: {running.start_distance}); statuses {running.statuses}",
+            "probe_reconstruction_error_bits": running.best_error,
         }
     return {}
 
