@@ -131,12 +131,12 @@ class Settings:
         metadata={"help": "How long a request waits for a slot before the answer is 503 with Retry-After."},
     )
     key_rate_per_s: float = field(
-        default=5000.0,
+        default=20000.0,
         metadata={"help": "Queries per second one API key may make, per process (an image or a hash set is one)."},
     )
     key_burst: int = field(
-        default=5000,
-        metadata={"help": "Queries a key may make at once before its rate applies (5 full batches of hash sets)."},
+        default=20000,
+        metadata={"help": "Queries a key may make at once before its rate applies (20 full batches of hash sets)."},
     )
     key_max_inflight: int = field(
         default=0,
