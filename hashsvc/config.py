@@ -62,7 +62,7 @@ class Settings:
         },
     )
     sandbox_recycle_mb: int = field(
-        default=192,
+        default=256,
         metadata={"help": "A sandbox worker whose resident memory exceeds this after a job is replaced, in MiB."},
     )
 
