@@ -201,6 +201,23 @@ def test_hashsvc_init_creates_a_private_data_folder(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("permissive_umask")
+def test_hashsvc_init_tightens_an_existing_data_folder_like_the_repositorys_index(tmp_path: Path) -> None:
+    data = tmp_path / "index"
+    data.mkdir(mode=0o755)  # as git checks out the default data folder
+    Cli({"HASHSVC_DATA_DIR": str(data)}, [])("init")
+    assert mode(data) == 0o700
+
+
+@pytest.mark.usefixtures("permissive_umask")
+def test_a_sticky_shared_folder_is_never_tightened(tmp_path: Path) -> None:
+    shared = tmp_path / "tmp-like"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    Cli({"HASHSVC_DATA_DIR": str(shared)}, [])("init")
+    assert mode(shared) == 0o1777
+
+
+@pytest.mark.usefixtures("permissive_umask")
 def test_an_existing_store_file_keeps_its_mode(tmp_path: Path) -> None:
     path = tmp_path / "shared.db"
     path.touch(mode=0o640)  # say, readable by a backup group on purpose

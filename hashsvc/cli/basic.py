@@ -106,7 +106,7 @@ def migrate_command() -> None:
 
     settings = load_settings()
     if not settings.database_url:
-        private_dir(settings.data_dir)
+        private_dir(settings.data_dir, tighten=True)
     try:
         upgrade(settings.resolved_database_url)
     except HashsvcError as exc:
@@ -128,7 +128,7 @@ def init_command() -> None:
 
     settings = load_settings()
     if not settings.database_url:
-        private_dir(settings.data_dir)
+        private_dir(settings.data_dir, tighten=True)
     upgrade(settings.resolved_database_url)
     with Store(settings.resolved_database_url) as store:
         if any(not key.revoked and key.allows("admin") for key in store.list_api_keys()):
