@@ -278,6 +278,11 @@ class Client:
 
     # ---------------------------------------------------------------------------------------------- keys
 
+    def audit_page(self, **filters: Any) -> dict[str, Any]:
+        """One page of the audit log (scope admin): actor, action, bank, item_id, since, until, before, limit."""
+        params = {k: v for k, v in filters.items() if v is not None}
+        return self.request("GET", "/v1/audit", params=params)  # type: ignore[no-any-return]
+
     def list_keys(self) -> list[dict[str, Any]]:
         return self.request("GET", "/v1/keys")["keys"]  # type: ignore[no-any-return]
 

@@ -164,6 +164,10 @@ class Settings:
     probe_anchors: int = field(
         default=1024, metadata={"help": "Matched queries remembered per key and process (oldest unflagged go first)."}
     )
+    request_log: bool = field(
+        default=True,
+        metadata={"help": "One JSON line per request on stderr (id, key name, endpoint, status, decision, time)."},
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -32,6 +32,7 @@ PROTECTED = [
     ("GET", "/v1/keys", "admin"),
     ("POST", "/v1/keys", "admin"),
     ("DELETE", "/v1/keys/1", "admin"),
+    ("GET", "/v1/audit", "admin"),
 ]
 
 
@@ -354,7 +355,7 @@ def test_items_by_hash_get_list_page_and_delete(api: Api) -> None:
         api.client.get("/v1/banks/csam-test/items?limit=0", headers=api.headers("curate")), 400, "invalid_request"
     )
     item = api.client.get(f"/v1/items/{ids[0]}", headers=api.headers("curate")).json
-    assert item["hashes"] == [{"algorithm": "md5", "value": f"{0:032x}"}]
+    assert item["hashes"] == [{"algorithm": "md5", "value": f"{0:032x}", "view": False}]
     noted = api.client.patch(f"/v1/items/{ids[0]}", json={"note": "checked"}, headers=api.headers("curate")).json
     assert noted["note"] == "checked"
     assert api.client.delete(f"/v1/items/{ids[0]}", headers=api.headers("curate")).status_code == 204

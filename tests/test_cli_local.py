@@ -128,7 +128,8 @@ def _hex_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_a_store_without_schema_says_to_migrate(tmp_path: Path) -> None:
+def test_a_missing_store_says_to_init_and_is_not_created(tmp_path: Path) -> None:
     cli = Cli({}, ["--database-url", f"sqlite:///{tmp_path}/empty.db"])
     result = cli("bank", "list", code=3)
-    assert "upgrade" in result.stderr
+    assert "no store at" in result.stderr and "hashsvc init" in result.stderr
+    assert not (tmp_path / "empty.db").exists()

@@ -285,7 +285,7 @@ def test_the_store_itself_rejects_what_it_cannot_hold_alike(store: Store) -> Non
             store.update_bank("plain", actor="t", description=bad)
         with pytest.raises(ValidationError, match="bank name"):
             store.get_bank(bad)
-        with pytest.raises(ValidationError, match="external_ref"):
+        with pytest.raises(ValidationError, match="reference"):
             store.find_item("plain", bad)
         with pytest.raises(ValidationError, match="key name"):
             store.revoke_api_key(bad, actor="t")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g
+from flask import Blueprint, g, request
 
 from hashsvc.api.auth import require
 from hashsvc.api.body import json_body
@@ -39,6 +39,13 @@ def create_key() -> tuple[dict[str, Any], int]:
 def update_key(key_id: int) -> dict[str, Any]:
     """Change a key's disclosure or limits: {"disclosure", "rate_per_s", "burst", "max_inflight"} (null: default)."""
     return service().update_key(key_id, json_body(), g.actor)
+
+
+@bp.get("/audit")
+@require("admin")
+def list_audit() -> dict[str, Any]:
+    """Newest first; filters actor, action (exact or `item.*`), bank, item_id, since, until; paged by `before`."""
+    return service().audit_page(request.args.to_dict())
 
 
 @bp.delete("/keys/<int:key_id>")

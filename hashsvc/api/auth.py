@@ -15,11 +15,19 @@ from hashsvc.store import Actor
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _bearer_token() -> str | None:
-    header = request.headers.get("Authorization", "")
+def _bearer_token() -> str:
+    """The key from `Authorization: Bearer <key>`; a header in another shape gets an error that says what is wrong."""
+    header = request.headers.get("Authorization", "").strip()
+    if not header:
+        raise UnauthorizedError("missing API key: send 'Authorization: Bearer <key>'")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
+    if scheme.lower() != "bearer":
+        # The commonest mistake is the bare key; say so without echoing the header (it may be a real secret).
+        named = scheme.isalpha() and len(scheme) <= 16 and token  # a scheme word such as Basic or Token
+        hint = f"the scheme is {scheme!r}, not 'Bearer'" if named else "the header holds no 'Bearer ' prefix"
+        raise UnauthorizedError(f"malformed Authorization header: {hint}; send 'Authorization: Bearer <key>'")
+    if not token.strip():
+        raise UnauthorizedError("empty API key: send 'Authorization: Bearer <key>'")
     return token.strip()
 
 
@@ -30,8 +38,6 @@ def require(scope: str) -> Callable[[F], F]:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             token = _bearer_token()
-            if token is None:
-                raise UnauthorizedError("missing API key: send 'Authorization: Bearer <key>'")
             key = service().authenticate(token)
             if key is None:
                 raise UnauthorizedError("unknown or revoked API key")

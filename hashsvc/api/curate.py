@@ -64,7 +64,8 @@ def add_item(name: str) -> tuple[dict[str, Any], int]:
     fields: dict[str, Any] = {k: v for k, v in request.form.items()}
     data = image_bytes()
     with key_slot():  # curators' uploads share the slots fairly with the pipelines' (no rate limit: trusted)
-        return service().add_item_from_image(name, data, fields, g.actor), 201
+        item = service().add_item_from_image(name, data, fields, g.actor)
+    return item, 200 if item["already_present"] else 201
 
 
 @bp.post("/banks/<name>/items:bulk")

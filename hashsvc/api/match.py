@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint
 
-from hashsvc.api import metrics
+from hashsvc.api import metrics, request_log
 from hashsvc.api.auth import require
 from hashsvc.api.body import json_body
 from hashsvc.api.context import service
@@ -25,6 +25,7 @@ def match_image() -> dict[str, Any]:
     with key_slot():
         result = service().match_image(data, caller())
     metrics.record_match(result)
+    request_log.note_decisions([result["decision"]])
     return result
 
 
@@ -37,6 +38,7 @@ def match_hashes() -> dict[str, Any]:
         result = service().match_hashes(body, caller())
     for single in result.get("results", [result]):
         metrics.record_match(single)
+    request_log.note_decisions(single["decision"] for single in result.get("results", [result]))
     return result
 
 

@@ -61,15 +61,21 @@ def init_app(app: Flask) -> None:
         return response
 
 
-def exposition(status: dict[str, Any]) -> Response:
+def set_index_gauges(status: dict[str, Any]) -> None:
+    """This process's index state; called on every scrape and after each change-log round (hashsvc.api)."""
     for algorithm, size in status["sizes"].items():
         INDEX_SIZE.labels(algorithm).set(size)
     INDEX_SEQUENCE.set(status["sequence"])
     INDEX_LAG.set(status["lag"])
+
+
+def exposition(status: dict[str, Any]) -> Response:
+    set_index_gauges(status)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         body = generate_latest(registry)
     else:
         body = generate_latest()
-    return Response(body, mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: Flask appends "; charset=utf-8" to a mimetype, and the constant has one already.
+    return Response(body, content_type=CONTENT_TYPE_LATEST)

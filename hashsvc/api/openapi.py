@@ -120,8 +120,29 @@ ITEM = {
         "metadata": {"type": "object"},
         "hashes": {
             "type": "array",
-            "items": {"type": "object", "properties": {"algorithm": {"type": "string"}, "value": HEX}},
+            "items": {
+                "type": "object",
+                "properties": {
+                    "algorithm": {"type": "string"},
+                    "value": HEX,
+                    "view": {"type": "boolean", "description": "a hash of an edited view (crop), not exported"},
+                },
+            },
         },
+        "already_present": {"type": "boolean", "description": "image uploads: these bytes were in the bank"},
+    },
+}
+AUDIT_ENTRY = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "at": {"type": "string"},
+        "actor": {"type": "string"},
+        "action": {"type": "string"},
+        "bank": {"type": ["string", "null"]},
+        "item_id": {"type": ["integer", "null"]},
+        "remote_addr": {"type": ["string", "null"]},
+        "details": {"type": "object"},
     },
 }
 ITEM_INPUT = {
@@ -372,7 +393,10 @@ def spec() -> dict[str, Any]:
                 "post": _op(
                     "Add an item from hashes (JSON) or from an image (multipart)",
                     "curate",
-                    _responses(201, ITEM, 400, *AUTH_ERRORS, 404, 409, 413, 415, 422),
+                    {
+                        **_responses(201, ITEM, 400, *AUTH_ERRORS, 404, 409, 413, 415, 422),
+                        "200": {"description": "an image whose bytes the bank holds already: that item", **_json(ITEM)},
+                    },
                     requestBody={
                         "required": True,
                         "content": {
@@ -508,6 +532,34 @@ def spec() -> dict[str, Any]:
                         **_json({"type": "object", "properties": KEY_OPTIONS, "additionalProperties": False}),
                     },
                 ),
+            },
+            "/v1/audit": {
+                "get": _op(
+                    "The audit log, newest first (paged by `before`: pass the previous page's next_before)",
+                    "admin",
+                    _responses(
+                        200,
+                        {
+                            "type": "object",
+                            "properties": {
+                                "entries": {"type": "array", "items": AUDIT_ENTRY},
+                                "next_before": {"type": ["integer", "null"]},
+                            },
+                        },
+                        400,
+                        *AUTH_ERRORS,
+                    ),
+                    parameters=[
+                        {"name": "actor", "in": "query", "schema": {"type": "string"}},
+                        {"name": "action", "in": "query", "schema": {"type": "string"}},
+                        {"name": "bank", "in": "query", "schema": {"type": "string"}},
+                        {"name": "item_id", "in": "query", "schema": ID},
+                        {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                        {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                        {"name": "before", "in": "query", "schema": ID},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    ],
+                )
             },
             "/healthz": {"get": _op("Liveness", None, _responses(200, {"type": "object"}))},
             "/readyz": {

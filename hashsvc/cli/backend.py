@@ -6,15 +6,17 @@ from __future__ import annotations
 import getpass
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hashsvc.client import Client
 from hashsvc.config import load_settings
 from hashsvc.errors import NotFoundError, ValidationError
-from hashsvc.service import search, transfer
-from hashsvc.service.live_index import LiveIndex
-from hashsvc.service.service import Service
-from hashsvc.store import Actor, Store, check_schema
+
+# The service layer pulls in the store (SQLAlchemy) and the index (numba): seconds of imports that `hashsvc
+# --help` or a remote command must not pay. They are imported where a local backend is built or used.
+if TYPE_CHECKING:
+    from hashsvc.service import transfer
+    from hashsvc.store import Actor
 
 Progress = Callable[[int], None] | None
 
@@ -29,7 +31,6 @@ class Backend(Protocol):
     def update_bank(self, name: str, fields: dict[str, Any]) -> dict[str, Any]: ...
     def delete_bank(self, name: str) -> None: ...
     def add_image(self, bank: str, data: bytes, fields: dict[str, Any]) -> dict[str, Any]: ...
-    def holders(self, bank: str, algorithm: str, value: str) -> list[int]: ...
     def import_records(
         self, bank: str, records: Iterable[transfer.Record | transfer.BadLine], dry_run: bool, progress: Progress
     ) -> transfer.ImportSummary: ...
@@ -43,6 +44,7 @@ class Backend(Protocol):
     def update_key(self, name_or_id: str, options: dict[str, Any]) -> dict[str, Any]: ...
     def list_keys(self) -> list[dict[str, Any]]: ...
     def revoke_key(self, name_or_id: str) -> dict[str, Any]: ...
+    def audit_page(self, filters: dict[str, Any]) -> dict[str, Any]: ...
 
 
 def cli_actor() -> Actor:
@@ -51,6 +53,8 @@ def cli_actor() -> Actor:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = "unknown"
+    from hashsvc.store import Actor
+
     return Actor(f"cli:{user}")
 
 
@@ -58,6 +62,10 @@ class LocalBackend:
     remote = False
 
     def __init__(self, database_url: str | None) -> None:
+        from hashsvc.service.live_index import LiveIndex
+        from hashsvc.service.service import Service
+        from hashsvc.store import Store, check_schema
+
         self.settings = load_settings({"database_url": database_url})
         check_schema(self.settings.resolved_database_url)  # a clear "run hashsvc migrate" instead of SQL errors
         store = Store(self.settings.resolved_database_url)
@@ -89,15 +97,16 @@ class LocalBackend:
     def add_image(self, bank: str, data: bytes, fields: dict[str, Any]) -> dict[str, Any]:
         return self.service.add_item_from_image(bank, data, fields, self.actor)
 
-    def holders(self, bank: str, algorithm: str, value: str) -> list[int]:
-        return [item.id for item in self.store.find_items_by_hash(algorithm, value) if item.bank == bank]
-
     def import_records(
         self, bank: str, records: Iterable[transfer.Record | transfer.BadLine], dry_run: bool, progress: Progress
     ) -> transfer.ImportSummary:
+        from hashsvc.service import transfer
+
         return transfer.import_records(self.store, bank, records, self.actor, dry_run=dry_run, progress=progress)
 
     def iter_items(self, bank: str, include_disabled: bool) -> Iterator[dict[str, Any]]:
+        from hashsvc.service import transfer
+
         self.store.get_bank(bank)  # fail before the first line is written
         # Hash lists are sensitive: who exported which bank goes into the audit log.
         self.store.record_audit(self.actor, "items.export", bank=bank, details={"include_disabled": include_disabled})
@@ -115,6 +124,8 @@ class LocalBackend:
         self.service.delete_item(item_id, self.actor)
 
     def search(self, algorithm: str, value: str, max_distance: int | None, limit: int) -> dict[str, Any]:
+        from hashsvc.service import search
+
         return search.search_hash(
             self.store, search.scan_store(self.store), algorithm, value, max_distance, limit=limit
         )
@@ -136,8 +147,13 @@ class LocalBackend:
     def revoke_key(self, name_or_id: str) -> dict[str, Any]:
         return self.service.revoke_key(_key_id(self.list_keys(), name_or_id), self.actor)
 
+    def audit_page(self, filters: dict[str, Any]) -> dict[str, Any]:
+        return self.service.audit_page(filters)
+
     def reindex(self, snapshot_dir: Path | None = None) -> dict[str, Any]:
         """Rebuild the index snapshots from the store (serving processes then start from them)."""
+        from hashsvc.service.live_index import LiveIndex
+
         live = LiveIndex(self.store, snapshot_dir or Path(self.settings.data_dir) / "snapshots")
         live.load()
         live.save_snapshots()
@@ -173,13 +189,11 @@ class RemoteBackend:
     def add_image(self, bank: str, data: bytes, fields: dict[str, Any]) -> dict[str, Any]:
         return self.client.add_image(bank, data, **fields)
 
-    def holders(self, bank: str, algorithm: str, value: str) -> list[int]:
-        found = self.client.search(value, algorithm=algorithm, max_distance=0)
-        return [match["item_id"] for match in found["matches"] if match["bank"] == bank]
-
     def import_records(
         self, bank: str, records: Iterable[transfer.Record | transfer.BadLine], dry_run: bool, progress: Progress
     ) -> transfer.ImportSummary:
+        from hashsvc.service import transfer
+
         self.client.get_bank(bank)  # 404 before reading the file
         summary = transfer.ImportSummary(dry_run=dry_run)
         for good, bad in transfer.batches(records):
@@ -222,6 +236,9 @@ class RemoteBackend:
 
     def revoke_key(self, name_or_id: str) -> dict[str, Any]:
         return self.client.revoke_key(_key_id(self.list_keys(), name_or_id))
+
+    def audit_page(self, filters: dict[str, Any]) -> dict[str, Any]:
+        return self.client.audit_page(**filters)
 
 
 def _key_id(keys: list[dict[str, Any]], name_or_id: str) -> int:

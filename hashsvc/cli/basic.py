@@ -15,8 +15,6 @@ from hashsvc.cli.app import main
 from hashsvc.config import load_settings
 from hashsvc.errors import HashsvcError, MediaError
 from hashsvc.private_files import private_dir
-from hashsvc.service.hashing import hash_image
-from hashsvc.service.service import limits_from
 
 PROGRESS_MIN_FILES = 20
 
@@ -31,6 +29,8 @@ def _read_limited(path: Path, max_bytes: int) -> bytes:
 
 
 def _hash_file(path: Path, limits: media.Limits, rules: media.PixelRules) -> dict[str, object]:
+    from hashsvc.service.hashing import hash_image  # the hashing stack is seconds of imports: not for --help
+
     try:
         data = _read_limited(path, limits.max_bytes)
         return {"file": str(path), **hash_image(data, limits, rules=rules).to_dict()}
@@ -81,6 +81,8 @@ def hash_command(files: tuple[Path, ...], as_json: bool, pixel_rules: str) -> No
         hashsvc hash photo.jpg
         hashsvc hash --json uploads/*.jpg > hashes.jsonl
     """
+    from hashsvc.service.service import limits_from
+
     limits = limits_from(load_settings())
     failed = 0
     for path in _with_progress(list(files)):

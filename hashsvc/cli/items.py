@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from collections.abc import Iterator
@@ -47,12 +46,8 @@ def _reference(template: str | None, path: Path) -> str | None:
 def _add_one(backend: Backend, bank: str, path: Path, fields: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     try:
         data = _read_limited(path, max_bytes)
-        digest = hashlib.sha256(data).hexdigest()
-        present = backend.holders(bank, "sha256", digest)
-        if present:
-            return {"file": str(path), "status": "present", "item_id": present[0]}
-        item = backend.add_image(bank, data, fields)
-        return {"file": str(path), "status": "added", "item_id": item["id"]}
+        item = backend.add_image(bank, data, fields)  # the service answers with the holder if the bytes are known
+        return {"file": str(path), "status": "present" if item["already_present"] else "added", "item_id": item["id"]}
     except (HashsvcError, ApiError) as exc:
         if getattr(exc, "code", "") in ("not_found", "unauthorized", "forbidden", "unreachable"):
             raise  # the bank or the service is the problem, not this file: stop now

@@ -10,7 +10,7 @@ import click
 from hashsvc.cli.app import main
 from hashsvc.cli.backend import Backend
 from hashsvc.cli.options import backend_options, emit, json_option, table
-from hashsvc.store.schema import SCOPES
+from hashsvc.vocabulary import SCOPES
 
 
 @main.group("keys")

@@ -15,10 +15,10 @@ from tqdm import tqdm
 from hashsvc.cli.app import main
 from hashsvc.cli.backend import Backend
 from hashsvc.cli.options import backend_options, emit, json_option
-from hashsvc.service import transfer
+from hashsvc.vocabulary import LIST_FORMATS
 
 EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".hex": "hex", ".te": "threatexchange"}
-FORMAT = click.Choice(transfer.FORMATS)
+FORMAT = click.Choice(LIST_FORMATS)
 
 
 def _guess_format(path: str, given: str | None) -> str:
@@ -64,6 +64,8 @@ def import_command(
         hashsvc import --bank ncmec-hashes --format csv ncmec-2025-06.csv
         hashsvc import --bank gifct --format hex --algorithm pdq --dry-run gifct-pdq.txt
     """
+    from hashsvc.service import transfer  # the store's SQLAlchemy: only when a list is read
+
     fmt = _guess_format(file, fmt)
     transfer.check_format(fmt, algorithm)
     show = sys.stderr.isatty()
@@ -90,6 +92,11 @@ def import_command(
 @click.option("--format", "fmt", type=FORMAT, default="csv", show_default=True)
 @click.option("--algorithm", help="Only this algorithm's hashes (required for hex; threatexchange is PDQ only).")
 @click.option("--include-disabled", is_flag=True, help="Also export disabled items (with a status column).")
+@click.option(
+    "--include-views",
+    is_flag=True,
+    help="Also export the hashes of edited views (crops, trimmed picture) stored with image items.",
+)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True), default="-", help="Default: stdout.")
 @json_option
 @backend_options
@@ -99,18 +106,22 @@ def export_command(
     fmt: str,
     algorithm: str | None,
     include_disabled: bool,
+    include_views: bool,
     output: str,
     as_json: bool,
 ) -> None:
     """Export a bank's hashes, streamed page by page (an export is audited: hash lists are sensitive).
 
-    Without --output the list goes to stdout and the summary to stderr.
+    Without --output the list goes to stdout and the summary to stderr. Each item's own hashes are exported;
+    the crops and trimmed views stored to match edited re-uploads only with --include-views.
 
     \b
     Example:
         hashsvc export --bank ncmec-hashes --format csv -o ncmec.csv
         hashsvc export --bank gifct --format threatexchange > gifct.te
     """
+    from hashsvc.service import transfer
+
     transfer.check_export(fmt, algorithm, include_disabled)  # before anything is read or audited
     items = 0
 
@@ -120,7 +131,9 @@ def export_command(
             items += 1
             yield record
 
-    lines = transfer.write_records(counted(), fmt, algorithm, include_status=include_disabled)
+    lines = transfer.write_records(
+        counted(), fmt, algorithm, include_status=include_disabled, include_views=include_views
+    )
     if output == "-":
         for line in lines:
             sys.stdout.write(line)

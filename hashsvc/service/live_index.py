@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,9 @@ class LiveIndex:
         self._apply_lock = threading.Lock()
         self._ready = threading.Event()
         self._stop = threading.Event()
+        # Called after each successful round of the tail thread (the API keeps its index gauges current with it,
+        # so a worker that nobody has scraped yet does not report sequence 0).
+        self.listeners: list[Callable[[], None]] = []
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
         self.last_store_sequence = 0
@@ -166,6 +170,8 @@ class LiveIndex:
                 else:
                     self.catch_up()
                 self.last_error = None
+                for listener in self.listeners:
+                    listener()
             except Exception as exc:  # noqa: BLE001 - the store may be briefly unreachable; keep serving
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("change-log tail failed: %s", self.last_error)

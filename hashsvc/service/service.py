@@ -6,6 +6,7 @@ only `HashsvcError` subclasses, so that both shells can translate the outcome th
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -20,7 +21,7 @@ from hashsvc.errors import InvalidHashError, NotFoundError, NotReadyError, Valid
 from hashsvc.hashes import ALGORITHMS, normalize_hex
 from hashsvc.hashes.codec import hamming
 from hashsvc.hashes.compute import DIHEDRAL_VARIANTS
-from hashsvc.service import policy
+from hashsvc.service import audit, policy
 from hashsvc.service.disclosure import Caller, redact
 from hashsvc.service.hashing import ImageHashes, hash_image
 from hashsvc.service.live_index import LiveIndex
@@ -346,25 +347,42 @@ class Service:
         return _item_dict(item)
 
     def add_item_from_image(self, bank: str, data: bytes, fields: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
-        """Hash an image and add it as an item; the image itself is never stored."""
+        """Hash an image and add it as an item; the image itself is never stored.
+
+        The same bytes already in the bank are not added twice (as `hashsvc add` does): the answer is the item
+        that holds them, with `already_present` true, and no new reference or note is applied to it.
+        """
         fields = _only(fields, {"reference", "source", "note", "metadata"}, "item")
+        self.store.get_bank(bank)  # a missing bank is 404 before any decoding
+        present = self._holder_of_bytes(bank, data)
+        if present is not None:
+            return {**_item_dict(present), "already_present": True}
         hashes = self._hash(data, extras="index")
-        codes = [(name, code) for name, code in hashes.codes().items() if name != "pdq"]
+        own = [(name, code) for name, code in hashes.codes().items() if name != "pdq"]
         # A low-quality PDQ would match unrelated flat images; the exact hashes are kept whatever the quality.
-        codes += [("pdq", p.code) for p in (hashes.pdq, *(e.pdq for e in hashes.extras)) if p.quality >= 50]
+        own += [("pdq", hashes.pdq.code)] if hashes.pdq.quality >= 50 else []
         # The trimmed view and central crops, so that cropped or re-bordered re-uploads match (robustness.md).
+        # They are stored as views: matched like the item's own hashes, but not exported as its signals.
+        views = [("pdq", e.pdq.code) for e in hashes.extras if e.pdq.quality >= 50]
         for extra in hashes.extras:
-            codes += [(name, code) for name, code in (("phash", extra.phash), ("dhash", extra.dhash)) if code]
+            views += [(name, code) for name, code in (("phash", extra.phash), ("dhash", extra.dhash)) if code]
         item = self.store.add_item(
             bank,
-            _unique(codes),
+            own,
+            views=_unique(views),
             actor=actor,
             external_ref=fields.get("reference"),
             source=fields.get("source"),
             note=fields.get("note"),
             metadata=fields.get("metadata"),
         )
-        return _item_dict(item)
+        return {**_item_dict(item), "already_present": False}
+
+    def _holder_of_bytes(self, bank: str, data: bytes) -> Item | None:
+        """The bank's item holding exactly these bytes (by SHA-256), if any; the oldest when several do."""
+        digest = hashlib.sha256(data).hexdigest()
+        holders = [item for item in self.store.find_items_by_hash("sha256", digest) if item.bank == bank]
+        return min(holders, key=lambda item: item.id) if holders else None
 
     def add_items_bulk(self, bank: str, lines: Iterable[bytes | str], actor: Actor) -> dict[str, Any]:
         """JSON lines, one item each (as add_item_from_hashes takes). Good lines are added in one transaction;
@@ -467,6 +485,10 @@ class Service:
         raise NotFoundError(f"no API key with id {key_id}")
 
     # --------------------------------------------------------------------------------------------- ops
+
+    def audit_page(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A page of the audit log, newest first (filters: hashsvc.service.audit.FILTERS)."""
+        return audit.audit_page(self.store, params)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -611,7 +633,7 @@ def _item_dict(item: Item) -> dict[str, Any]:
         "created_by": item.created_by,
         "created_at": item.created_at.isoformat(),
         "metadata": item.metadata,
-        "hashes": [{"algorithm": h.algorithm, "value": h.hex} for h in item.hashes],
+        "hashes": [{"algorithm": h.algorithm, "value": h.hex, "view": h.view} for h in item.hashes],
     }
 
 

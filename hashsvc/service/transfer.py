@@ -35,8 +35,9 @@ from hashsvc.errors import InvalidHashError, ValidationError
 from hashsvc.hashes import ALGORITHMS, get_algorithm, normalize_hex
 from hashsvc.store import Actor, Item, NewItem, Store, validation
 from hashsvc.store.schema import item_hashes, items
+from hashsvc.vocabulary import LIST_FORMATS
 
-FORMATS = ("csv", "jsonl", "hex", "threatexchange")
+FORMATS = LIST_FORMATS
 BATCH = 10_000
 MAX_REPORTED = 1000  # bad lines kept in a summary; the rest are counted (constant memory on huge bad files)
 _IN_CHUNK = 500  # SQLite caps bound parameters per statement
@@ -448,7 +449,7 @@ def item_record(item: Item) -> dict[str, Any]:
         "note": item.note,
         "status": item.status,
         "metadata": item.metadata,
-        "hashes": [{"algorithm": h.algorithm, "value": h.hex} for h in item.hashes],
+        "hashes": [{"algorithm": h.algorithm, "value": h.hex, "view": h.view} for h in item.hashes],
     }
 
 
@@ -477,16 +478,27 @@ def check_export(fmt: str, algorithm: str | None, include_status: bool) -> str |
 
 
 def write_records(
-    records: Iterable[dict[str, Any]], fmt: str, algorithm: str | None = None, *, include_status: bool = False
+    records: Iterable[dict[str, Any]],
+    fmt: str,
+    algorithm: str | None = None,
+    *,
+    include_status: bool = False,
+    include_views: bool = False,
 ) -> Iterator[str]:
     """Lines (with newlines) of an export in `fmt`; `records` are items in the API's shape.
 
-    `algorithm` restricts the export to one hash algorithm (required for hex; threatexchange means pdq).
+    `algorithm` restricts the export to one hash algorithm (required for hex; threatexchange means pdq). The
+    hashes of edited views (crops, trimmed picture) stay out unless `include_views`: they are how this service
+    matches edits, not signals of the item a partner should match on.
     """
     algorithm = check_export(fmt, algorithm, include_status)
 
     def wanted(record: dict[str, Any]) -> list[dict[str, str]]:
-        return [h for h in record["hashes"] if algorithm is None or h["algorithm"] == algorithm]
+        return [
+            h
+            for h in record["hashes"]
+            if (algorithm is None or h["algorithm"] == algorithm) and (include_views or not h.get("view", False))
+        ]
 
     if fmt == "jsonl":
         for record in records:

@@ -59,7 +59,33 @@ def current_revision(url: str | sa.URL) -> str | None:
 
 
 def check_schema(url: str | sa.URL) -> None:
-    """Raise SchemaOutOfDateError unless the database is at the head revision (for start-up and readiness)."""
+    """Raise SchemaOutOfDateError unless the database is at the head revision (for start-up and readiness).
+
+    A SQLite file that does not exist is reported as missing and is not created: a command run from the wrong
+    folder must not leave an empty `index/hashsvc.db` behind.
+    """
+    missing = _missing_sqlite_file(url)
+    if missing is not None:
+        raise SchemaOutOfDateError(
+            f"no store at {missing}: run `hashsvc init` to create one there, or point HASHSVC_DATA_DIR "
+            "(or --database-url) at an existing store"
+        )
     current, head = current_revision(url), head_revision()
+    if current is None:
+        raise SchemaOutOfDateError(f"the store at {_shown(url)} has no schema: run `hashsvc init`")
     if current != head:
-        raise SchemaOutOfDateError(f"store schema is at {current or 'nothing'}, code expects {head}; run upgrade")
+        raise SchemaOutOfDateError(
+            f"store schema is at {current}, this code expects {head}: run `hashsvc migrate`"
+        )
+
+
+def _missing_sqlite_file(url: str | sa.URL) -> Path | None:
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(parsed.database).resolve()
+    return None if path.exists() else path
+
+
+def _shown(url: str | sa.URL) -> str:
+    return sa.make_url(url).render_as_string(hide_password=True)

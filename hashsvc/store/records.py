@@ -36,6 +36,7 @@ class ItemHash:
     id: int
     algorithm: str
     code: bytes
+    view: bool = False  # a hash of an edited view (crop, trimmed picture), not of the item itself
 
     @property
     def hex(self) -> str:
@@ -76,6 +77,7 @@ class NewItem:
     source: str | None = None
     note: str | None = None
     metadata: Mapping[str, Any] | None = None
+    views: HashInput = ()  # hashes of edited views of the item's image: matched, but not exported by default
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
+from hashsvc.vocabulary import SCOPES  # noqa: F401 - re-exported for validation and the API spec
+
 # SQLite only aliases the rowid (no separate primary-key index, the fastest table layout) for a column declared
 # exactly INTEGER PRIMARY KEY; SQLite integers are 64-bit anyway.
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -21,7 +23,6 @@ Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 CATEGORIES = ("csam", "terror", "ncii", "other")
 ACTIONS = ("block", "review", "log")
 ITEM_STATUSES = ("active", "disabled")
-SCOPES = ("match", "curate", "admin", "metrics")  # explicit: a key holds exactly the scopes it was given
 DISCLOSURES = ("full", "decision")  # what a key's match answers carry: distances too, or decisions only
 
 
@@ -111,6 +112,10 @@ item_hashes = sa.Table(
     sa.Column("item_id", sa.BigInteger, sa.ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
     sa.Column("algorithm", sa.String(16), nullable=False),
     sa.Column("code", sa.LargeBinary, nullable=False),  # packed MSB-first, see hashsvc.hashes.codec
+    # A hash of an edited view of the item's image (a crop, the trimmed picture), stored so that edited re-uploads
+    # match; not the item's own hash, so exports leave it out unless asked (a partner would receive ~17 signals
+    # per image, most of them crops that match other things than the item).
+    sa.Column("is_view", sa.Boolean(create_constraint=False), nullable=False, server_default=sa.false()),
     sa.Index(None, "algorithm", "code"),  # exact lookups (md5 lists, "is this PDQ already known?")
     sa.Index(None, "item_id"),
 )

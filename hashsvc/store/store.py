@@ -9,6 +9,7 @@ rows (for the index) and an audit row (for people), so neither can be missing wh
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import hmac
 import secrets
@@ -51,7 +52,7 @@ UNSET: Final = _Unset()
 
 MAX_PAGE = 10_000
 ITEM_COLUMNS = ("id", "bank_id", "external_ref", "source", "note", "status", "created_by", "created_at", "metadata")
-HASH_COLUMNS = ("id", "item_id", "algorithm", "code")
+HASH_COLUMNS = ("id", "item_id", "algorithm", "code", "is_view")
 TOKEN_PREFIX = "hsk_"
 # Writing last_used_at on every request would turn every authenticated match into a write; once a minute is
 # precise enough to find unused keys.
@@ -228,10 +229,11 @@ class Store:
         source: str | None = None,
         note: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        views: HashInput = (),
     ) -> Item:
-        """Add one item with its hashes. Raises NotFoundError (bank), ConflictError (external_ref taken in the
-        bank), ValidationError, InvalidHashError."""
-        new = NewItem(hashes, external_ref=external_ref, source=source, note=note, metadata=metadata)
+        """Add one item with its hashes (and the hashes of edited views of its image). Raises NotFoundError
+        (bank), ConflictError (reference taken in the bank), ValidationError, InvalidHashError."""
+        new = NewItem(hashes, external_ref=external_ref, source=source, note=note, metadata=metadata, views=views)
         [item_id] = self._add_items(bank, [new], _actor(actor), action="item.add")
         return self.get_item(item_id)
 
@@ -256,7 +258,7 @@ class Store:
             return []
         refs = [p[0] for p in prepared if p[0] is not None]
         if len(set(refs)) != len(refs):
-            raise ConflictError("the same external_ref appears twice in one import")
+            raise ConflictError("the same reference appears twice in one import")
         creator = who.name
         with write_transaction(self.engine) as tx:
             bank_row = self._bank_row(tx.conn, bank)
@@ -266,16 +268,16 @@ class Store:
             next_hash = tx.allocate("last_hash_id", sum(len(p[4]) for p in prepared))
             ids = list(range(first_item, first_item + len(prepared)))
             item_rows: list[tuple[Any, ...]] = []
-            hash_rows: list[tuple[int, int, str, bytes]] = []
+            hash_rows: list[tuple[int, int, str, bytes, bool]] = []
             for item_id, (ref, source, note, meta, codes) in zip(ids, prepared, strict=True):
                 item_rows.append((item_id, bank_row.id, ref, source, note, "active", creator, tx.now, meta))
-                for algorithm, code in codes:
-                    hash_rows.append((next_hash, item_id, algorithm, code))
+                for algorithm, code, view in codes:
+                    hash_rows.append((next_hash, item_id, algorithm, code, view))
                     next_hash += 1
             try:
                 insert_rows(tx.conn, items, ITEM_COLUMNS, item_rows)
             except sa.exc.IntegrityError:
-                raise ConflictError(f"an external_ref in this import already exists in bank {bank!r}") from None
+                raise ConflictError(f"a reference in this import already exists in bank {bank!r}") from None
             insert_rows(tx.conn, item_hashes, HASH_COLUMNS, hash_rows)
             effect = "activate" if bank_row.enabled else "none"
             tx.change("item_add", bank_row.id, ids[0], effect, last_item_id=ids[-1])
@@ -295,14 +297,14 @@ class Store:
 
     def find_item(self, bank: str, external_ref: str) -> Item:
         """Look an item up by its partner reference. Raises NotFoundError, ValidationError."""
-        validation.lookup("external_ref", external_ref)
+        validation.lookup("reference", external_ref)
         with read_snapshot(self.engine, lookups=True) as conn:
             bank_row = self._bank_row(conn, bank)
             found = self._load_items(
                 conn, sa.and_(items.c.bank_id == bank_row.id, items.c.external_ref == external_ref)
             )
         if not found:
-            raise NotFoundError(f"no item with external_ref {external_ref!r} in bank {bank!r}")
+            raise NotFoundError(f"no item with reference {external_ref!r} in bank {bank!r}")
         return found[0]
 
     def find_items_by_hash(self, algorithm: str, code: str | bytes) -> list[Item]:
@@ -572,8 +574,16 @@ class Store:
         before_id: int | None = None,
         actor: str | None = None,
         bank: str | None = None,
+        action: str | None = None,
+        item_id: int | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
     ) -> list[AuditEntry]:
-        """Newest first; pass the last id seen as `before_id` for the next page."""
+        """Newest first; pass the last id seen as `before_id` for the next page.
+
+        `action` is exact ("item.disable") or a family with a trailing `*` ("item.*"); `since` is inclusive and
+        `until` exclusive, both timezone-aware.
+        """
         if not 1 <= limit <= MAX_PAGE:
             raise ValidationError(f"limit must be from 1 to {MAX_PAGE}")
         query = sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
@@ -583,6 +593,18 @@ class Store:
             query = query.where(audit_log.c.actor == validation.lookup("actor", actor))
         if bank is not None:
             query = query.where(audit_log.c.bank == validation.lookup("bank name", bank))
+        if action is not None:
+            action = validation.lookup("action", action)
+            if action.endswith("*"):
+                query = query.where(audit_log.c.action.startswith(action[:-1], autoescape=True))
+            else:
+                query = query.where(audit_log.c.action == action)
+        if item_id is not None:
+            query = query.where(audit_log.c.item_id == item_id)
+        if since is not None:
+            query = query.where(audit_log.c.at >= since)
+        if until is not None:
+            query = query.where(audit_log.c.at < until)
         with self.engine.connect() as conn:
             return [AuditEntry(**row._mapping) for row in conn.execute(query)]
 
@@ -610,7 +632,7 @@ class Store:
             sa.select(items.c.id).where(items.c.bank_id == bank_row.id, items.c.external_ref == ref)
         ).first()
         if taken is not None:
-            raise ConflictError(f"bank {bank_row.name!r} already has an item with external_ref {ref!r} (id {taken.id})")
+            raise ConflictError(f"bank {bank_row.name!r} already has an item with reference {ref!r} (id {taken.id})")
 
     @staticmethod
     def _item_row(conn: Connection, item_id: int) -> Row[Any]:
@@ -649,7 +671,7 @@ class Store:
             for h in conn.execute(
                 sa.select(item_hashes).where(item_hashes.c.item_id.in_(ids)).order_by(item_hashes.c.id)
             ):
-                codes[h.item_id].append(ItemHash(h.id, h.algorithm, bytes(h.code)))
+                codes[h.item_id].append(ItemHash(h.id, h.algorithm, bytes(h.code), bool(h.is_view)))
         return [
             Item(
                 id=row.id,

@@ -187,15 +187,23 @@ def scopes(value: Any) -> list[str]:
     return sorted({choice("scope", s, SCOPES) for s in value})
 
 
-def new_item(new: NewItem) -> tuple[str | None, str | None, str | None, dict[str, Any], list[tuple[str, bytes]]]:
-    """An item's fields validated: (external_ref, source, note, metadata, hashes). Raises ValidationError,
-    InvalidHashError."""
+def new_item(
+    new: NewItem,
+) -> tuple[str | None, str | None, str | None, dict[str, Any], list[tuple[str, bytes, bool]]]:
+    """An item's fields validated: (external_ref, source, note, metadata, [(algorithm, code, is_view)]). Raises
+    ValidationError, InvalidHashError. A view hash equal to one of the item's own is kept once, as its own."""
+    own = hashes(new.hashes)
+    views = hashes(new.views) if new.views else []
+    if len(own) + len(views) > MAX_HASHES_PER_ITEM:
+        raise ValidationError(f"an item may have at most {MAX_HASHES_PER_ITEM} hashes, got {len(own) + len(views)}")
+    known = set(own)
     return (
-        text("external_ref", new.external_ref, max_length=MAX_REF),
+        text("reference", new.external_ref, max_length=MAX_REF),
         text("source", new.source, max_length=MAX_REF),
         text("note", new.note),
         metadata(new.metadata),
-        hashes(new.hashes),
+        [(name, code, False) for name, code in own]
+        + [(name, code, True) for name, code in views if (name, code) not in known],
     )
 
 

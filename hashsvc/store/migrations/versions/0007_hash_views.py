@@ -1,0 +1,33 @@
+"""Item hashes: mark the hashes of edited views (crops, the trimmed picture) apart from the item's own.
+
+Exports carry an item's own hashes by default. Hashes stored before this revision are all taken as the item's
+own (nothing recorded which were views); re-adding such an item from its image marks them.
+
+Revision ID: 0007
+Revises: 0002
+Create Date: 2026-11-29
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0007"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("item_hashes") as batch:
+        batch.add_column(
+            sa.Column("is_view", sa.Boolean(create_constraint=False), nullable=False, server_default=sa.false())
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("item_hashes") as batch:
+        batch.drop_column("is_view")

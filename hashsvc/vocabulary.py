@@ -1,0 +1,10 @@
+"""Names the command line offers as choices, kept in a module with no imports of its own.
+
+`hashsvc --help` builds every command's options, so the choices must not drag in the store (SQLAlchemy) or the
+service layer (numba) just to list a few words. The store and the service import these names from here.
+"""
+
+from __future__ import annotations
+
+SCOPES = ("match", "curate", "admin", "metrics")  # explicit: a key holds exactly the scopes it was given
+LIST_FORMATS = ("csv", "jsonl", "hex", "threatexchange")  # hash-list files `hashsvc import` / `export` read and write
