@@ -295,6 +295,11 @@ class Client:
         """Change a key's disclosure or limits; None puts a limit back to the server's setting."""
         return self.request("PATCH", f"/v1/keys/{int(key_id)}", json_body=options)  # type: ignore[no-any-return]
 
+    def rotate_key(self, key_id: int, grace_s: int | None = None) -> dict[str, Any]:
+        """A new secret (in "key", once); the old one keeps working for grace_s seconds (server default: a day)."""
+        body = {} if grace_s is None else {"grace_s": grace_s}
+        return self.request("POST", f"/v1/keys/{int(key_id)}/rotate", json_body=body)  # type: ignore[no-any-return]
+
     def revoke_key(self, key_id: int) -> dict[str, Any]:
         return self.request("DELETE", f"/v1/keys/{int(key_id)}")  # type: ignore[no-any-return]
 

@@ -48,6 +48,14 @@ def list_audit() -> dict[str, Any]:
     return service().audit_page(request.args.to_dict())
 
 
+@bp.post("/keys/<int:key_id>/rotate")
+@require("admin")
+def rotate_key(key_id: int) -> dict[str, Any]:
+    """{"grace_s": seconds the old secret keeps working (default a day, at most 30 days)}; the new secret once."""
+    body = json_body() if request.content_length else None
+    return service().rotate_key(key_id, body, g.actor)
+
+
 @bp.delete("/keys/<int:key_id>")
 @require("admin")
 def revoke_key(key_id: int) -> dict[str, Any]:

@@ -177,8 +177,13 @@ KEY_OPTIONS = {
     "rate_per_s": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1_000_000},
     "burst": {"type": ["integer", "null"], "minimum": 1, "maximum": 1_000_000},
     "max_inflight": {"type": ["integer", "null"], "minimum": 1, "maximum": 1_000_000},
+    "expires_at": {"type": ["string", "null"], "format": "date-time", "description": "null: never expires"},
 }
 KEY["properties"] |= KEY_OPTIONS
+KEY["properties"]["previous_valid_until"] = {
+    "type": ["string", "null"],
+    "description": "after a rotation, until when the previous secret still works",
+}
 SEARCH_RESULT = {
     "type": "object",
     "required": ["algorithm", "hash", "max_distance", "matches"],
@@ -560,6 +565,24 @@ def spec() -> dict[str, Any]:
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
                     ],
                 )
+            },
+            "/v1/keys/{key_id}/rotate": {
+                "parameters": [_id_param("key_id")],
+                "post": _op(
+                    "Give a key a new secret (returned once); the old one works for grace_s more seconds",
+                    "admin",
+                    _responses(200, KEY, 400, *AUTH_ERRORS, 404),
+                    requestBody={
+                        "required": False,
+                        **_json(
+                            {
+                                "type": "object",
+                                "properties": {"grace_s": {"type": "integer", "minimum": 0, "maximum": 2_592_000}},
+                                "additionalProperties": False,
+                            }
+                        ),
+                    },
+                ),
             },
             "/healthz": {"get": _op("Liveness", None, _responses(200, {"type": "object"}))},
             "/readyz": {

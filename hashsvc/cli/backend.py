@@ -45,6 +45,7 @@ class Backend(Protocol):
     def list_keys(self) -> list[dict[str, Any]]: ...
     def revoke_key(self, name_or_id: str) -> dict[str, Any]: ...
     def audit_page(self, filters: dict[str, Any]) -> dict[str, Any]: ...
+    def rotate_key(self, name_or_id: str, grace_s: int | None) -> dict[str, Any]: ...
 
 
 def cli_actor() -> Actor:
@@ -150,6 +151,10 @@ class LocalBackend:
     def audit_page(self, filters: dict[str, Any]) -> dict[str, Any]:
         return self.service.audit_page(filters)
 
+    def rotate_key(self, name_or_id: str, grace_s: int | None) -> dict[str, Any]:
+        body = {} if grace_s is None else {"grace_s": grace_s}
+        return self.service.rotate_key(_key_id(self.list_keys(), name_or_id), body, self.actor)
+
     def reindex(self, snapshot_dir: Path | None = None) -> dict[str, Any]:
         """Rebuild the index snapshots from the store (serving processes then start from them)."""
         from hashsvc.service.live_index import LiveIndex
@@ -239,6 +244,9 @@ class RemoteBackend:
 
     def audit_page(self, filters: dict[str, Any]) -> dict[str, Any]:
         return self.client.audit_page(**filters)
+
+    def rotate_key(self, name_or_id: str, grace_s: int | None) -> dict[str, Any]:
+        return self.client.rotate_key(_key_id(self.list_keys(), name_or_id), grace_s)
 
 
 def _key_id(keys: list[dict[str, Any]], name_or_id: str) -> int:

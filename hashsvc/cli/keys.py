@@ -1,8 +1,10 @@
-"""`hashsvc keys create|list|revoke`: API keys, locally or through the admin API."""
+"""`hashsvc keys create|list|update|rotate|revoke`: API keys, locally or through the admin API."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from typing import Any
 
 import click
@@ -24,8 +26,31 @@ def keys_group() -> None:
         hashsvc keys create --name partner-x --scope match --decision-only --rate 20 --burst 40 --max-inflight 1
         hashsvc keys list
         hashsvc keys update partner-x --rate default
+        hashsvc keys create --name contractor --scope curate --expires 30d
+        hashsvc keys rotate upload-pipeline --grace 2d
         hashsvc keys revoke upload-pipeline
     """
+
+
+_DURATION = re.compile(r"(\d{1,6})([smhd])")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration_s(text: str) -> int:
+    """'90d', '12h', '30m', '45s' -> seconds."""
+    found = _DURATION.fullmatch(text.strip())
+    if not found:
+        raise click.BadParameter(f"{text!r} is not a duration such as 90d, 12h, 30m or 0s")
+    return int(found.group(1)) * _SECONDS[found.group(2)]
+
+
+def _expiry(text: str) -> str | None:
+    """--expires: 'never', a duration from now (90d), or an ISO 8601 date or time; sent on as ISO text."""
+    if text == "never":
+        return None
+    if _DURATION.fullmatch(text.strip()):
+        return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=_duration_s(text))).isoformat()
+    return text  # the store validates dates and times, for the API and the CLI alike
 
 
 def _rate(text: str) -> float | None:
@@ -66,6 +91,7 @@ def limit_options(command: Any) -> Any:
     is_flag=True,
     help="Match answers carry decisions and lists only: no distances, thresholds or notes (for partners).",
 )
+@click.option("--expires", type=_expiry, help="When the key stops working: 90d, 12h, or an ISO date/time.")
 @limit_options
 @json_option
 @backend_options
@@ -74,6 +100,7 @@ def keys_create(
     name: str,
     scopes: tuple[str, ...],
     decision_only: bool,
+    expires: str | None,
     rate_per_s: float | None,
     burst: int | None,
     max_inflight: int | None,
@@ -90,6 +117,8 @@ def keys_create(
     options = {k: v for k, v in options.items() if v is not None}
     if decision_only:
         options["disclosure"] = "decision"
+    if expires is not None:
+        options["expires_at"] = expires
     key = backend.create_key(name, list(scopes), options)
     emit(as_json, key, key["key"])
 
@@ -97,6 +126,7 @@ def keys_create(
 @keys_group.command("update")
 @click.argument("name")
 @click.option("--disclosure", type=click.Choice(["full", "decision"]), help="What its match answers carry.")
+@click.option("--expires", "expires_at", type=_expiry, help="New end of life: 90d, an ISO date/time, or 'never'.")
 @limit_options
 @json_option
 @backend_options
@@ -111,7 +141,7 @@ def keys_update(backend: Backend, name: str, as_json: bool, **options: Any) -> N
     ctx = click.get_current_context()
     given = {k: v for k, v in options.items() if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
     if not given:
-        raise click.UsageError("give at least one of --disclosure, --rate, --burst, --max-inflight")
+        raise click.UsageError("give at least one of --disclosure, --expires, --rate, --burst, --max-inflight")
     key = backend.update_key(name, given)
     emit(as_json, key, f"updated {key['name']}: {_limits_text(key)}")
 
@@ -131,14 +161,33 @@ def keys_list(backend: Backend, as_json: bool) -> None:
         for key in keys:
             click.echo(emit_line(key))
         return
-    rows = [
-        (k["id"], k["name"], ",".join(k["scopes"]), "revoked" if k["revoked"] else "active", _limits_text(k))
-        for k in keys
-    ]
+    rows = [(k["id"], k["name"], ",".join(k["scopes"]), _status(k), _limits_text(k)) for k in keys]
     click.echo(table(rows, ("ID", "NAME", "SCOPES", "STATUS", "DISCLOSURE AND LIMITS")))
 
 
-LISTED = ("id", "name", "scopes", "revoked", "created_at", "last_used_at", "disclosure", "rate_per_s", "burst")
+def _status(key: dict[str, Any]) -> str:
+    if key["revoked"]:
+        return "revoked"
+    expires = key.get("expires_at")
+    if expires is None:
+        return "active"
+    ended = dt.datetime.fromisoformat(expires) <= dt.datetime.now(dt.UTC)
+    return f"expired {expires[:16]}" if ended else f"active until {expires[:16]}"
+
+
+LISTED = (
+    "id",
+    "name",
+    "scopes",
+    "revoked",
+    "created_at",
+    "last_used_at",
+    "disclosure",
+    "rate_per_s",
+    "burst",
+    "expires_at",
+    "previous_valid_until",
+)
 
 
 def emit_line(key: dict[str, object]) -> str:
@@ -176,3 +225,29 @@ def keys_revoke(backend: Backend, name: str, as_json: bool) -> None:
     """
     key = backend.revoke_key(name)
     emit(as_json, key, f"revoked {key['name']}")
+
+
+@keys_group.command("rotate")
+@click.argument("name")
+@click.option(
+    "--grace",
+    type=_duration_s,
+    default="1d",
+    show_default=True,
+    help="How long the old secret keeps working (at most 30d; 0s stops it now).",
+)
+@json_option
+@backend_options
+def keys_rotate(backend: Backend, name: str, grace: int, as_json: bool) -> None:
+    """Give a key a new secret, printed once; the old one keeps working for the grace period.
+
+    Deploy the new secret to every client within the grace period; after it only the new one works.
+
+    \b
+    Example:
+        hashsvc keys rotate upload-pipeline --grace 2d
+    """
+    key = backend.rotate_key(name, grace)
+    emit(as_json, key, key["key"])
+    if not as_json:
+        click.echo(f"the previous secret of {key['name']} works until {key['previous_valid_until']}", err=True)

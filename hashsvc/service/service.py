@@ -6,6 +6,7 @@ only `HashsvcError` subclasses, so that both shells can translate the outcome th
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import time
 from collections.abc import Iterable, Mapping
@@ -34,7 +35,8 @@ MAX_BATCH = 1000
 MAX_ID = 2**63 - 1
 KEY_CACHE_S = 2.0
 KEY_CACHE_SIZE = 10_000  # ids are 64-bit integers in every store back end
-KEY_OPTIONS = {"disclosure", "rate_per_s", "burst", "max_inflight"}
+KEY_OPTIONS = {"disclosure", "rate_per_s", "burst", "max_inflight", "expires_at"}
+DEFAULT_ROTATION_GRACE_S = 86_400  # a day for every client to pick up the new secret
 
 
 def limits_from(settings: Settings) -> media.Limits:
@@ -93,8 +95,11 @@ class Service:
         now = time.monotonic()
         cached = self._key_cache.get(token)
         if cached is not None and cached[0] > now:
+            if cached[1].expired(dt.datetime.now(dt.UTC)):
+                self._key_cache.pop(token, None)
+                return None
             return cached[1]
-        key = self.store.verify_api_key(token)
+        key = self.store.verify_api_key(token)  # None for an expired key, or an old secret past its grace
         if key is None or key.revoked:
             self._key_cache.pop(token, None)
             return None
@@ -455,7 +460,7 @@ class Service:
     def create_key(
         self, name: str, scopes: Iterable[str], actor: Actor, options: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
-        """Create a key; `options` may set KEY_OPTIONS (disclosure, rate_per_s, burst, max_inflight)."""
+        """Create a key; `options` may set KEY_OPTIONS (disclosure, rate_per_s, burst, max_inflight, expires_at)."""
         options = _only(options or {}, KEY_OPTIONS, "key option")
         key, token = self.store.create_api_key(name, scopes, actor=actor, **options)
         return {**_key_dict(key), "key": token}
@@ -475,6 +480,20 @@ class Service:
 
     def list_keys(self) -> list[dict[str, Any]]:
         return [_key_dict(key) for key in self.store.list_api_keys()]
+
+    def rotate_key(self, key_id: int, body: Mapping[str, Any] | None, actor: Actor) -> dict[str, Any]:
+        """A new secret for the key (in the answer, once); the old one keeps working for `grace_s` seconds."""
+        body = _only(body or {}, {"grace_s"}, "rotation option")
+        grace_s = body.get("grace_s", DEFAULT_ROTATION_GRACE_S)
+        if isinstance(grace_s, bool) or not isinstance(grace_s, int):
+            raise ValidationError("grace_s must be a whole number of seconds")
+        if grace_s < 0:
+            raise ValidationError("grace_s must be 0 or more")
+        key, token = self.store.rotate_api_key(
+            self._key_by_id(key_id).name, grace=dt.timedelta(seconds=min(grace_s, 10**9)), actor=actor
+        )
+        self._key_cache.clear()  # this process drops the old secret's cached entry now; others within KEY_CACHE_S
+        return {**_key_dict(key), "key": token}
 
     def revoke_key(self, key_id: int, actor: Actor) -> dict[str, Any]:
         for key in self.store.list_api_keys():
@@ -650,4 +669,6 @@ def _key_dict(key: ApiKey) -> dict[str, Any]:
         "rate_per_s": key.rate_per_s,
         "burst": key.burst,
         "max_inflight": key.max_inflight,
+        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+        "previous_valid_until": key.previous_expires_at.isoformat() if key.previous_expires_at else None,
     }

@@ -161,10 +161,15 @@ class ApiKey:
     rate_per_s: float | None = None
     burst: int | None = None
     max_inflight: int | None = None
+    expires_at: dt.datetime | None = None  # None: never
+    previous_expires_at: dt.datetime | None = None  # after a rotation: until when the old secret still works
 
     def allows(self, scope: str) -> bool:
         """Scopes are explicit (an admin key that should also curate carries both): no implied hierarchy."""
         return not self.revoked and scope in self.scopes
+
+    def expired(self, now: dt.datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
 
     @property
     def decision_only(self) -> bool:

@@ -153,6 +153,11 @@ api_keys = sa.Table(
     sa.Column("rate_per_s", sa.Float, nullable=True),
     sa.Column("burst", sa.Integer, nullable=True),
     sa.Column("max_inflight", sa.Integer, nullable=True),
+    # Optional end of life, and key rotation: after `rotate`, the previous secret's hash keeps working until
+    # previous_expires_at so that clients can switch over without an outage.
+    sa.Column("expires_at", UtcDateTime, nullable=True),
+    sa.Column("previous_key_hash", sa.String(64), nullable=True, index=True),
+    sa.Column("previous_expires_at", UtcDateTime, nullable=True),
 )
 
 audit_log = sa.Table(

@@ -54,6 +54,7 @@ MAX_PAGE = 10_000
 ITEM_COLUMNS = ("id", "bank_id", "external_ref", "source", "note", "status", "created_by", "created_at", "metadata")
 HASH_COLUMNS = ("id", "item_id", "algorithm", "code", "is_view")
 TOKEN_PREFIX = "hsk_"
+MAX_ROTATION_GRACE = dt.timedelta(days=30)  # long enough to redeploy every client; the old secret must not linger
 # Writing last_used_at on every request would turn every authenticated match into a write; once a minute is
 # precise enough to find unused keys.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -73,8 +74,14 @@ def _key_options(**given: Any) -> dict[str, Any]:
         "rate_per_s": validation.key_rate,
         "burst": lambda value: validation.key_count("burst", value),
         "max_inflight": lambda value: validation.key_count("max_inflight", value),
+        "expires_at": validation.key_expiry,
     }
     return {name: checks[name](value) for name, value in given.items()}
+
+
+def _auditable(options: dict[str, Any]) -> dict[str, Any]:
+    """Key options as JSON for the audit log (times as ISO text)."""
+    return {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in options.items()}
 
 
 def _hash_token(token: str) -> str:
@@ -449,6 +456,7 @@ class Store:
         rate_per_s: float | None = None,
         burst: int | None = None,
         max_inflight: int | None = None,
+        expires_at: dt.datetime | str | None = None,
     ) -> tuple[ApiKey, str]:
         """Create a key; return it and its token. The token is shown only now: the store keeps its sha256.
 
@@ -458,7 +466,9 @@ class Store:
         who = _actor(actor)
         key_name = validation.slug("key name", name)  # a slug like bank names: it shows up in logs and the audit
         scope_list = validation.scopes(list(scopes))
-        options = _key_options(disclosure=disclosure, rate_per_s=rate_per_s, burst=burst, max_inflight=max_inflight)
+        options = _key_options(
+            disclosure=disclosure, rate_per_s=rate_per_s, burst=burst, max_inflight=max_inflight, expires_at=expires_at
+        )
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)  # 256 bits of entropy
         with write_transaction(self.engine) as tx:
             if tx.conn.execute(sa.select(api_keys.c.id).where(api_keys.c.name == key_name)).first() is not None:
@@ -473,7 +483,7 @@ class Store:
                     **options,
                 )
             )
-            tx.audit(who, "key.create", details={"name": key_name, "scopes": scope_list, **options})
+            tx.audit(who, "key.create", details={"name": key_name, "scopes": scope_list, **_auditable(options)})
             row = tx.conn.execute(sa.select(api_keys).where(api_keys.c.name == key_name)).one()
         return self._api_key(row), token
 
@@ -482,13 +492,20 @@ class Store:
         if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX) or len(token) > 128:
             return None
         digest = _hash_token(token)
+        now = utcnow()
+        current = api_keys.c.key_hash == digest
+        # After a rotation the previous secret works until its grace period ends.
+        previous = sa.and_(api_keys.c.previous_key_hash == digest, api_keys.c.previous_expires_at > now)
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(api_keys).where(api_keys.c.key_hash == digest)).one_or_none()
+            row = conn.execute(sa.select(api_keys).where(sa.or_(current, previous))).first()
         # The lookup is by hash, so timing reveals nothing about the token; compare anyway as a belt and braces.
-        if row is None or row.revoked or not hmac.compare_digest(row.key_hash, digest):
+        if row is None or row.revoked:
+            return None
+        if not (hmac.compare_digest(row.key_hash, digest) or hmac.compare_digest(row.previous_key_hash or "", digest)):
             return None
         key = self._api_key(row)
-        now = utcnow()
+        if key.expired(now):
+            return None
         if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
             with self._plain_write() as conn:
                 conn.execute(sa.update(api_keys).where(api_keys.c.id == row.id).values(last_used_at=now))
@@ -508,11 +525,19 @@ class Store:
         rate_per_s: float | _Unset | None = UNSET,
         burst: int | _Unset | None = UNSET,
         max_inflight: int | _Unset | None = UNSET,
+        expires_at: dt.datetime | str | _Unset | None = UNSET,
     ) -> ApiKey:
-        """Change a key's disclosure or limits (None: back to the server's setting). Raises NotFoundError."""
+        """Change a key's disclosure, limits (None: back to the server's setting) or expiry (None: never).
+        Raises NotFoundError."""
         who = _actor(actor)
         validation.lookup("key name", name)
-        given = {"disclosure": disclosure, "rate_per_s": rate_per_s, "burst": burst, "max_inflight": max_inflight}
+        given = {
+            "disclosure": disclosure,
+            "rate_per_s": rate_per_s,
+            "burst": burst,
+            "max_inflight": max_inflight,
+            "expires_at": expires_at,
+        }
         changed = _key_options(**{k: v for k, v in given.items() if v is not UNSET})
         with write_transaction(self.engine) as tx:
             row = tx.conn.execute(sa.select(api_keys).where(api_keys.c.name == name)).one_or_none()
@@ -520,9 +545,37 @@ class Store:
                 raise NotFoundError(f"no API key named {name!r}")
             if changed:
                 tx.conn.execute(sa.update(api_keys).where(api_keys.c.id == row.id).values(**changed))
-                tx.audit(who, "key.update", details={"name": name, **changed})
+                tx.audit(who, "key.update", details={"name": name, **_auditable(changed)})
             row = tx.conn.execute(sa.select(api_keys).where(api_keys.c.id == row.id)).one()
         return self._api_key(row)
+
+    def rotate_api_key(self, name: str, *, grace: dt.timedelta, actor: Actor | str) -> tuple[ApiKey, str]:
+        """Give a key a new secret; the current one keeps working for `grace` (0: stops now), then only the new.
+
+        Returns the key and its new token (shown only now). A secret from an earlier rotation that is still in
+        its grace period stops at once: only the latest two secrets are ever valid. Raises NotFoundError,
+        ValidationError (a revoked key, or a grace beyond MAX_ROTATION_GRACE).
+        """
+        who = _actor(actor)
+        validation.lookup("key name", name)
+        if not dt.timedelta(0) <= grace <= MAX_ROTATION_GRACE:
+            raise ValidationError(f"the grace period must be from 0 to {MAX_ROTATION_GRACE.days} days")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with write_transaction(self.engine) as tx:
+            row = tx.conn.execute(sa.select(api_keys).where(api_keys.c.name == name)).one_or_none()
+            if row is None:
+                raise NotFoundError(f"no API key named {name!r}")
+            if row.revoked:
+                raise ValidationError(f"API key {name!r} is revoked; create a new key instead")
+            ends = tx.now + grace
+            tx.conn.execute(
+                sa.update(api_keys)
+                .where(api_keys.c.id == row.id)
+                .values(key_hash=_hash_token(token), previous_key_hash=row.key_hash, previous_expires_at=ends)
+            )
+            tx.audit(who, "key.rotate", details={"name": name, "previous_valid_until": ends.isoformat()})
+            row = tx.conn.execute(sa.select(api_keys).where(api_keys.c.id == row.id)).one()
+        return self._api_key(row), token
 
     def revoke_api_key(self, name: str, *, actor: Actor | str) -> ApiKey:
         """Revoke a key for good (idempotent). Raises NotFoundError."""
@@ -699,7 +752,7 @@ class Store:
     @staticmethod
     def _api_key(row: Row[Any]) -> ApiKey:
         values = dict(row._mapping)
-        del values["key_hash"]
+        del values["key_hash"], values["previous_key_hash"]
         values["scopes"] = tuple(values["scopes"])
         return ApiKey(**values)
 

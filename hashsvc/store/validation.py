@@ -6,6 +6,7 @@ API responses and the audit log.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -205,6 +206,28 @@ def new_item(
         [(name, code, False) for name, code in own]
         + [(name, code, True) for name, code in views if (name, code) not in known],
     )
+
+
+MAX_KEY_LIFETIME = dt.timedelta(days=3650)
+
+
+def key_expiry(value: Any) -> dt.datetime | None:
+    """A key's end of life: None (never), a timezone-aware datetime, or ISO 8601 text (no offset = UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and len(value) <= 40:
+        try:
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError("expires_at must be an ISO 8601 time such as 2027-01-31T00:00:00Z") from None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+    if not isinstance(value, dt.datetime) or value.tzinfo is None:
+        raise ValidationError("expires_at must be an ISO 8601 time such as 2027-01-31T00:00:00Z, or null")
+    now = dt.datetime.now(dt.UTC)
+    if not now < value <= now + MAX_KEY_LIFETIME:
+        raise ValidationError("expires_at must be in the future and at most 10 years ahead")
+    return value
 
 
 def disclosure(value: Any) -> str:
