@@ -26,7 +26,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from PIL import Image
 
 from hashsvc.bench.naive import naive_hashes
-from hashsvc.bench.samples import list_images, mosaic, to_jpeg, upscale
+from hashsvc.bench.samples import mosaic, require_images, to_jpeg, upscale
 from hashsvc.hashes import hamming
 from hashsvc.service.hashing import hash_image
 
@@ -38,7 +38,7 @@ def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
 
 
 def input_classes(corpus: Path, per_class: int) -> dict[str, list[bytes]]:
-    sources = list_images(corpus)
+    sources = require_images(corpus)
     seeds = range(per_class)
     print(f"preparing inputs from {len(sources)} corpus images...", file=sys.stderr)
     return {

@@ -39,7 +39,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_service import Outcome, Request, Server, open_loop, percentile, prepare_store
 
-from hashsvc.bench.samples import list_images, mosaic, to_jpeg
+from hashsvc.bench.samples import list_images, mosaic, require_free_port, require_images, to_jpeg
 from hashsvc.store import NewItem, Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -281,8 +281,8 @@ def main() -> None:
     parser.add_argument("--only", help="run only the scenarios whose name contains this text")
     parser.add_argument("--json", type=Path, default=ROOT / "results" / "bench_hostile.json")
     args = parser.parse_args()
-    if not list_images(args.corpus):
-        sys.exit(f"no images under {args.corpus}: pass --corpus with a folder of JPEG/PNG photos")
+    require_images(args.corpus)
+    require_free_port(args.port)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hashsvc.bench.samples import list_images
+from hashsvc.bench.samples import require_images
 from hashsvc.hashes import hamming
 from hashsvc.service.hashing import ImageHashes, hash_image
 from hashsvc.service.policy import corroborated_limit
@@ -78,7 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     hits: dict[str, list[bool]] = {name: [] for name in EDITS}
-    for path in list_images(args.folder)[:: args.every]:
+    for path in require_images(args.folder, "a folder argument")[:: args.every]:
         stored = hash_image(path.read_bytes(), extras="index")
         with Image.open(path) as opened:
             source = opened.convert("RGB")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from hashsvc.bench.samples import list_images, mosaic, to_jpeg
+from hashsvc.bench.samples import mosaic, require_images, to_jpeg
 from hashsvc.config import load_settings
 from hashsvc.errors import MediaError
 from hashsvc.service.service import Service
@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    sources = list_images(args.corpus)
+    sources = require_images(args.corpus)
     uploads = [to_jpeg(mosaic(sources, 1, seed)) for seed in range(8)]
     with tempfile.TemporaryDirectory() as tmp:
         services = {"in-process": make_service(Path(tmp) / "a", False), "sandbox": make_service(Path(tmp) / "b", True)}

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from hashsvc.bench.samples import list_images, mosaic, to_jpeg
+from hashsvc.bench.samples import mosaic, require_free_port, require_images, to_jpeg
 from hashsvc.store import NewItem, Store, upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -214,7 +214,7 @@ def summarize(outcome: Outcome, seconds: float, per_request: int = 1) -> dict[st
 
 def scenarios(corpus: Path) -> dict[str, tuple[Callable[[], Request], int, int]]:
     """name -> (request factory, hash sets per request, closed-loop clients)."""
-    sources = list_images(corpus)
+    sources = require_images(corpus)
     one_mp = [to_jpeg(mosaic(sources, 1, seed)) for seed in range(8)]
     twelve_mp = [to_jpeg(mosaic(sources, 12, seed)) for seed in range(3)]
     rng = random.Random(7)
@@ -246,6 +246,8 @@ def main() -> None:
     parser.add_argument("--only", help="run only the scenarios whose name contains this text, e.g. '1 MP'")
     parser.add_argument("--json", type=Path, default=ROOT / "results" / "bench_service.json")
     args = parser.parse_args()
+    require_images(args.corpus)  # before minutes of store building, not after
+    require_free_port(args.port)
 
     args.data_dir.mkdir(parents=True, exist_ok=True)
     url = args.database_url or f"sqlite:///{args.data_dir / 'bench.db'}"

@@ -27,6 +27,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/pdq-conformance")
     data = parser.parse_args().data
+    if not (data / "expected").is_dir():
+        raise SystemExit(
+            f"error: {data} is not Meta's PDQ test data (no expected/ folder); it lives in ../shared/pdq-conformance, "
+            "which is not in the repository: pass --data with its location"
+        )
 
     def ours(path: Path, rules: PixelRules = PixelRules.HASHSVC, dihedral: bool = False) -> PdqResult:
         return hash_image(path.read_bytes(), rules=rules, dihedral=dihedral).pdq

@@ -25,6 +25,34 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def require_free_port(port: int) -> None:
+    """For benchmark scripts that start a server: exit with one line if something already listens on `port`
+    (measuring another server would give nonsense: ready at once, its memory, no answers)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise SystemExit(f"error: port {port} is in use (another server?): pass --port with a free one") from None
+
+
+def require_images(folder: Path, option: str = "--corpus") -> list[Path]:
+    """For benchmark scripts: the images below `folder`, or exit with one line saying what is missing.
+
+    The default folders are in ../shared, which a fresh clone does not have (see the README).
+    """
+    found = list_images(folder) if folder.is_dir() else []
+    if not found:
+        where = "does not exist" if not folder.exists() else "holds no JPEG/PNG/WebP/GIF/BMP/TIFF/HEIC images"
+        raise SystemExit(
+            f"error: {folder} {where}; the benchmarks read ../shared/corpus (not in the repository): "
+            f"pass {option} with a folder of your own photos"
+        )
+    return found
+
+
 def _size_for(megapixels: float, aspect: float = 4 / 3) -> tuple[int, int]:
     width = int((megapixels * 1e6 * aspect) ** 0.5)
     return width, int(width / aspect)
