@@ -198,3 +198,37 @@ def test_every_request_gets_an_id_and_one_json_log_line_without_secrets_or_hashe
     assert KEY not in text and "secret-query" not in text
     for stored in item["hashes"]:
         assert stored["value"] not in text
+
+
+# ------------------------------------------------------------------------------------------------ serve
+
+
+def test_serve_leaves_no_metrics_folder_behind_when_stopped(tmp_path: Path) -> None:
+    """Every `hashsvc serve` used to leave a /tmp/hashsvc-metrics-* folder (67 after one afternoon)."""
+    import signal
+    import socket
+    import urllib.request
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = _clean_env(TMPDIR=str(temp), HASHSVC_DATA_DIR=str(tmp_path / "data"), HASHSVC_PORT=str(port))
+    env["HASHSVC_WORKERS"] = "1"
+    subprocess.run([HASHSVC, "init"], env=env, check=True, capture_output=True, timeout=120)
+    server = subprocess.Popen([HASHSVC, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.2)
+        assert list(temp.glob("hashsvc-metrics-*")), "the server should keep its metrics in a folder while it runs"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    assert list(temp.glob("hashsvc-metrics-*")) == []
