@@ -232,3 +232,19 @@ def test_serve_leaves_no_metrics_folder_behind_when_stopped(tmp_path: Path) -> N
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
     assert list(temp.glob("hashsvc-metrics-*")) == []
+
+
+def test_local_commands_print_no_traceback_from_hashing_workers_they_never_used(tmp_path: Path) -> None:
+    """Each local command used to start the sandbox pool and exit under it: a BrokenPipeError per worker."""
+    env = _clean_env(HASHSVC_DATA_DIR=str(tmp_path / "data"))
+    image = tmp_path / "a.jpg"
+    image.write_bytes(encode(photo(seed=8)))
+    for command in (
+        ["init"],
+        ["bank", "create", "quiet", "--category", "csam"],
+        ["add", "--bank", "quiet", str(image)],
+        ["bank", "list"],
+    ):
+        done = subprocess.run([HASHSVC, *command], env=env, capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, (command, done.stderr)

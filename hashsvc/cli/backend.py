@@ -73,7 +73,7 @@ class LocalBackend:
         # The data folder's snapshots belong to the configured store; with another --database-url they could
         # describe a different store, so then the index is built from the store itself.
         snapshots = None if database_url else Path(self.settings.data_dir) / "snapshots"
-        self.service = Service(self.settings, store=store, live=LiveIndex(store, snapshots))
+        self.service = Service(self.settings, store=store, live=LiveIndex(store, snapshots), warm_sandbox=False)
         self.store = store
         self.actor = cli_actor()
 

@@ -299,15 +299,15 @@ def _worker_main(conn: Connection, hasher: Hasher, limits: SandboxLimits) -> Non
 
     sandbox_preload.warm_up()
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-    conn.send(_rss())
-    while True:
-        try:
+    try:
+        conn.send(_rss())
+        while True:
             options = conn.recv()
             data = conn.recv_bytes()
-        except (EOFError, OSError):
-            return  # the parent closed the pipe, or is gone
-        _allow_cpu(limits.cpu_seconds)
-        conn.send(_job(hasher, data, options))
+            _allow_cpu(limits.cpu_seconds)
+            conn.send(_job(hasher, data, options))
+    except (EOFError, OSError):
+        return  # the parent closed the pipe or is gone (a command that exits before its pool warmed up)
 
 
 def _job(hasher: Hasher, data: bytes, options: dict[str, Any]) -> tuple[str, Any, int, bool]:

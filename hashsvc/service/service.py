@@ -60,7 +60,16 @@ class _Query:
 class Service:
     """hashsvc's use cases over one store and one live index."""
 
-    def __init__(self, settings: Settings, store: Store | None = None, live: LiveIndex | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store | None = None,
+        live: LiveIndex | None = None,
+        *,
+        warm_sandbox: bool = True,
+    ) -> None:
+        """`warm_sandbox` starts the hashing workers now, in the background (a server is then warm before its
+        first upload); a command-line run leaves them to the first image it hashes, if any."""
         self.settings = settings
         self.limits = limits_from(settings)
         self.index_crops = percentages("index_crops", settings.index_crops)
@@ -72,7 +81,7 @@ class Service:
         self.probes = ProbeGuard(ProbeRules.from_settings(settings))
         # Upload bytes are decoded in this pool of limited worker processes (None: in this process).
         self.sandbox = sandbox_from(settings)
-        if self.sandbox is not None:
+        if self.sandbox is not None and warm_sandbox:
             self.sandbox.start_in_background()
 
     def close(self) -> None:
