@@ -63,11 +63,18 @@ def test_block_and_review_decisions_become_events_with_the_upload_context(svc: A
     found = events(svc)
     assert [e["content_id"] for e in found] == ["post-2", "post-1"]  # newest first; allow is not recorded
     first = found[1]
-    assert (first["type"], first["decision"], first["key"], first["metadata"]) == ("match", "block", "match-key",
-                                                                                  {"user": "u7"})
+    assert (first["type"], first["decision"], first["key"], first["metadata"]) == (
+        "match",
+        "block",
+        "match-key",
+        {"user": "u7"},
+    )
     assert first["hashes"] == {"pdq": near(PDQ, 3)}  # the query's hashes, never an image
-    assert first["matches"][0] | {"bank": "known", "item_id": blocked, "algorithm": "pdq", "distance": 3,
-                                  "variant": "original"} == first["matches"][0]
+    assert (
+        first["matches"][0]
+        | {"bank": "known", "item_id": blocked, "algorithm": "pdq", "distance": 3, "variant": "original"}
+        == first["matches"][0]
+    )
     assert [e["content_id"] for e in events(svc, decision="review")] == ["post-2"]
     assert [e["content_id"] for e in events(svc, bank="known")] == ["post-1"]
     assert [e["content_id"] for e in events(svc, item_id=reviewed)] == ["post-2"]
@@ -149,8 +156,9 @@ def test_review_queue_claim_resolve_and_audit(svc: Api) -> None:
     second_analyst = {"Authorization": f"Bearer {token}"}
     taken = svc.client.post(f"/v1/reviews/{first['id']}/claim", headers=second_analyst)
     assert taken.status_code == 409 and taken.json["error"]["code"] == "conflict"
-    refused = svc.client.post(f"/v1/reviews/{first['id']}/resolve", json={"resolution": "dismissed"},
-                              headers=second_analyst)
+    refused = svc.client.post(
+        f"/v1/reviews/{first['id']}/resolve", json={"resolution": "dismissed"}, headers=second_analyst
+    )
     assert refused.status_code == 409
 
     bad = svc.post_json(f"/v1/reviews/{first['id']}/resolve", {"resolution": "confirmed", "disable_item": True})
@@ -190,11 +198,13 @@ def test_false_positive_can_disable_the_item_or_allowlist_the_upload(svc: Api) -
     calls: list[tuple[int, str | None]] = []
     svc.service.after.reviews.on_resolve.append(lambda review, event: calls.append((review["id"], event["content_id"])))
 
-    not_allow = svc.post_json(f"/v1/reviews/{first['id']}/resolve",
-                              {"resolution": "false_positive", "allowlist_bank": "maybe"})
+    not_allow = svc.post_json(
+        f"/v1/reviews/{first['id']}/resolve", {"resolution": "false_positive", "allowlist_bank": "maybe"}
+    )
     assert not_allow.status_code == 400
-    allowed = svc.post_json(f"/v1/reviews/{first['id']}/resolve",
-                            {"resolution": "false_positive", "allowlist_bank": "benign"})
+    allowed = svc.post_json(
+        f"/v1/reviews/{first['id']}/resolve", {"resolution": "false_positive", "allowlist_bank": "benign"}
+    )
     assert allowed.status_code == 200, allowed.json
     svc.sync()
     # The allowlisted upload (10 bits from the item, 0 from the allowlist) no longer goes to review...
@@ -202,8 +212,10 @@ def test_false_positive_can_disable_the_item_or_allowlist_the_upload(svc: Api) -
     # ...but an upload closer to the listed item than to the allowlist still does.
     assert match(svc, {"pdq": PDQ})["decision"] == "review"
 
-    disabled = svc.post_json(f"/v1/reviews/{second['id']}/resolve",
-                             {"resolution": "false_positive", "disable_item": True, "reason": "a meme"})
+    disabled = svc.post_json(
+        f"/v1/reviews/{second['id']}/resolve",
+        {"resolution": "false_positive", "disable_item": True, "reason": "a meme"},
+    )
     assert disabled.status_code == 200 and disabled.json["outcome"]["disabled_item"] == listed_item
     svc.sync()
     assert match(svc, {"pdq": PDQ})["decision"] == "allow"
@@ -223,8 +235,14 @@ def test_an_allowlist_suppresses_farther_perceptual_matches_never_exact_ones_and
     (event,) = events(svc)
     assert (event["type"], event["decision"]) == ("suppression", "allow")
     assert event["details"]["suppressed"] == [
-        {"bank": "known", "item_id": listed, "algorithm": "pdq", "distance": 18, "variant": "original",
-         "by": {"bank": "benign", "item_id": benign, "distance": 2}}
+        {
+            "bank": "known",
+            "item_id": listed,
+            "algorithm": "pdq",
+            "distance": 18,
+            "variant": "original",
+            "by": {"bank": "benign", "item_id": benign, "distance": 2},
+        }
     ]
     # Closer to the listed item than to the allowlist: not suppressed.
     assert match(svc, {"pdq": near(PDQ, 2)})["decision"] == "block"
@@ -242,7 +260,7 @@ def test_the_flood_guard_quarantines_an_item_then_an_analyst_rearms_it(
         assert match(api, {"pdq": PDQ, "content_id": f"same-{n % 2}"})["decision"] == "block"
     api.service.after.events.flush()
     assert api.client.get("/v1/quarantines", headers=api.headers("curate")).json["quarantines"] == []
-    for n in range(2):  # without content ids, each upload counts as distinct: 2 + 2 = 4 > 3
+    for _ in range(2):  # without content ids, each upload counts as distinct: 2 + 2 = 4 > 3
         match(api, {"pdq": PDQ})
     api.service.after.events.flush()
     (held,) = api.client.get("/v1/quarantines", headers=api.headers("curate")).json["quarantines"]

@@ -56,9 +56,7 @@ class Reviews:
         if not 1 <= limit <= MAX_PAGE:
             raise ValidationError(f"limit must be from 1 to {MAX_PAGE}")
         older = utcnow() - timedelta(seconds=min_age_s) if min_age_s else None
-        found = aftermatch.list_reviews(
-            self.store.engine, ReviewFilter(status, bank, category, older, after_id), limit
-        )
+        found = aftermatch.list_reviews(self.store.engine, ReviewFilter(status, bank, category, older, after_id), limit)
         return {"reviews": found, "next_after_id": found[-1]["id"] if len(found) == limit else None}
 
     def get(self, review_id: int) -> dict[str, Any]:
@@ -68,7 +66,10 @@ class Reviews:
     def claim(self, review_id: int, actor: Actor) -> dict[str, Any]:
         review = aftermatch.claim_review(self.store.engine, review_id, actor.name, self.claim_s)
         self.store.record_audit(
-            actor, "review.claim", bank=review["bank"], item_id=review["item_id"],
+            actor,
+            "review.claim",
+            bank=review["bank"],
+            item_id=review["item_id"],
             details={"review_id": review_id, "until": review["claim_expires_at"]},
         )
         return review
@@ -92,7 +93,10 @@ class Reviews:
         outcome = self._follow_up(review, event, body, actor, reason)
         resolved = aftermatch.resolve_review(self.store.engine, review_id, actor.name, resolution, reason, outcome)
         self.store.record_audit(
-            actor, "review.resolve", bank=review["bank"], item_id=review["item_id"],
+            actor,
+            "review.resolve",
+            bank=review["bank"],
+            item_id=review["item_id"],
             details={"review_id": review_id, "resolution": resolution, "reason": reason, **outcome},
         )
         aftermatch.insert_events(
@@ -134,8 +138,14 @@ class Reviews:
         note = f"from review {review['id']}" + (f": {reason}" if reason else "")
         if "add_to_bank" in body:
             hashes = _upload_hashes(event["hashes"], perceptual_only=False)
-            item = self.store.add_item(body["add_to_bank"], hashes, actor=actor, source="review", note=note,
-                                       metadata={"review_id": review["id"], "content_id": event["content_id"]})
+            item = self.store.add_item(
+                body["add_to_bank"],
+                hashes,
+                actor=actor,
+                source="review",
+                note=note,
+                metadata={"review_id": review["id"], "content_id": event["content_id"]},
+            )
             outcome["added_item"] = {"bank": item.bank, "item_id": item.id}
         if body.get("disable_item") and review["item_id"] is not None:
             self.store.disable_item(review["item_id"], reason=f"false positive ({note})", actor=actor)
@@ -144,8 +154,14 @@ class Reviews:
             hashes = _upload_hashes(event["hashes"], perceptual_only=True)
             if not hashes:
                 raise ValidationError("the upload has no perceptual hash to allowlist")
-            item = self.store.add_item(body["allowlist_bank"], hashes, actor=actor, source="review", note=note,
-                                       metadata={"review_id": review["id"], "content_id": event["content_id"]})
+            item = self.store.add_item(
+                body["allowlist_bank"],
+                hashes,
+                actor=actor,
+                source="review",
+                note=note,
+                metadata={"review_id": review["id"], "content_id": event["content_id"]},
+            )
             outcome["allowlisted_item"] = {"bank": item.bank, "item_id": item.id}
         return outcome
 

@@ -119,7 +119,7 @@ class Webhooks:
 
     def create(self, body: Any, actor: Actor) -> dict[str, Any]:
         if not isinstance(body, Mapping):
-            raise ValidationError("send {\"url\": \"https://...\", \"events\": [...], \"banks\": [...] (optional)}")
+            raise ValidationError('send {"url": "https://...", "events": [...], "banks": [...] (optional)}')
         unknown = sorted(str(k) for k in set(body) - {"url", "events", "banks"})
         if unknown:
             raise ValidationError(f"unknown webhook field(s): {', '.join(unknown)}")

@@ -25,7 +25,14 @@ EVENT_COLUMNS = ("id", "at", "type", "key_name", "content_id", "decision", "meta
 ITEM_COLUMNS = ("event_id", "item_id", "bank", "content_key", "at")
 REVIEW_COLUMNS = ("id", "opened_at", "status", "bank", "category", "item_id", "outcome")
 OUTBOX_COLUMNS = (
-    "webhook_id", "idempotency_key", "event_type", "payload", "created_at", "status", "attempts", "next_attempt_at"
+    "webhook_id",
+    "idempotency_key",
+    "event_type",
+    "payload",
+    "created_at",
+    "status",
+    "attempts",
+    "next_attempt_at",
 )
 WEBHOOK_TYPES = ("block", "review", "retrohunt_hit", "quarantine", "review_resolved")
 _CHUNK = 500
@@ -115,8 +122,15 @@ def _insert(conn: Connection, batch: Sequence[NewEvent], hooks: list[Any]) -> li
             fallback = e.matches[0] if e.matches else {}
             first_review = next((m for m in e.matches if m.get("action") == "review"), fallback)
             review_rows.append(
-                (event_id, e.at, "open", first_review.get("bank"), first_review.get("category"),
-                 first_review.get("item_id"), {})
+                (
+                    event_id,
+                    e.at,
+                    "open",
+                    first_review.get("bank"),
+                    first_review.get("category"),
+                    first_review.get("item_id"),
+                    {},
+                )
             )
         if e.webhook_type is not None:
             banks = {m["bank"] for m in e.matches if "bank" in m}
@@ -134,8 +148,11 @@ def _insert(conn: Connection, batch: Sequence[NewEvent], hooks: list[Any]) -> li
 
 
 def _live_webhooks(conn: Connection) -> list[Any]:
-    return list(conn.execute(sa.select(webhooks.c.id, webhooks.c.event_types, webhooks.c.banks).where(
-        webhooks.c.deleted.is_(False))))
+    return list(
+        conn.execute(
+            sa.select(webhooks.c.id, webhooks.c.event_types, webhooks.c.banks).where(webhooks.c.deleted.is_(False))
+        )
+    )
 
 
 def _flood(conn: Connection, guarded: list[tuple[int, str]], rule: FloodRule) -> list[NewEvent]:
@@ -144,8 +161,7 @@ def _flood(conn: Connection, guarded: list[tuple[int, str]], rule: FloodRule) ->
     since = now - dt.timedelta(seconds=rule.window_s)
     banks = dict(guarded)
     states = {
-        row.item_id: row
-        for row in conn.execute(sa.select(quarantines).where(quarantines.c.item_id.in_(list(banks))))
+        row.item_id: row for row in conn.execute(sa.select(quarantines).where(quarantines.c.item_id.in_(list(banks))))
     }
     found = []
     for item_id, bank in guarded:
@@ -285,9 +301,7 @@ def prune(engine: sa.Engine, before: dt.datetime) -> int:
     """Delete events older than `before`, except those an open review still points at; return how many."""
     still_open = sa.select(reviews.c.id).where(reviews.c.status == "open")
     with engine.begin() as conn:
-        conn.execute(
-            sa.delete(event_items).where(event_items.c.at < before, event_items.c.event_id.not_in(still_open))
-        )
+        conn.execute(sa.delete(event_items).where(event_items.c.at < before, event_items.c.event_id.not_in(still_open)))
         conn.execute(sa.delete(reviews).where(reviews.c.opened_at < before, reviews.c.status == "resolved"))
         done = conn.execute(sa.delete(events).where(events.c.at < before, events.c.id.not_in(still_open))).rowcount
     return int(done)
@@ -415,8 +429,14 @@ def resolve_review(
             sa.update(reviews)
             .where(reviews.c.id == review_id, reviews.c.status == "open", _claimable(who, now))
             .values(
-                status="resolved", resolution=resolution, reason=reason, resolved_by=who, resolved_at=now,
-                outcome=outcome, claimed_by=who, claim_expires_at=None,
+                status="resolved",
+                resolution=resolution,
+                reason=reason,
+                resolved_by=who,
+                resolved_at=now,
+                outcome=outcome,
+                claimed_by=who,
+                claim_expires_at=None,
             )
         ).rowcount
     review = get_review(engine, review_id)

@@ -48,8 +48,15 @@ def create(engine: sa.Engine, url: str, secret: str, event_types: list[str], ban
         return int(
             conn.execute(
                 sa.insert(webhooks)
-                .values(url=url, secret=secret, event_types=event_types, banks=banks, created_by=who,
-                        created_at=utcnow(), deleted=False)
+                .values(
+                    url=url,
+                    secret=secret,
+                    event_types=event_types,
+                    banks=banks,
+                    created_by=who,
+                    created_at=utcnow(),
+                    deleted=False,
+                )
                 .returning(webhooks.c.id)
             ).scalar_one()
         )
@@ -106,8 +113,15 @@ def due(engine: sa.Engine, limit: int) -> list[Due]:
     with engine.connect() as conn:
         return [
             Due(
-                row.id, row.webhook_id, row.idempotency_key, row.event_type, row.payload, row.created_at,
-                row.attempts, None if row.deleted else row.url, None if row.deleted else row.secret,
+                row.id,
+                row.webhook_id,
+                row.idempotency_key,
+                row.event_type,
+                row.payload,
+                row.created_at,
+                row.attempts,
+                None if row.deleted else row.url,
+                None if row.deleted else row.secret,
             )
             for row in conn.execute(query)
         ]
@@ -121,8 +135,14 @@ def settle(engine: sa.Engine, outcomes: Sequence[Outcome]) -> None:
         conn.execute(
             sa.insert(webhook_attempts),
             [
-                {"outbox_id": o.outbox_id, "webhook_id": o.webhook_id, "at": o.at, "status_code": o.status_code,
-                 "error": o.error, "duration_ms": o.duration_ms}
+                {
+                    "outbox_id": o.outbox_id,
+                    "webhook_id": o.webhook_id,
+                    "at": o.at,
+                    "status_code": o.status_code,
+                    "error": o.error,
+                    "duration_ms": o.duration_ms,
+                }
                 for o in outcomes
             ],
         )
@@ -169,8 +189,12 @@ def deliveries(engine: sa.Engine, webhook_id: int, limit: int, before_id: int | 
                 .order_by(webhook_attempts.c.id)
             ):
                 attempts.setdefault(a.outbox_id, []).append(
-                    {"at": a.at.isoformat(), "status_code": a.status_code, "error": a.error,
-                     "duration_ms": round(a.duration_ms, 2)}
+                    {
+                        "at": a.at.isoformat(),
+                        "status_code": a.status_code,
+                        "error": a.error,
+                        "duration_ms": round(a.duration_ms, 2),
+                    }
                 )
     return [
         {
