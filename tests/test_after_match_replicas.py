@@ -7,6 +7,7 @@ deliveries, then restarted, still gets every event to a deduplicating receiver e
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -155,10 +156,8 @@ def _sigkill(server: LiveServer) -> None:
     assert server.process is not None
     parent = psutil.Process(server.process.pid)
     for process in [*parent.children(recursive=True), parent]:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     server.process.wait()
     server.process = None
 
