@@ -14,6 +14,7 @@ from hashsvc.service import allowlist, floodguard
 from hashsvc.service.background import Background
 from hashsvc.service.disclosure import Caller
 from hashsvc.service.events import EventRecorder, MatchContext, match_event
+from hashsvc.service.retrohunt import RetroHunter, UploadRetainer
 from hashsvc.service.reviews import Reviews
 from hashsvc.service.webhooks import Deliverer, Webhooks
 from hashsvc.store import Store, aftermatch
@@ -24,6 +25,7 @@ from hashsvc.store.transactions import utcnow
 
 PRUNE_PERIOD_S = 60.0
 DELIVERY_PERIOD_S = 0.1
+RETROHUNT_PERIOD_S = 1.0
 
 
 class AfterMatch:
@@ -43,6 +45,13 @@ class AfterMatch:
         self.background = Background(store, settings.lease_ttl_s)
         self.background.add("webhook-deliverer", DELIVERY_PERIOD_S, self.deliverer.deliver_once)
         self.background.add("pruner", PRUNE_PERIOD_S, self.prune)
+        self.retainer: UploadRetainer | None = None
+        self.hunter: RetroHunter | None = None
+        if settings.retrohunt_days > 0:
+            self.retainer = UploadRetainer(store)
+            self.events.extra_writers.append(self.retainer.write)
+            self.hunter = RetroHunter(store, settings.retrohunt_days)
+            self.background.add("retrohunt", RETROHUNT_PERIOD_S, self.hunter.run)
 
     def start_background(self) -> None:
         self.background.start()
@@ -73,6 +82,12 @@ class AfterMatch:
         )
         if event is not None:
             self.events.add(event)
+        if self.retainer is not None:
+            pdq = hashes.get("pdq")
+            value, quality = (pdq.get("value"), pdq.get("quality")) if isinstance(pdq, dict) else (pdq, None)
+            if isinstance(value, str):
+                self.retainer.keep(caller, context, bytes.fromhex(value), quality)
+                self.events.kick()
 
     # --------------------------------------------------------------------------------------- listing etc.
 
@@ -86,4 +101,6 @@ class AfterMatch:
         before = utcnow() - retention
         aftermatch.prune(self.store.engine, before)
         webhook_table.prune(self.store.engine, before)
+        if self.hunter is not None:
+            self.hunter.prune()
         return 0

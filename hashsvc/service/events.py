@@ -123,6 +123,14 @@ class EventRecorder:
             if len(self._pending) >= BATCH:
                 self._cond.notify_all()
 
+    def kick(self) -> None:
+        """Make sure the writer runs (for extra writers' buffers, when no event has started it yet)."""
+        if self._thread is None:
+            with self._cond:
+                if self._thread is None and not self._stopping:
+                    self._thread = threading.Thread(target=self._run, name="hashsvc-events", daemon=True)
+                    self._thread.start()
+
     def flush(self) -> None:
         """Write everything buffered now, in the calling thread (readers call it to see their own writes)."""
         while self._write_batch():

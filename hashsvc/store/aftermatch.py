@@ -18,7 +18,16 @@ from sqlalchemy.engine import Connection
 
 from hashsvc.errors import ConflictError, NotFoundError
 from hashsvc.store.bulk import insert_rows
-from hashsvc.store.schema import event_counters, event_items, events, quarantines, reviews, webhook_outbox, webhooks
+from hashsvc.store.schema import (
+    event_counters,
+    event_items,
+    events,
+    job_checkpoints,
+    quarantines,
+    reviews,
+    webhook_outbox,
+    webhooks,
+)
 from hashsvc.store.transactions import utcnow
 
 EVENT_COLUMNS = ("id", "at", "type", "key_name", "content_id", "decision", "metadata", "hashes", "matches", "details")
@@ -71,11 +80,19 @@ class Recorded:
     quarantined: list[int]  # items the flood guard quarantined in this flush
 
 
-def record(engine: sa.Engine, batch: Sequence[NewEvent], flood: FloodRule | None) -> Recorded:
-    """Record a batch of events in one transaction (see the module docstring)."""
+def record(
+    engine: sa.Engine,
+    batch: Sequence[NewEvent],
+    flood: FloodRule | None,
+    *,
+    checkpoint: tuple[str, int] | None = None,
+) -> Recorded:
+    """Record a batch of events in one transaction (see the module docstring), with a job's checkpoint if given."""
     with engine.connect() as conn:
         conn.execution_options(hashsvc_write=True)
         with conn.begin():
+            if checkpoint is not None:
+                _set_checkpoint(conn, *checkpoint)
             hooks = _live_webhooks(conn)
             ids = _insert(conn, batch, hooks)
             quarantined: list[int] = []
@@ -145,6 +162,17 @@ def _insert(conn: Connection, batch: Sequence[NewEvent], hooks: list[Any]) -> li
     insert_rows(conn, reviews, REVIEW_COLUMNS, review_rows)
     insert_rows(conn, webhook_outbox, OUTBOX_COLUMNS, outbox_rows)
     return list(range(first, last + 1))
+
+
+def get_checkpoint(engine: sa.Engine, name: str) -> int | None:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(job_checkpoints.c.value).where(job_checkpoints.c.name == name)).scalar()
+
+
+def _set_checkpoint(conn: Connection, name: str, value: int) -> None:
+    if conn.execute(sa.update(job_checkpoints).where(job_checkpoints.c.name == name).values(value=value)).rowcount:
+        return
+    conn.execute(sa.insert(job_checkpoints).values(name=name, value=value))
 
 
 def _live_webhooks(conn: Connection) -> list[Any]:

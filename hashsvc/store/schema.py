@@ -302,3 +302,12 @@ leases = sa.Table(
     sa.Column("holder", sa.String(128), nullable=False),
     sa.Column("expires_at", UtcDateTime, nullable=False),
 )
+
+job_checkpoints = sa.Table(
+    "job_checkpoints",
+    metadata,
+    # How far a background job got (the retro-hunt: the change-log sequence it has searched up to); written in the
+    # transaction that records the job's results, so a crash neither loses nor repeats them.
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)

@@ -22,6 +22,7 @@ depends_on: str | Sequence[str] | None = None
 # Frozen copy of the id type (see 0001).
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 TABLES = (
+    "job_checkpoints",
     "leases",
     "webhook_attempts",
     "webhook_outbox",
@@ -166,6 +167,13 @@ def upgrade() -> None:
         sa.Column("holder", sa.String(128), nullable=False),
         sa.Column("expires_at", UtcDateTime, nullable=False),
         sa.PrimaryKeyConstraint("name", name="pk_leases"),
+    )
+
+    op.create_table(
+        "job_checkpoints",
+        sa.Column("name", sa.String(64), nullable=False),
+        sa.Column("value", sa.BigInteger, nullable=False),
+        sa.PrimaryKeyConstraint("name", name="pk_job_checkpoints"),
     )
 
 
