@@ -214,6 +214,13 @@ class Settings:
             "metadata addresses (refused otherwise), e.g. 10.0.0.0/8."
         },
     )
+    record_events: bool = field(
+        default=True,
+        metadata={
+            "help": "Record match events (and so reviews, the flood guard's counts, webhooks and retained uploads); "
+            "0 makes the service a pure lookup, as before events existed."
+        },
+    )
     lease_ttl_s: float = field(
         default=10.0,
         metadata={"help": "Background work (deliveries, pruning, retro-hunt) moves to another process this long "

@@ -77,6 +77,8 @@ class AfterMatch:
     ) -> None:
         """After deciding: buffer the event the result makes, if any (never blocks on the store unless the
         buffer is full)."""
+        if not self.settings.record_events:
+            return
         event = match_event(
             caller.key.name if caller is not None else None, context, hashes, result, self.settings.events_allow_sample
         )
