@@ -210,8 +210,8 @@ class Settings:
     webhook_allowed_networks: str = field(
         default="",
         metadata={
-            "help": "Comma-separated CIDRs webhooks may target although they are private, loopback, link-local or "
-            "metadata addresses (refused otherwise), e.g. 10.0.0.0/8."
+            "help": "Comma-separated CIDRs webhooks may target although they are private, loopback or link-local "
+            "(refused otherwise; cloud metadata addresses always are), e.g. 10.0.0.0/8."
         },
     )
     record_events: bool = field(
@@ -222,7 +222,7 @@ class Settings:
         },
     )
     lease_ttl_s: float = field(
-        default=10.0,
+        default=30.0,
         metadata={"help": "Background work (deliveries, pruning, retro-hunt) moves to another process this long "
                   "after its holder dies, in seconds."},
     )

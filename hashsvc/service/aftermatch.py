@@ -43,7 +43,7 @@ class AfterMatch:
             retry_for_s=settings.webhook_retry_for_s,
         )
         self.background = Background(store, settings.lease_ttl_s)
-        self.background.add("webhook-deliverer", DELIVERY_PERIOD_S, self.deliverer.deliver_once)
+        self.background.add("webhook-deliverer", DELIVERY_PERIOD_S, self._deliver)
         self.background.add("pruner", PRUNE_PERIOD_S, self.prune)
         self.retainer: UploadRetainer | None = None
         self.hunter: RetroHunter | None = None
@@ -52,6 +52,14 @@ class AfterMatch:
             self.events.extra_writers.append(self.retainer.write)
             self.hunter = RetroHunter(store, settings.retrohunt_days)
             self.background.add("retrohunt", RETROHUNT_PERIOD_S, self.hunter.run)
+
+    def _deliver(self) -> int:
+        """The background pass: the deliverer renews the lease between its rounds, and stops if it was lost."""
+        self.deliverer.still_mine = lambda: self.background.holds("webhook-deliverer")
+        try:
+            return self.deliverer.deliver_once()
+        finally:
+            self.deliverer.still_mine = lambda: True
 
     def start_background(self) -> None:
         self.background.start()

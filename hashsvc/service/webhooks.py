@@ -30,6 +30,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hashsvc.errors import HashsvcError, ValidationError
@@ -42,6 +43,7 @@ SIGNATURE_HEADER = "X-Hashsvc-Signature"
 MAX_URL = 2048
 MAX_BACKOFF_S = 3600.0
 BATCH = 200
+CONCURRENCY = 8  # deliveries on the wire at once (one slow receiver does not hold up the others for long)
 # Addresses cloud providers serve instance credentials from; refused even when a wider allowed network holds them.
 METADATA_ADDRESSES = {
     ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254")
@@ -185,33 +187,50 @@ class Deliverer:
         self.timeout_s = timeout_s
         self.retry_for_s = retry_for_s
         self.listeners: list[Callable[[list[table.Outcome], list[float]], None]] = []
-        self._connections: dict[tuple[str, str, int, str], http.client.HTTPConnection] = {}
+        # Set by the background runner to renew the delivery lease between rounds; always true when called directly.
+        self.still_mine: Callable[[], bool] = lambda: True
+        self._pool = ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="hashsvc-webhook")
+        self._local = threading.local()  # each delivery thread keeps its own kept-alive connections...
+        self._open: set[http.client.HTTPConnection] = set()  # ...and close() closes them all
+        self._open_lock = threading.Lock()
         self._lock = threading.Lock()
 
     def deliver_once(self, limit: int = BATCH) -> int:
-        """Deliver what is due now; return how many rows were tried."""
+        """Deliver what is due now, CONCURRENCY at a time; return how many rows were tried.
+
+        Between rounds `still_mine()` renews the lease (or says it is lost, and the pass stops), and each round's
+        outcomes are committed before the next starts: a round lasts at most one delivery timeout, well inside a
+        third of the lease, so no other process can take the lease over while a delivery is on the wire."""
         with self._lock:
             due = table.due(self.store.engine, limit)
-            outcomes, lags, cancelled = [], [], []
-            for row in due:
-                if row.url is None or row.secret is None:
-                    cancelled.append(row.id)
-                    continue
-                outcome = self._attempt(row)
-                outcomes.append(outcome)
-                if outcome.delivered:
-                    lags.append((outcome.at - row.created_at).total_seconds())
-            table.settle(self.store.engine, outcomes)
-            table.cancel(self.store.engine, cancelled)
-            for listener in self.listeners:
-                listener(outcomes, lags)
-            return len(due)
+            tried = 0
+            for start in range(0, len(due), CONCURRENCY):
+                if not self.still_mine():
+                    break
+                rows = due[start : start + CONCURRENCY]
+                cancelled = [row.id for row in rows if row.url is None or row.secret is None]
+                live = [row for row in rows if row.id not in cancelled]
+                outcomes = list(self._pool.map(self._attempt, live)) if len(live) > 1 else [*map(self._attempt, live)]
+                lags = [
+                    (o.at - row.created_at).total_seconds()
+                    for o, row in zip(outcomes, live, strict=True)
+                    if o.delivered
+                ]
+                table.settle(self.store.engine, outcomes)
+                table.cancel(self.store.engine, cancelled)
+                for listener in self.listeners:
+                    listener(outcomes, lags)
+                tried += len(rows)
+            return tried
 
     def close(self) -> None:
+        """Stop the delivery threads (their kept-alive connections close with them)."""
         with self._lock:
-            for conn in self._connections.values():
-                conn.close()
-            self._connections.clear()
+            self._pool.shutdown(wait=True)
+            with self._open_lock:
+                for conn in self._open:
+                    conn.close()
+                self._open.clear()
 
     def _attempt(self, row: table.Due) -> table.Outcome:
         started = time.perf_counter()
@@ -251,23 +270,33 @@ class Deliverer:
         assert parts.hostname is not None
         port = parts.port or (443 if parts.scheme == "https" else 80)
         slot = (parts.scheme, parts.hostname, port, address)
+        if not hasattr(self._local, "connections"):
+            self._local.connections = {}
+        connections: dict[tuple[str, str, int, str], http.client.HTTPConnection] = self._local.connections
         for attempt in (1, 2):  # a kept-alive connection the receiver closed meanwhile is retried once, fresh
-            conn = self._connections.get(slot)
+            conn = connections.get(slot)
             if conn is None:
                 kind = _PinnedHTTPS if parts.scheme == "https" else _PinnedHTTP
                 conn = kind(parts.hostname, port, address, self.timeout_s)
-                self._connections[slot] = conn
+                connections[slot] = conn
+                with self._open_lock:
+                    self._open.add(conn)
             try:
                 conn.request("POST", path, body=body, headers=headers)
                 response = conn.getresponse()
                 response.read(65536)
                 if response.will_close:
-                    conn.close()
-                    del self._connections[slot]
+                    self._drop(connections, slot)
                 return int(response.status)
             except (OSError, http.client.HTTPException):
-                conn.close()
-                self._connections.pop(slot, None)
+                self._drop(connections, slot)
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    def _drop(self, connections: dict[Any, http.client.HTTPConnection], slot: Any) -> None:
+        conn = connections.pop(slot, None)
+        if conn is not None:
+            conn.close()
+            with self._open_lock:
+                self._open.discard(conn)
