@@ -8,8 +8,10 @@
     # 100k newly added items searched against 10M retained upload hashes (synthesized)
     .venv/bin/python scripts/bench_after_match.py retrohunt --retained 10000000 --new 100000
 
-    # webhook delivery lag from the decision (the event's time) to the receiver, at 200 events/s
+    # webhook delivery lag from the decision (the event's time) to the receiver, at 200 events/s: through a real
+    # server, and with the service in-process (what the writer and the deliverer add by themselves)
     .venv/bin/python scripts/bench_after_match.py webhooks --rate 200 --seconds 20
+    .venv/bin/python scripts/bench_after_match.py webhooks-in-process --rate 200 --seconds 20
 
 Client, receiver and server share this machine; `uptime` is printed with every result.
 """
@@ -299,9 +301,59 @@ def webhooks(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def webhooks_in_process(args: argparse.Namespace) -> dict[str, Any]:
+    """The same lag with the service in this process (no HTTP front, no worker processes): what the event writer
+    and the deliverer add by themselves, apart from a server saturated by the load generator on the same cores."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from webhook_receiver import receiving
+
+    from hashsvc.config import load_settings
+    from hashsvc.service.service import Service
+    from hashsvc.store import Actor
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-hooks-"))
+    url = args.database_url or f"sqlite:///{folder}/store.db"
+    upgrade(url)
+    total = int(args.rate * args.seconds)
+    with Store(url) as store:
+        store.create_bank("known", category="csam", actor="bench")
+        store.add_items("known", (NewItem([("md5", f"{n:032x}")]) for n in range(1, total + 1)), actor="bench")
+    settings = {"database_url": url, "data_dir": str(folder), "webhook_allowed_networks": "127.0.0.0/8"}
+    service = Service(load_settings({**settings, "sandbox": False, "flood_max_contents": 10**9}, {}))
+    service.live.load()
+    service.after.start_background()
+    try:
+        with receiving() as receiver:
+            hook = service.after.webhooks.create({"url": receiver.url, "events": ["block"]}, Actor("bench"))
+            receiver.secret = hook["secret"]
+            started = time.time()
+            for n in range(1, total + 1):
+                service.match_hashes({"md5": f"{n:032x}", "content_id": f"c{n}"})
+                time.sleep(max(0.0, started + n / args.rate - time.time()))
+            achieved = total / (time.time() - started)
+            receiver.wait_for(total, 120)
+            lags = [
+                (got["at"] - dt.datetime.fromisoformat(got["body"]["event"]["at"]).timestamp()) * 1000
+                for got in receiver.unique.values()
+            ]
+            duplicates = len(receiver.requests) - len(receiver.unique)
+    finally:
+        service.close()
+    return {
+        "rate_per_s": args.rate,
+        "achieved_rate_per_s": round(achieved, 1),
+        "events": total,
+        "duplicates": duplicates,
+        "lag_p50_ms": percentile(lags, 50),
+        "lag_p99_ms": percentile(lags, 99),
+        "lag_max_ms": round(max(lags), 1),
+        "uptime": load(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["recording", "retrohunt", "webhooks"])
+    parser.add_argument("what", choices=["recording", "retrohunt", "webhooks", "webhooks-in-process"])
     parser.add_argument("--database-url", help="default: a SQLite file in a fresh temporary folder")
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
     parser.add_argument("--items", type=int, default=100_000, help="recording: stored items")
@@ -313,7 +365,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    result = {"recording": recording, "retrohunt": retrohunt, "webhooks": webhooks}[args.what](args)
+    benches = {
+        "recording": recording,
+        "retrohunt": retrohunt,
+        "webhooks": webhooks,
+        "webhooks-in-process": webhooks_in_process,
+    }
+    result = benches[args.what](args)
     text = json.dumps(result, indent=2, default=str)
     print(text)
     if args.json:
