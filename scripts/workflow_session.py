@@ -59,9 +59,6 @@ def main() -> None:
         return output
 
     run("hashsvc migrate")
-    run("hashsvc bank create ncmec --category csam")
-    run("hashsvc bank create needs-review --category csam --action review")
-    run("hashsvc bank create benign --category other --action allow")
     for name, scope in (("PIPELINE", "match"), ("ANALYST", "curate"), ("OPS", "admin")):
         token = run(f"hashsvc keys create --name {name.lower()} --scope {scope} --json", capture="key")
         secrets[name] = token
@@ -83,6 +80,12 @@ def main() -> None:
         shown.append("$ hashsvc serve &   # HASHSVC_WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8 lets it call the receiver")
         with receiving() as receiver:
             env["HOOK"] = receiver.url
+            env["HASHSVC_URL"] = env["API"]
+            env["HASHSVC_KEY"] = secrets["ANALYST"]
+            shown.append("$ export HASHSVC_URL=$API HASHSVC_KEY=$ANALYST   # the CLI, through the API")
+            run("hashsvc bank create ncmec --category csam")
+            run("hashsvc bank create needs-review --category csam --action review")
+            run("hashsvc bank create benign --category other --action allow")
             curl = 'curl -s -H "Authorization: Bearer '
             created = run(
                 f'{curl}$OPS" -H "Content-Type: application/json" $API/v1/webhooks '
@@ -108,9 +111,6 @@ def main() -> None:
             )
             run(match)
             time.sleep(1.0)
-            env["HASHSVC_URL"] = env["API"]
-            env["HASHSVC_KEY"] = secrets["ANALYST"]
-            shown.append("$ export HASHSVC_URL=$API HASHSVC_KEY=$ANALYST   # the CLI, through the API")
             run("hashsvc events")
             run("hashsvc review list")
             run("hashsvc review claim 1")

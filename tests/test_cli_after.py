@@ -37,6 +37,7 @@ def matched(store_url: str, tmp_path: Path, *bodies: dict[str, object], **settin
 def test_events_and_the_review_queue_from_the_command_line(cli: Cli, store_url: str, tmp_path: Path) -> None:
     cli("bank", "create", "maybe", "--category", "csam", "--action", "review")
     cli("bank", "create", "confirmed", "--category", "csam")
+    assert cli.json("bank", "create", "benign", "--category", "other", "--action", "allow")["action"] == "allow"
     with Store(store_url) as store:
         store.add_item("maybe", {"md5": MD5}, actor="test")
         store.add_item("maybe", {"md5": OTHER}, actor="test")
