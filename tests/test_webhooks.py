@@ -202,9 +202,13 @@ def test_refused_targets_at_delivery_time_are_retried_not_sent(
     # The name now resolves to a metadata address (DNS rebinding): nothing is sent.
     real = socket.getaddrinfo
     monkeypatch.setattr(
-        socket, "getaddrinfo",
-        lambda host, port, *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", port))]
-        if host == "127.0.0.1" else real(host, port, *a, **k),
+        socket,
+        "getaddrinfo",
+        lambda host, port, *a, **k: (
+            [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", port))]
+            if host == "127.0.0.1"
+            else real(host, port, *a, **k)
+        ),
     )
     assert svc.service.after.deliverer.deliver_once() == 1
     assert receiver.requests == []

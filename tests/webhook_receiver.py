@@ -47,7 +47,7 @@ def receiving() -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             if receiver.delay_s:
                 time.sleep(receiver.delay_s)
@@ -60,8 +60,12 @@ def receiving() -> Iterator[Receiver]:
                     receiver.fail_next -= 1
                 else:
                     receiver.requests.append(
-                        {"key": self.headers["Idempotency-Key"], "body": json.loads(body), "at": time.time(),
-                         "event": self.headers["X-Hashsvc-Event"]}
+                        {
+                            "key": self.headers["Idempotency-Key"],
+                            "body": json.loads(body),
+                            "at": time.time(),
+                            "event": self.headers["X-Hashsvc-Event"],
+                        }
                     )
             self.send_response(500 if failing or not ok else 204)
             self.send_header("Content-Length", "0")

@@ -14,7 +14,8 @@ from flask import Blueprint, Response, g, request
 from hashsvc.api.auth import require
 from hashsvc.api.body import json_body
 from hashsvc.api.context import service
-from hashsvc.errors import ValidationError
+from hashsvc.errors import NotFoundError, ValidationError
+from hashsvc.service import floodguard
 from hashsvc.service.events import MatchContext, context_from
 from hashsvc.store import validation
 from hashsvc.store.aftermatch import EventFilter
@@ -120,18 +121,28 @@ def resolve_review(review_id: int) -> dict[str, Any]:
 @bp.get("/quarantines")
 @require("curate")
 def list_quarantines() -> dict[str, Any]:
-    from hashsvc.service import floodguard
-
     return {"quarantines": floodguard.list_quarantines(service().store, _text("status"))}
 
 
-@bp.post("/quarantines/<int:item_id>/<any(rearm, disable):action>")
+@bp.post("/quarantines/<int:item_id>/rearm")
 @require("curate")
-def release_quarantine(item_id: int, action: str) -> dict[str, Any]:
-    from hashsvc.service import floodguard
+def rearm_quarantined(item_id: int) -> dict[str, Any]:
+    return _release(item_id, "rearm")
 
+
+@bp.post("/quarantines/<int:item_id>/disable")
+@require("curate")
+def disable_quarantined(item_id: int) -> dict[str, Any]:
+    return _release(item_id, "disable")
+
+
+def _release(item_id: int, action: str) -> dict[str, Any]:
     body = json_body() if request.content_length else {}
-    reason = validation.text("reason", body.get("reason")) if isinstance(body, dict) else None
+    if not isinstance(body, dict) or set(body) - {"reason"}:
+        raise ValidationError('send {"reason": "..."} or nothing')
+    if item_id > MAX_ID:
+        raise NotFoundError(f"item {item_id} is not quarantined")
+    reason = validation.text("reason", body.get("reason"))
     return floodguard.release(service().store, item_id, action, g.actor, reason)
 
 
