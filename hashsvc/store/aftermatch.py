@@ -188,20 +188,33 @@ def _flood(conn: Connection, guarded: list[tuple[int, str]], rule: FloodRule) ->
     now = utcnow()
     since = now - dt.timedelta(seconds=rule.window_s)
     banks = dict(guarded)
-    states = {
-        row.item_id: row for row in conn.execute(sa.select(quarantines).where(quarantines.c.item_id.in_(list(banks))))
-    }
+    ids = list(banks)
+    states: dict[int, Any] = {}
+    counts: dict[int, int] = {}
+    # One grouped count over the window per chunk of guarded items (a batch can match a thousand items); an item
+    # re-armed inside the window is recounted from its re-arming below.
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        for row in conn.execute(sa.select(quarantines).where(quarantines.c.item_id.in_(chunk))):
+            states[row.item_id] = row
+        counted = conn.execute(
+            sa.select(event_items.c.item_id, sa.func.count(sa.distinct(event_items.c.content_key)))
+            .where(event_items.c.item_id.in_(chunk), event_items.c.at >= since)
+            .group_by(event_items.c.item_id)
+        )
+        counts.update((int(item_id), int(count)) for item_id, count in counted)
     found = []
     for item_id, bank in guarded:
         state = states.get(item_id)
         if state is not None and state.status in ("active", "disabled"):
             continue
-        start = max(since, state.changed_at) if state is not None and state.changed_at else since
-        count = conn.execute(
-            sa.select(sa.func.count(sa.distinct(event_items.c.content_key))).where(
-                event_items.c.item_id == item_id, event_items.c.at >= start
-            )
-        ).scalar_one()
+        count = int(counts.get(item_id, 0))
+        if count > rule.max_contents and state is not None and state.changed_at and state.changed_at > since:
+            count = conn.execute(
+                sa.select(sa.func.count(sa.distinct(event_items.c.content_key))).where(
+                    event_items.c.item_id == item_id, event_items.c.at >= state.changed_at
+                )
+            ).scalar_one()
         if count <= rule.max_contents:
             continue
         reason = f"matched {count} distinct contents within {rule.window_s:g} s (limit {rule.max_contents})"
