@@ -169,6 +169,68 @@ class Settings:
         metadata={"help": "One JSON line per request on stderr (id, key name, endpoint, status, decision, time)."},
     )
 
+    events_retention_days: float = field(
+        default=90.0,
+        metadata={"help": "Match events (and resolved reviews) older than this are pruned in the background, in days."},
+    )
+    events_allow_sample: float = field(
+        default=0.0,
+        metadata={"help": "Share of `allow` decisions recorded as events too (0 to 1); block and review always are."},
+    )
+    events_flush_s: float = field(
+        default=0.05,
+        metadata={"help": "Events are written in batches at least this often, in seconds (off the request path)."},
+    )
+    events_buffer: int = field(
+        default=10000,
+        metadata={"help": "Events one process may hold before writing; when full, matching waits for the writer."},
+    )
+    review_claim_s: float = field(
+        default=900.0,
+        metadata={"help": "How long an analyst's claim on a review lasts before others may take it, in s."},
+    )
+    flood_max_contents: int = field(
+        default=100,
+        metadata={
+            "help": "An item matched by more distinct content_ids (or uploads) than this within the flood window is "
+            "quarantined: its blocks drop to review until an analyst re-arms it. 0 = off."
+        },
+    )
+    flood_window_s: float = field(
+        default=3600.0, metadata={"help": "The flood guard's window, in seconds."}
+    )
+    retrohunt_days: float = field(
+        default=0.0,
+        metadata={
+            "help": "Keep the PDQ hashes (never images) of uploads this many days, and search newly added items "
+            "against them (retro-hunt); 0 = off."
+        },
+    )
+    webhook_retry_for_s: float = field(
+        default=172800.0,
+        metadata={"help": "A webhook delivery is retried with exponential backoff for this long, in s (48 h)."},
+    )
+    webhook_timeout_s: float = field(default=5.0, metadata={"help": "Timeout of one webhook delivery, in seconds."})
+    webhook_allowed_networks: str = field(
+        default="",
+        metadata={
+            "help": "Comma-separated CIDRs webhooks may target although they are private, loopback or link-local "
+            "(refused otherwise; cloud metadata addresses always are), e.g. 10.0.0.0/8."
+        },
+    )
+    record_events: bool = field(
+        default=True,
+        metadata={
+            "help": "Record match events (and so reviews, the flood guard's counts, webhooks and retained uploads); "
+            "0 makes the service a pure lookup, as before events existed."
+        },
+    )
+    lease_ttl_s: float = field(
+        default=30.0,
+        metadata={"help": "Background work (deliveries, pruning, retro-hunt) moves to another process this long "
+                  "after its holder dies, in seconds."},
+    )
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir}/hashsvc.db"

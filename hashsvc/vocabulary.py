@@ -7,4 +7,5 @@ service layer (numba) just to list a few words. The store and the service import
 from __future__ import annotations
 
 SCOPES = ("match", "curate", "admin", "metrics")  # explicit: a key holds exactly the scopes it was given
+REVIEW_RESOLUTIONS = ("confirmed", "false_positive", "dismissed")  # how an analyst closes a review
 LIST_FORMATS = ("csv", "jsonl", "hex", "threatexchange")  # hash-list files `hashsvc import` / `export` read and write

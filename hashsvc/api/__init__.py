@@ -11,7 +11,19 @@ import threading
 
 from flask import Flask
 
-from hashsvc.api import admin, context, curate, limits, match, metrics, ops, request_log, search
+from hashsvc.api import (
+    admin,
+    aftermatch,
+    aftermetrics,
+    context,
+    curate,
+    limits,
+    match,
+    metrics,
+    ops,
+    request_log,
+    search,
+)
 from hashsvc.api.errors import register_error_handlers
 from hashsvc.config import Settings, load_settings
 from hashsvc.service.service import Service
@@ -32,11 +44,13 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     limits.init_app(app)
     metrics.init_app(app)
     request_log.init_app(app, enabled=settings.request_log)
-    for blueprint in (match.bp, curate.bp, admin.bp, ops.bp, search.bp):
+    for blueprint in (match.bp, curate.bp, admin.bp, ops.bp, search.bp, aftermatch.bp):
         app.register_blueprint(blueprint)
+    aftermetrics.init_app(app, svc)
     if background:
         svc.live.listeners.append(lambda: metrics.set_index_gauges(svc.status()))
         svc.live.start()
+        svc.after.start_background()  # webhook deliveries, pruning (one process at a time, by lease)
         if settings.snapshot_interval_s > 0:
             _start_snapshot_writer(svc, settings.snapshot_interval_s)
     return app

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint
 
 from hashsvc.api import metrics, request_log
+from hashsvc.api.aftermatch import match_context
 from hashsvc.api.auth import require
 from hashsvc.api.body import json_body
 from hashsvc.api.context import service
@@ -21,9 +22,10 @@ bp = Blueprint("match", __name__, url_prefix="/v1")
 @require("match")
 def match_image() -> dict[str, Any]:
     data = image_bytes()
+    context = match_context()  # content_id, metadata: checked before any work
     charge(1)
     with key_slot():
-        result = service().match_image(data, caller())
+        result = service().match_image(data, caller(), context)
     metrics.record_match(result)
     request_log.note_decisions([result["decision"]])
     return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from hashsvc import __version__
+from hashsvc.api import openapi_aftermatch
 from hashsvc.store.schema import SCOPES
 
 HEX = {"type": "string", "pattern": "^[0-9a-fA-F]+$"}
@@ -50,6 +51,8 @@ HASH_SET = {
         "dhash": HEX,
         "md5": HEX,
         "sha256": HEX,
+        "content_id": openapi_aftermatch.CONTENT_ID,  # recorded with the event (docs/workflow.md)
+        "metadata": openapi_aftermatch.EVENT_METADATA,
     },
     "additionalProperties": False,
 }
@@ -293,6 +296,7 @@ def spec() -> dict[str, Any]:
                     "match",
                     _responses(200, MATCH_RESULT, *AUTH_ERRORS, 429, *MEDIA_ERRORS),
                     requestBody=IMAGE_BODY,
+                    parameters=openapi_aftermatch.match_parameters(),
                 )
             },
             "/v1/match/hashes": {
@@ -609,5 +613,6 @@ def spec() -> dict[str, Any]:
                 )
             },
             "/openapi.json": {"get": _op("This document", None, _responses(200, {"type": "object"}))},
+            **openapi_aftermatch.paths(),  # events, reviews, quarantines, webhooks
         },
     }

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from hashsvc.api import metrics
+from hashsvc.api import aftermetrics, metrics
 from hashsvc.api.auth import require
 from hashsvc.api.context import service
 from hashsvc.api.openapi import spec
@@ -53,6 +53,7 @@ def not_ready_reason(status: dict[str, Any]) -> str | None:
 @bp.get("/metrics")
 @require("metrics")
 def prometheus() -> Response:
+    aftermetrics.refresh(service())
     return metrics.exposition(service().status())
 
 

@@ -11,7 +11,7 @@ from hashsvc.cli.backend import Backend
 from hashsvc.cli.options import backend_options, emit, json_option, table
 
 CATEGORIES = ("csam", "terror", "ncii", "other")
-ACTIONS = ("block", "review", "log")
+ACTIONS = ("block", "review", "log", "allow")  # allow: an allowlist bank (docs/workflow.md)
 
 
 def _thresholds(values: tuple[str, ...]) -> dict[str, int] | None:

@@ -85,8 +85,8 @@ def judge(evidence: Evidence, corroborated: bool = False) -> Verdict:
     elif not within:
         return Verdict(False, "log", "distance above threshold")
     action = evidence.bank_action
-    if action == "log":
-        return Verdict(True, "log", reason)
+    if action in ("log", "allow"):  # allow: an allowlist bank (hashsvc.service.allowlist)
+        return Verdict(True, action, reason)
     if evidence.algorithm == "pdq" and evidence.query_quality is not None and evidence.query_quality < PDQ_MIN_QUALITY:
         return Verdict(True, "review", f"PDQ quality {evidence.query_quality} < {PDQ_MIN_QUALITY}: not used to block")
     if is_short(evidence.algorithm):

@@ -22,8 +22,10 @@ from hashsvc.errors import InvalidHashError, NotFoundError, NotReadyError, Valid
 from hashsvc.hashes import ALGORITHMS, normalize_hex
 from hashsvc.hashes.codec import hamming
 from hashsvc.hashes.compute import DIHEDRAL_VARIANTS
-from hashsvc.service import audit, policy
+from hashsvc.service import audit, floodguard, policy
+from hashsvc.service.aftermatch import AfterMatch
 from hashsvc.service.disclosure import Caller, redact
+from hashsvc.service.events import MatchContext, context_from
 from hashsvc.service.hashing import ImageHashes, hash_image
 from hashsvc.service.live_index import LiveIndex
 from hashsvc.service.probing import AUDIT_ACTION, ProbeGuard, ProbeRules
@@ -83,8 +85,11 @@ class Service:
         self.sandbox = sandbox_from(settings)
         if self.sandbox is not None and warm_sandbox:
             self.sandbox.start_in_background()
+        # Events, reviews, allowlists, the flood guard, webhooks (hashsvc.service.aftermatch).
+        self.after = AfterMatch(settings, self.store)
 
     def close(self) -> None:
+        self.after.close()
         if self.sandbox is not None:
             self.sandbox.close()
         self.live.stop()
@@ -137,7 +142,9 @@ class Service:
 
     # ----------------------------------------------------------------------------------------- matching
 
-    def match_image(self, data: bytes, caller: Caller | None = None) -> dict[str, Any]:
+    def match_image(
+        self, data: bytes, caller: Caller | None = None, context: MatchContext | None = None
+    ) -> dict[str, Any]:
         """Decode and hash an upload, look every hash up, and decide. Raises MediaError, NotReadyError.
 
         A `caller` (an API key) gets its answer screened for probing and shaped by its key's disclosure; without
@@ -146,7 +153,9 @@ class Service:
         self._require_ready()
         hashes = self._hash(data, dihedral=True, extras="query")
         query = _query_from_image(hashes)
-        (result,) = self._answers(caller, [query], [self._match(query)])
+        matched = self._match(query)
+        self.after.record(caller, context or MatchContext(), _image_hash_summary(hashes), matched)
+        (result,) = self._answers(caller, [query], [matched])
         return _response(result, _image_hash_summary(hashes), _timed(caller, started))
 
     def match_hashes(self, body: Any, caller: Caller | None = None) -> dict[str, Any]:
@@ -161,16 +170,23 @@ class Service:
                 raise ValidationError("'items' must be a non-empty list of hash sets")
             if len(batch) > MAX_BATCH:
                 raise ValidationError(f"a batch holds at most {MAX_BATCH} hash sets, got {len(batch)}")
-            queries = [_query_from_hash_set(entry, f"items[{n}]") for n, entry in enumerate(batch)]
-            matched = self._answers(caller, queries, self._match_many(queries))
+            split = [_split_context(entry, f"items[{n}]") for n, entry in enumerate(batch)]
+            queries = [_query_from_hash_set(entry, f"items[{n}]") for n, (entry, _) in enumerate(split)]
+            raw = self._match_many(queries)
+            for query, (_, context), one in zip(queries, split, raw, strict=True):
+                self.after.record(caller, context, _hash_set_summary(query), one)
+            matched = self._answers(caller, queries, raw)
             results = [_response(m, _hash_set_summary(q)) for q, m in zip(queries, matched, strict=True)]
             batch_response: dict[str, Any] = {"results": results, "index": {"sequence": self.live.sequence}}
             timed = _timed(caller, started)
             if timed is not None:
                 batch_response["took_ms"] = round((time.perf_counter() - timed) * 1000, 2)
             return batch_response
+        body, context = _split_context(body, "body")
         query = _query_from_hash_set(body, "body")
-        (result,) = self._answers(caller, [query], [self._match(query)])
+        one = self._match(query)
+        self.after.record(caller, context, _hash_set_summary(query), one)
+        (result,) = self._answers(caller, [query], [one])
         return _response(result, _hash_set_summary(query), _timed(caller, started))
 
     def _answers(
@@ -216,10 +232,14 @@ class Service:
         wanted = {hash_id for found in candidates for hash_id in found}
         owners = matching_owners(self.store.engine, list(wanted)) if wanted else {}
         self._add_corroborated_pdq(queries, candidates, owners)
+        quarantined, suppressed = self.after.adjust(candidates, owners)
         sequence = self.live.sequence
-        return [
+        results = [
             self._decide(query, found, owners, sequence) for query, found in zip(queries, candidates, strict=True)
         ]
+        for result, gone in zip(results, suppressed, strict=True):
+            _after_match_notes(result, quarantined, gone)
+        return results
 
     def _add_corroborated_pdq(
         self, queries: list[_Query], candidates: list[dict[int, tuple[str, int, str]]], owners: dict[int, HashOwner]
@@ -597,6 +617,24 @@ def _query_from_hash_set(entry: Any, where: str) -> _Query:
             raise InvalidHashError(f"{where}.{algorithm}: {exc.message}") from None
         query.codes[algorithm] = [("original", code)]
     return query
+
+
+def _split_context(entry: Any, where: str) -> tuple[Any, MatchContext]:
+    """A hash set without its `content_id` and `metadata`, and those as the event's context."""
+    if not isinstance(entry, dict) or not ({"content_id", "metadata"} & set(entry)):
+        return entry, MatchContext()
+    rest = {k: v for k, v in entry.items() if k not in ("content_id", "metadata")}
+    return rest, context_from(entry.get("content_id"), entry.get("metadata"), f"{where}.")
+
+
+def _after_match_notes(result: dict[str, Any], quarantined: set[int], suppressed: list[dict[str, Any]]) -> None:
+    """Mark quarantined items' matches, and keep what an allowlist suppressed for the event (never answered)."""
+    held = {m["item_id"] for m in result["matches"]} & quarantined
+    if held:
+        floodguard.mark(result["matches"], held)
+        result["quarantined"] = held
+    if suppressed:
+        result["suppressed"] = suppressed
 
 
 def _image_hash_summary(hashes: ImageHashes) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from hashsvc.vocabulary import SCOPES  # noqa: F401 - re-exported for validation
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 CATEGORIES = ("csam", "terror", "ncii", "other")
-ACTIONS = ("block", "review", "log")
+ACTIONS = ("block", "review", "log", "allow")  # allow: an allowlist bank (hashsvc.service.allowlist)
 ITEM_STATUSES = ("active", "disabled")
 DISCLOSURES = ("full", "decision")  # what a key's match answers carry: distances too, or decisions only
 
@@ -171,4 +171,153 @@ audit_log = sa.Table(
     sa.Column("item_id", sa.BigInteger, nullable=True),
     sa.Column("remote_addr", sa.String(64), nullable=True),
     sa.Column("details", sa.JSON, nullable=False),
+)
+
+
+# ------------------------------------------------------------------ after a match (hashsvc.store.aftermatch)
+
+event_counters = sa.Table(
+    "event_counters",
+    metadata,
+    # One row (id = 1): a flush of N events reserves N ids with one UPDATE, so a batch needs no RETURNING per row
+    # and ids ascend in commit order closely enough for keyset paging.
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("last_event_id", sa.BigInteger, nullable=False),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),  # match | suppression | quarantine | retrohunt
+    sa.Column("key_name", sa.String(128), nullable=True),
+    sa.Column("content_id", sa.String(255), nullable=True),
+    sa.Column("decision", sa.String(16), nullable=True),
+    sa.Column("metadata", sa.JSON, nullable=False),
+    sa.Column("hashes", sa.JSON, nullable=False),  # the query's own hashes, never an image
+    sa.Column("matches", sa.JSON, nullable=False),  # every counted match, each a generic dict
+    sa.Column("details", sa.JSON, nullable=False),  # suppressed matches, the quarantine's reason...
+    sa.Index(None, "at"),
+    sa.Index(None, "content_id"),
+)
+
+event_items = sa.Table(
+    "event_items",
+    metadata,
+    # One row per (event, matched item): the filters by bank and item, and the flood guard's distinct count.
+    sa.Column("event_id", sa.BigInteger, nullable=False),
+    sa.Column("item_id", sa.BigInteger, nullable=False),
+    sa.Column("bank", sa.String(64), nullable=False),
+    sa.Column("content_key", sa.String(255), nullable=False),  # content_id, or a per-upload token without one
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Index(None, "item_id", "at"),
+    sa.Index(None, "event_id"),
+)
+
+reviews = sa.Table(
+    "reviews",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=False),  # the id of the event that opened it
+    sa.Column("opened_at", UtcDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # open | resolved
+    sa.Column("bank", sa.String(64), nullable=True),
+    sa.Column("category", sa.String(16), nullable=True),
+    sa.Column("item_id", sa.BigInteger, nullable=True),
+    sa.Column("claimed_by", sa.String(128), nullable=True),
+    sa.Column("claim_expires_at", UtcDateTime, nullable=True),
+    sa.Column("resolution", sa.String(16), nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("resolved_by", sa.String(128), nullable=True),
+    sa.Column("resolved_at", UtcDateTime, nullable=True),
+    sa.Column("outcome", sa.JSON, nullable=False),
+    sa.Index(None, "status", "opened_at"),
+)
+
+quarantines = sa.Table(
+    "quarantines",
+    metadata,
+    sa.Column("item_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("bank", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # active | rearmed | disabled
+    sa.Column("since", UtcDateTime, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("changed_by", sa.String(128), nullable=True),
+    sa.Column("changed_at", UtcDateTime, nullable=True),
+)
+
+recent_uploads = sa.Table(
+    "recent_uploads",
+    metadata,
+    # Retro-hunt: the PDQ codes of recent uploads (never images), kept for a retention period when enabled.
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("key_name", sa.String(128), nullable=True),
+    sa.Column("content_id", sa.String(255), nullable=True),
+    sa.Column("metadata", sa.JSON, nullable=False),
+    sa.Column("algorithm", sa.String(16), nullable=False),
+    sa.Column("code", sa.LargeBinary, nullable=False),
+    sa.Index(None, "at"),
+)
+
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("secret", sa.String(128), nullable=False),  # needed to sign; shown to the caller once
+    sa.Column("event_types", sa.JSON, nullable=False),
+    sa.Column("banks", sa.JSON, nullable=True),  # null: every bank
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("deleted", sa.Boolean(create_constraint=False), nullable=False),
+)
+
+webhook_outbox = sa.Table(
+    "webhook_outbox",
+    metadata,
+    # Written in the transaction that records the event, so nothing acknowledged can be lost.
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("webhook_id", sa.BigInteger, nullable=False),
+    sa.Column("idempotency_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("event_type", sa.String(32), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | delivered | failed | cancelled
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=False),
+    sa.Column("delivered_at", UtcDateTime, nullable=True),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "webhook_id", "id"),
+)
+
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("outbox_id", sa.BigInteger, nullable=False),
+    sa.Column("webhook_id", sa.BigInteger, nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Index(None, "webhook_id", "id"),
+)
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    # Background work that one process across all replicas should do at a time (deliveries, pruning).
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(128), nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+)
+
+job_checkpoints = sa.Table(
+    "job_checkpoints",
+    metadata,
+    # How far a background job got (the retro-hunt: the change-log sequence it has searched up to); written in the
+    # transaction that records the job's results, so a crash neither loses nor repeats them.
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
 )

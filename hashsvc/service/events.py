@@ -1,0 +1,179 @@
+"""Match events: what a match decided, for whom and about which upload, written off the request path.
+
+Every `block` and `review` decision, every allowlist suppression, and a sampled share of `allow` decisions
+become events. The request only appends to a bounded in-process buffer; a writer thread flushes it every
+`events_flush_s` (or sooner when a batch fills) in one transaction per batch, together with the reviews, flood-guard
+quarantines and webhook outbox rows that follow from it (hashsvc.store.aftermatch).
+
+What can be lost: nothing on a clean shutdown (`close()` drains the buffer). A SIGKILL or a power cut loses the
+events still buffered, at most the last `events_flush_s` of decisions (50 ms by default); their callers had their
+answers, so nothing is blocked or allowed differently, but those events, their reviews and webhooks never exist.
+When the buffer is full (the store is down or slower than the traffic), matching waits for the writer rather than
+dropping events.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import secrets
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hashsvc.errors import ValidationError
+from hashsvc.store import Store, validation
+from hashsvc.store.aftermatch import FloodRule, NewEvent, Recorded, record
+from hashsvc.store.transactions import utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_CONTENT_ID = 255
+MAX_EVENT_METADATA_BYTES = 4096
+BATCH = 1000
+RECORDED_DECISIONS = ("block", "review")
+
+
+@dataclass(frozen=True)
+class MatchContext:
+    """What the platform tells us about an upload: its own id and a small metadata object."""
+
+    content_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def context_from(content_id: Any, metadata: Any, where: str = "") -> MatchContext:
+    """Validate a content_id (1-255 printable characters) and metadata (an object of at most 4 KiB as JSON)."""
+    if content_id is not None:
+        if not isinstance(content_id, str) or not 1 <= len(content_id) <= MAX_CONTENT_ID:
+            raise ValidationError(f"{where}content_id must be a string of 1 to {MAX_CONTENT_ID} characters")
+        if not content_id.isprintable():
+            raise ValidationError(f"{where}content_id must be printable text")
+    if metadata is None:
+        metadata = {}
+    if isinstance(metadata, str):  # a multipart form field carries it as JSON text
+        try:
+            metadata = json.loads(metadata)
+        except ValueError:
+            raise ValidationError(f"{where}metadata must be a JSON object") from None
+    if not isinstance(metadata, dict):
+        raise ValidationError(f"{where}metadata must be a JSON object")
+    if len(json.dumps(metadata)) > MAX_EVENT_METADATA_BYTES:
+        raise ValidationError(f"{where}metadata must be at most {MAX_EVENT_METADATA_BYTES} bytes as JSON")
+    return MatchContext(content_id, validation.metadata(metadata))
+
+
+def match_event(
+    key_name: str | None, context: MatchContext, hashes: dict[str, Any], result: Mapping[str, Any], allow_sample: float
+) -> NewEvent | None:
+    """The event a match result makes, or None when it is not recorded (an unsampled `allow`)."""
+    decision = result["decision"]
+    suppressed = result.get("suppressed") or []
+    sampled = allow_sample > 0 and random.random() < allow_sample
+    if decision not in RECORDED_DECISIONS and not suppressed and not sampled:
+        return None
+    kind = "match" if decision in RECORDED_DECISIONS or not suppressed else "suppression"
+    details: dict[str, Any] = {}
+    if suppressed:
+        details["suppressed"] = suppressed
+    if result.get("quarantined"):
+        details["quarantined"] = sorted(result["quarantined"])
+    return NewEvent(
+        kind,
+        utcnow(),
+        context.content_id or f"upload:{secrets.token_hex(8)}",
+        key_name=key_name,
+        content_id=context.content_id,
+        decision=decision,
+        metadata=context.metadata,
+        hashes=hashes,
+        matches=[dict(m) for m in result["matches"]],
+        details=details,
+        webhook_type=decision if decision in RECORDED_DECISIONS else None,
+        opens_review=decision == "review",
+    )
+
+
+class EventRecorder:
+    """The bounded buffer and its writer thread (started on first use; `close()` drains and stops it)."""
+
+    def __init__(self, store: Store, *, flush_s: float, buffer: int, flood: FloodRule | None) -> None:
+        self.store = store
+        self.flush_s = max(flush_s, 0.001)
+        self.capacity = max(buffer, 1)
+        self.flood = flood
+        self.listeners: list[Callable[[list[NewEvent], Recorded], None]] = []
+        self.extra_writers: list[Callable[[], None]] = []  # e.g. the retro-hunt's retained uploads
+        self._pending: list[NewEvent] = []
+        self._cond = threading.Condition()
+        self._write_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    def add(self, event: NewEvent) -> None:
+        with self._cond:
+            while len(self._pending) >= self.capacity and not self._stopping:
+                self._cond.wait(0.5)
+            self._pending.append(event)
+            if self._thread is None and not self._stopping:
+                self._thread = threading.Thread(target=self._run, name="hashsvc-events", daemon=True)
+                self._thread.start()
+            if len(self._pending) >= BATCH:
+                self._cond.notify_all()
+
+    def kick(self) -> None:
+        """Make sure the writer runs (for extra writers' buffers, when no event has started it yet)."""
+        if self._thread is None:
+            with self._cond:
+                if self._thread is None and not self._stopping:
+                    self._thread = threading.Thread(target=self._run, name="hashsvc-events", daemon=True)
+                    self._thread.start()
+
+    def flush(self) -> None:
+        """Write everything buffered now, in the calling thread (readers call it to see their own writes)."""
+        while self._write_batch():
+            pass
+
+    def close(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(10)
+        self.flush()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._pending and not self._stopping:
+                    self._cond.wait(self.flush_s)
+                if self._stopping:
+                    return
+            try:
+                self._write_batch()
+            except Exception:  # the store is down: keep the events and try again
+                log.exception("writing match events failed; retrying")
+                with self._cond:
+                    self._cond.wait(1.0)
+            else:
+                with self._cond:
+                    if len(self._pending) < BATCH and not self._stopping:
+                        self._cond.wait(self.flush_s)
+
+    def _write_batch(self) -> bool:
+        with self._write_lock:
+            for writer in self.extra_writers:
+                writer()
+            with self._cond:
+                batch = self._pending[:BATCH]
+            if not batch:
+                return False
+            recorded = record(self.store.engine, batch, self.flood)
+            with self._cond:
+                del self._pending[: len(batch)]  # only once committed: a failed write keeps them
+                self._cond.notify_all()
+        for listener in self.listeners:
+            listener(batch, recorded)
+        return True

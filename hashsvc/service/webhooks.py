@@ -1,0 +1,302 @@
+"""Signed webhooks: subscriptions, target checks, signatures, and the one deliverer across replicas.
+
+A delivery is an outbox row written in the same transaction as its event (hashsvc.store.aftermatch), so a restart
+or a SIGKILL loses none. Exactly one process across every replica delivers at a time (the `webhook-deliverer`
+lease, see hashsvc.store.leases); delivery is at least once, each POST carrying the same `Idempotency-Key` on
+every retry, so a receiver that remembers the keys it has processed sees every event exactly once.
+
+Signature: `X-Hashsvc-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>`. A receiver
+recomputes it, compares in constant time, and rejects old timestamps (replays). The secret is shown once, when
+the webhook is created.
+
+Targets: the URL's host is resolved when the webhook is created and again before every delivery, and the request
+goes to the very address that was checked (no second lookup a DNS rebinding could answer differently). Loopback,
+private, link-local, cloud metadata and other non-public addresses are refused unless they fall inside
+HASHSVC_WEBHOOK_ALLOWED_NETWORKS. Redirects are not followed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import http.client
+import ipaddress
+import json
+import secrets
+import socket
+import ssl
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from hashsvc.errors import HashsvcError, ValidationError
+from hashsvc.store import Actor, Store, validation
+from hashsvc.store import webhooks as table
+from hashsvc.store.aftermatch import WEBHOOK_TYPES
+from hashsvc.store.transactions import utcnow
+
+SIGNATURE_HEADER = "X-Hashsvc-Signature"
+MAX_URL = 2048
+MAX_BACKOFF_S = 3600.0
+BATCH = 200
+CONCURRENCY = 8  # deliveries on the wire at once (one slow receiver does not hold up the others for long)
+# Addresses cloud providers serve instance credentials from; refused even when a wider allowed network holds them.
+METADATA_ADDRESSES = {
+    ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254")
+}
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class TargetRefused(HashsvcError):
+    code = "target_refused"
+    http_status = 400
+
+
+def networks(text: str) -> list[IpNetwork]:
+    try:
+        return [ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise ValidationError(f"setting webhook_allowed_networks: {exc}") from None
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def signature_header(secret: str, body: bytes, timestamp: int | None = None) -> str:
+    t = int(time.time()) if timestamp is None else timestamp
+    return f"t={t},v1={sign(secret, t, body)}"
+
+
+def verify(secret: str, header: str, body: bytes, *, tolerance_s: float = 300, now: float | None = None) -> bool:
+    """What a receiver does: the signature matches and its timestamp is recent."""
+    try:
+        parts = dict(part.split("=", 1) for part in header.split(","))
+        t = int(parts["t"])
+    except (ValueError, KeyError):
+        return False
+    if abs((time.time() if now is None else now) - t) > tolerance_s:
+        return False
+    return hmac.compare_digest(sign(secret, t, body), parts.get("v1", ""))
+
+
+def check_target(url: str, allowed: list[IpNetwork]) -> tuple[urllib.parse.SplitResult, IpAddress]:
+    """Parse and resolve a webhook URL; return it and the address to connect to. Raises TargetRefused."""
+    if not isinstance(url, str) or not 1 <= len(url) <= MAX_URL:
+        raise ValidationError(f"url must be a string of at most {MAX_URL} characters")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError("url must be an http:// or https:// URL with a host")
+    if parts.username or parts.password:
+        raise ValidationError("url must not carry credentials")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except (ValueError, OSError) as exc:
+        raise TargetRefused(f"cannot resolve {parts.hostname!r}: {exc}") from None
+    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    for address in addresses:
+        plain = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped else address
+        if plain in METADATA_ADDRESSES:
+            raise TargetRefused(f"{parts.hostname} resolves to a cloud metadata address ({plain})")
+        if not plain.is_global and not any(plain in net for net in allowed):
+            raise TargetRefused(
+                f"{parts.hostname} resolves to a non-public address ({plain}); allow its network in "
+                "HASHSVC_WEBHOOK_ALLOWED_NETWORKS if it is meant"
+            )
+    return parts, addresses[0]
+
+
+class Webhooks:
+    """Subscriptions (scope admin) and what the API shows of deliveries."""
+
+    def __init__(self, store: Store, allowed_networks: str) -> None:
+        self.store = store
+        self.allowed = networks(allowed_networks)
+
+    def create(self, body: Any, actor: Actor) -> dict[str, Any]:
+        if not isinstance(body, Mapping):
+            raise ValidationError('send {"url": "https://...", "events": [...], "banks": [...] (optional)}')
+        unknown = sorted(str(k) for k in set(body) - {"url", "events", "banks"})
+        if unknown:
+            raise ValidationError(f"unknown webhook field(s): {', '.join(unknown)}")
+        check_target(body.get("url"), self.allowed)
+        types = body.get("events")
+        if not isinstance(types, list) or not types or not set(types) <= set(WEBHOOK_TYPES) or len(types) > 10:
+            raise ValidationError(f"events must be a non-empty list of {', '.join(WEBHOOK_TYPES)}")
+        banks = body.get("banks")
+        if banks is not None:
+            if not isinstance(banks, list) or not banks or len(banks) > 100:
+                raise ValidationError("banks must be a non-empty list of bank names (at most 100), or absent")
+            for name in banks:
+                self.store.get_bank(validation.lookup("bank", name))
+        secret = "whsec_" + secrets.token_urlsafe(32)
+        webhook_id = table.create(self.store.engine, body["url"], secret, sorted(set(types)), banks, actor.name)
+        self.store.record_audit(actor, "webhook.create", details={"webhook_id": webhook_id, "url": body["url"]})
+        return {**table.get(self.store.engine, webhook_id), "secret": secret}
+
+    def list(self) -> list[dict[str, Any]]:
+        return table.list_all(self.store.engine)
+
+    def get(self, webhook_id: int) -> dict[str, Any]:
+        return table.get(self.store.engine, webhook_id)
+
+    def delete(self, webhook_id: int, actor: Actor) -> None:
+        table.delete(self.store.engine, webhook_id)
+        self.store.record_audit(actor, "webhook.delete", details={"webhook_id": webhook_id})
+
+    def deliveries(self, webhook_id: int, limit: int, before_id: int | None) -> dict[str, Any]:
+        found = table.deliveries(self.store.engine, webhook_id, limit, before_id)
+        return {"deliveries": found, "next_before_id": found[-1]["id"] if len(found) == limit else None}
+
+
+class _PinnedHTTP(http.client.HTTPConnection):
+    """HTTP to the checked address, with the URL's host in the Host header."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    """HTTPS to the checked address, verifying the certificate against the URL's host name."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+class Deliverer:
+    """Delivers due outbox rows; `deliver_once` is one pass (the background loop calls it while holding the lease)."""
+
+    def __init__(self, store: Store, *, allowed_networks: str, timeout_s: float, retry_for_s: float) -> None:
+        self.store = store
+        self.allowed = networks(allowed_networks)
+        self.timeout_s = timeout_s
+        self.retry_for_s = retry_for_s
+        self.listeners: list[Callable[[list[table.Outcome], list[float]], None]] = []
+        # Set by the background runner to renew the delivery lease between rounds; always true when called directly.
+        self.still_mine: Callable[[], bool] = lambda: True
+        self._pool = ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="hashsvc-webhook")
+        self._local = threading.local()  # each delivery thread keeps its own kept-alive connections...
+        self._open: set[http.client.HTTPConnection] = set()  # ...and close() closes them all
+        self._open_lock = threading.Lock()
+        self._lock = threading.Lock()
+
+    def deliver_once(self, limit: int = BATCH) -> int:
+        """Deliver what is due now, CONCURRENCY at a time; return how many rows were tried.
+
+        Between rounds `still_mine()` renews the lease (or says it is lost, and the pass stops), and each round's
+        outcomes are committed before the next starts: a round lasts at most one delivery timeout, well inside a
+        third of the lease, so no other process can take the lease over while a delivery is on the wire."""
+        with self._lock:
+            due = table.due(self.store.engine, limit)
+            tried = 0
+            for start in range(0, len(due), CONCURRENCY):
+                if not self.still_mine():
+                    break
+                rows = due[start : start + CONCURRENCY]
+                cancelled = [row.id for row in rows if row.url is None or row.secret is None]
+                live = [row for row in rows if row.id not in cancelled]
+                outcomes = list(self._pool.map(self._attempt, live)) if len(live) > 1 else [*map(self._attempt, live)]
+                lags = [
+                    (o.at - row.created_at).total_seconds()
+                    for o, row in zip(outcomes, live, strict=True)
+                    if o.delivered
+                ]
+                table.settle(self.store.engine, outcomes)
+                table.cancel(self.store.engine, cancelled)
+                for listener in self.listeners:
+                    listener(outcomes, lags)
+                tried += len(rows)
+            return tried
+
+    def close(self) -> None:
+        """Stop the delivery threads (their kept-alive connections close with them)."""
+        with self._lock:
+            self._pool.shutdown(wait=True)
+            with self._open_lock:
+                for conn in self._open:
+                    conn.close()
+                self._open.clear()
+
+    def _attempt(self, row: table.Due) -> table.Outcome:
+        started = time.perf_counter()
+        body = json.dumps(
+            {"id": row.idempotency_key, "type": row.event_type, "event": row.payload}, separators=(",", ":")
+        ).encode()
+        status: int | None = None
+        error: str | None = None
+        try:
+            assert row.url is not None and row.secret is not None
+            parts, address = check_target(row.url, self.allowed)
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": "hashsvc-webhook",
+                "Idempotency-Key": row.idempotency_key,
+                "X-Hashsvc-Event": row.event_type,
+                SIGNATURE_HEADER: signature_header(row.secret, body),
+            }
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            status = self._post(parts, str(address), path, body, headers)
+            if not 200 <= status < 300:
+                error = f"HTTP {status}"
+        except (HashsvcError, OSError, http.client.HTTPException) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        now = utcnow()
+        delivered = error is None
+        retry_at = None
+        if not delivered and (now - row.created_at).total_seconds() < self.retry_for_s:
+            retry_at = now + dt.timedelta(seconds=min(2.0**row.attempts, MAX_BACKOFF_S))
+        return table.Outcome(
+            row.id, row.webhook_id, now, status, error, (time.perf_counter() - started) * 1000, delivered, retry_at
+        )
+
+    def _post(
+        self, parts: urllib.parse.SplitResult, address: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> int:
+        assert parts.hostname is not None
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        slot = (parts.scheme, parts.hostname, port, address)
+        if not hasattr(self._local, "connections"):
+            self._local.connections = {}
+        connections: dict[tuple[str, str, int, str], http.client.HTTPConnection] = self._local.connections
+        for attempt in (1, 2):  # a kept-alive connection the receiver closed meanwhile is retried once, fresh
+            conn = connections.get(slot)
+            if conn is None:
+                kind = _PinnedHTTPS if parts.scheme == "https" else _PinnedHTTP
+                conn = kind(parts.hostname, port, address, self.timeout_s)
+                connections[slot] = conn
+                with self._open_lock:
+                    self._open.add(conn)
+            try:
+                conn.request("POST", path, body=body, headers=headers)
+                response = conn.getresponse()
+                response.read(65536)
+                if response.will_close:
+                    self._drop(connections, slot)
+                return int(response.status)
+            except (OSError, http.client.HTTPException):
+                self._drop(connections, slot)
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _drop(self, connections: dict[Any, http.client.HTTPConnection], slot: Any) -> None:
+        conn = connections.pop(slot, None)
+        if conn is not None:
+            conn.close()
+            with self._open_lock:
+                self._open.discard(conn)

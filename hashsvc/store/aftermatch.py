@@ -1,0 +1,524 @@
+"""The store side of what happens after a match: events, the flood guard's quarantines, reviews.
+
+One flush of the event recorder is one transaction: the events, their (event, item) rows, the reviews they open,
+the quarantines the flood guard decides, and the webhook outbox rows for all of them commit together, so a
+webhook can never announce an event the store does not hold, and an event is never without its deliveries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from hashsvc.errors import ConflictError, NotFoundError
+from hashsvc.store.bulk import insert_rows
+from hashsvc.store.schema import (
+    event_counters,
+    event_items,
+    events,
+    job_checkpoints,
+    quarantines,
+    reviews,
+    webhook_outbox,
+    webhooks,
+)
+from hashsvc.store.transactions import utcnow
+
+EVENT_COLUMNS = ("id", "at", "type", "key_name", "content_id", "decision", "metadata", "hashes", "matches", "details")
+ITEM_COLUMNS = ("event_id", "item_id", "bank", "content_key", "at")
+REVIEW_COLUMNS = ("id", "opened_at", "status", "bank", "category", "item_id", "outcome")
+OUTBOX_COLUMNS = (
+    "webhook_id",
+    "idempotency_key",
+    "event_type",
+    "payload",
+    "created_at",
+    "status",
+    "attempts",
+    "next_attempt_at",
+)
+WEBHOOK_TYPES = ("block", "review", "retrohunt_hit", "quarantine", "review_resolved")
+_CHUNK = 500
+
+
+@dataclass
+class NewEvent:
+    """An event to record. `matches` are generic dicts (bank, item_id, algorithm, distance...), so that new match
+    kinds (video, local features) fit without a schema change."""
+
+    type: str  # match | suppression | quarantine | retrohunt | review_resolved
+    at: dt.datetime
+    content_key: str  # content_id, or a per-upload token: what the flood guard counts as distinct
+    key_name: str | None = None
+    content_id: str | None = None
+    decision: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    hashes: dict[str, Any] = field(default_factory=dict)
+    matches: list[dict[str, Any]] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    webhook_type: str | None = None  # which webhook subscription it is announced to, if any
+    opens_review: bool = False
+
+
+@dataclass(frozen=True)
+class FloodRule:
+    """Quarantine an item matched by more than `max_contents` distinct contents within `window_s` seconds."""
+
+    max_contents: int
+    window_s: float
+
+
+@dataclass
+class Recorded:
+    ids: list[int]
+    quarantined: list[int]  # items the flood guard quarantined in this flush
+
+
+def record(
+    engine: sa.Engine,
+    batch: Sequence[NewEvent],
+    flood: FloodRule | None,
+    *,
+    checkpoint: tuple[str, int] | None = None,
+) -> Recorded:
+    """Record a batch of events in one transaction (see the module docstring), with a job's checkpoint if given."""
+    with engine.connect() as conn:
+        conn.execution_options(hashsvc_write=True)
+        with conn.begin():
+            if checkpoint is not None:
+                _set_checkpoint(conn, *checkpoint)
+            hooks = _live_webhooks(conn)
+            ids = _insert(conn, batch, hooks)
+            quarantined: list[int] = []
+            if flood is not None and flood.max_contents > 0:
+                guarded = {
+                    (m["item_id"], m["bank"])
+                    for e in batch
+                    for m in e.matches
+                    if e.type == "match" and m.get("action") == "block" and "item_id" in m
+                }
+                if guarded:
+                    found = _flood(conn, sorted(guarded), flood)
+                    _insert(conn, found, hooks)
+                    quarantined = [e.matches[0]["item_id"] for e in found]
+            return Recorded(ids, quarantined)
+
+
+def insert_events(engine: sa.Engine, batch: Sequence[NewEvent]) -> list[int]:
+    """Record events that need no flood check (retro-hunt hits, review resolutions)."""
+    return record(engine, batch, None).ids
+
+
+def _insert(conn: Connection, batch: Sequence[NewEvent], hooks: list[Any]) -> list[int]:
+    if not batch:
+        return []
+    last = conn.execute(
+        sa.update(event_counters)
+        .where(event_counters.c.id == 1)
+        .values(last_event_id=event_counters.c.last_event_id + len(batch))
+        .returning(event_counters.c.last_event_id)
+    ).scalar_one()
+    first = last - len(batch) + 1
+    rows, item_rows, review_rows, outbox_rows = [], [], [], []
+    for event_id, e in enumerate(batch, start=first):
+        rows.append(
+            (event_id, e.at, e.type, e.key_name, e.content_id, e.decision, e.metadata, e.hashes, e.matches, e.details)
+        )
+        seen = set()
+        for m in e.matches:
+            if "item_id" in m and m["item_id"] not in seen:
+                seen.add(m["item_id"])
+                item_rows.append((event_id, m["item_id"], m["bank"], e.content_key, e.at))
+        if e.opens_review:
+            fallback = e.matches[0] if e.matches else {}
+            first_review = next((m for m in e.matches if m.get("action") == "review"), fallback)
+            review_rows.append(
+                (
+                    event_id,
+                    e.at,
+                    "open",
+                    first_review.get("bank"),
+                    first_review.get("category"),
+                    first_review.get("item_id"),
+                    {},
+                )
+            )
+        if e.webhook_type is not None:
+            banks = {m["bank"] for m in e.matches if "bank" in m}
+            payload = event_dict_from(event_id, e)
+            for hook in hooks:
+                if e.webhook_type in hook.event_types and (hook.banks is None or banks & set(hook.banks)):
+                    outbox_rows.append(
+                        (hook.id, f"evt-{event_id}-wh-{hook.id}", e.webhook_type, payload, e.at, "pending", 0, e.at)
+                    )
+    insert_rows(conn, events, EVENT_COLUMNS, rows)
+    insert_rows(conn, event_items, ITEM_COLUMNS, item_rows)
+    insert_rows(conn, reviews, REVIEW_COLUMNS, review_rows)
+    insert_rows(conn, webhook_outbox, OUTBOX_COLUMNS, outbox_rows)
+    return list(range(first, last + 1))
+
+
+def get_checkpoint(engine: sa.Engine, name: str) -> int | None:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(job_checkpoints.c.value).where(job_checkpoints.c.name == name)).scalar()
+
+
+def _set_checkpoint(conn: Connection, name: str, value: int) -> None:
+    if conn.execute(sa.update(job_checkpoints).where(job_checkpoints.c.name == name).values(value=value)).rowcount:
+        return
+    conn.execute(sa.insert(job_checkpoints).values(name=name, value=value))
+
+
+def _live_webhooks(conn: Connection) -> list[Any]:
+    return list(
+        conn.execute(
+            sa.select(webhooks.c.id, webhooks.c.event_types, webhooks.c.banks).where(webhooks.c.deleted.is_(False))
+        )
+    )
+
+
+def _flood(conn: Connection, guarded: list[tuple[int, str]], rule: FloodRule) -> list[NewEvent]:
+    """Quarantine events for the guarded items that crossed the rule and are not quarantined already."""
+    now = utcnow()
+    since = now - dt.timedelta(seconds=rule.window_s)
+    banks = dict(guarded)
+    ids = list(banks)
+    states: dict[int, Any] = {}
+    counts: dict[int, int] = {}
+    # One grouped count over the window per chunk of guarded items (a batch can match a thousand items); an item
+    # re-armed inside the window is recounted from its re-arming below.
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        for row in conn.execute(sa.select(quarantines).where(quarantines.c.item_id.in_(chunk))):
+            states[row.item_id] = row
+        counted = conn.execute(
+            sa.select(event_items.c.item_id, sa.func.count(sa.distinct(event_items.c.content_key)))
+            .where(event_items.c.item_id.in_(chunk), event_items.c.at >= since)
+            .group_by(event_items.c.item_id)
+        )
+        counts.update((int(item_id), int(count)) for item_id, count in counted)
+    found = []
+    for item_id, bank in guarded:
+        state = states.get(item_id)
+        if state is not None and state.status in ("active", "disabled"):
+            continue
+        count = int(counts.get(item_id, 0))
+        if count > rule.max_contents and state is not None and state.changed_at and state.changed_at > since:
+            count = conn.execute(
+                sa.select(sa.func.count(sa.distinct(event_items.c.content_key))).where(
+                    event_items.c.item_id == item_id, event_items.c.at >= state.changed_at
+                )
+            ).scalar_one()
+        if count <= rule.max_contents:
+            continue
+        reason = f"matched {count} distinct contents within {rule.window_s:g} s (limit {rule.max_contents})"
+        if state is None:
+            insert = _insert_ignoring_conflict(conn).values(
+                item_id=item_id, bank=bank, status="active", since=now, reason=reason
+            )
+            # RETURNING says whether this insert won (psycopg reports no rowcount for ON CONFLICT DO NOTHING).
+            won = conn.execute(insert.on_conflict_do_nothing().returning(quarantines.c.item_id)).first()
+            changed = 1 if won is not None else 0
+        else:
+            changed = conn.execute(
+                sa.update(quarantines)
+                .where(quarantines.c.item_id == item_id, quarantines.c.status == "rearmed")
+                .values(status="active", since=now, reason=reason, changed_by="flood-guard", changed_at=now)
+            ).rowcount
+        if changed == 1:  # exactly one process quarantines it, whichever replica counted first
+            found.append(
+                NewEvent(
+                    "quarantine",
+                    now,
+                    f"quarantine:{item_id}",
+                    matches=[{"bank": bank, "item_id": item_id}],
+                    details={"reason": reason, "distinct_contents": count, "window_s": rule.window_s},
+                    webhook_type="quarantine",
+                )
+            )
+    return found
+
+
+def _insert_ignoring_conflict(conn: Connection) -> Any:
+    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return module.insert(quarantines)
+
+
+def event_dict_from(event_id: int, e: NewEvent) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "type": e.type,
+        "at": e.at.isoformat(),
+        "key": e.key_name,
+        "content_id": e.content_id,
+        "decision": e.decision,
+        "metadata": e.metadata,
+        "hashes": e.hashes,
+        "matches": e.matches,
+        "details": e.details,
+    }
+
+
+def _event_dict(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "type": row.type,
+        "at": row.at.isoformat(),
+        "key": row.key_name,
+        "content_id": row.content_id,
+        "decision": row.decision,
+        "metadata": row.metadata,
+        "hashes": row.hashes,
+        "matches": row.matches,
+        "details": row.details,
+    }
+
+
+# -------------------------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    decision: str | None = None
+    type: str | None = None
+    bank: str | None = None
+    item_id: int | None = None
+    content_id: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    before_id: int | None = None
+
+
+def list_events(engine: sa.Engine, where: EventFilter, limit: int) -> list[dict[str, Any]]:
+    """Newest first; pass the last id seen as `before_id` for the next page."""
+    query = sa.select(events).order_by(events.c.id.desc()).limit(limit)
+    if where.decision is not None:
+        query = query.where(events.c.decision == where.decision)
+    if where.type is not None:
+        query = query.where(events.c.type == where.type)
+    if where.content_id is not None:
+        query = query.where(events.c.content_id == where.content_id)
+    if where.since is not None:
+        query = query.where(events.c.at >= where.since)
+    if where.until is not None:
+        query = query.where(events.c.at < where.until)
+    if where.before_id is not None:
+        query = query.where(events.c.id < where.before_id)
+    if where.bank is not None or where.item_id is not None:
+        sub = sa.select(event_items.c.event_id)
+        if where.bank is not None:
+            sub = sub.where(event_items.c.bank == where.bank)
+        if where.item_id is not None:
+            sub = sub.where(event_items.c.item_id == where.item_id)
+        query = query.where(events.c.id.in_(sub))
+    with engine.connect() as conn:
+        return [_event_dict(row) for row in conn.execute(query)]
+
+
+def get_event(engine: sa.Engine, event_id: int) -> dict[str, Any]:
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(events).where(events.c.id == event_id)).one_or_none()
+    if row is None:
+        raise NotFoundError(f"no event with id {event_id}")
+    return _event_dict(row)
+
+
+def count_events(engine: sa.Engine) -> dict[str, int]:
+    """Events per type and decision, for the metrics."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(events.c.type, events.c.decision, sa.func.count()).group_by(events.c.type, events.c.decision)
+        )
+        return {f"{row[0]}:{row[1]}": int(row[2]) for row in rows}
+
+
+def prune(engine: sa.Engine, before: dt.datetime) -> int:
+    """Delete events older than `before`, except those an open review still points at; return how many."""
+    still_open = sa.select(reviews.c.id).where(reviews.c.status == "open")
+    with engine.begin() as conn:
+        conn.execute(sa.delete(event_items).where(event_items.c.at < before, event_items.c.event_id.not_in(still_open)))
+        conn.execute(sa.delete(reviews).where(reviews.c.opened_at < before, reviews.c.status == "resolved"))
+        done = conn.execute(sa.delete(events).where(events.c.at < before, events.c.id.not_in(still_open))).rowcount
+    return int(done)
+
+
+# ----------------------------------------------------------------------------------------- quarantines
+
+
+def quarantined(engine: sa.Engine, item_ids: Iterable[int]) -> set[int]:
+    """Which of these items are quarantined now (the match path asks only about items that matched)."""
+    ids = sorted(set(item_ids))
+    found: set[int] = set()
+    with engine.connect() as conn:
+        for start in range(0, len(ids), _CHUNK):
+            found.update(
+                conn.execute(
+                    sa.select(quarantines.c.item_id).where(
+                        quarantines.c.item_id.in_(ids[start : start + _CHUNK]), quarantines.c.status == "active"
+                    )
+                ).scalars()
+            )
+    return found
+
+
+def list_quarantines(engine: sa.Engine, status: str | None) -> list[dict[str, Any]]:
+    query = sa.select(quarantines).order_by(quarantines.c.since)
+    if status is not None:
+        query = query.where(quarantines.c.status == status)
+    with engine.connect() as conn:
+        return [_quarantine_dict(row) for row in conn.execute(query)]
+
+
+def set_quarantine(engine: sa.Engine, item_id: int, status: str, who: str) -> dict[str, Any]:
+    """Re-arm (`rearmed`: the item blocks again, its flood count restarts) or close (`disabled`) a quarantine."""
+    now = utcnow()
+    with engine.begin() as conn:
+        done = conn.execute(
+            sa.update(quarantines)
+            .where(quarantines.c.item_id == item_id, quarantines.c.status == "active")
+            .values(status=status, changed_by=who, changed_at=now)
+        ).rowcount
+        row = conn.execute(sa.select(quarantines).where(quarantines.c.item_id == item_id)).one_or_none()
+    if row is None:
+        raise NotFoundError(f"item {item_id} is not quarantined")
+    if done != 1:
+        raise ConflictError(f"the quarantine of item {item_id} is already {row.status}")
+    return _quarantine_dict(row)
+
+
+def _quarantine_dict(row: Any) -> dict[str, Any]:
+    return {
+        "item_id": row.item_id,
+        "bank": row.bank,
+        "status": row.status,
+        "since": row.since.isoformat(),
+        "reason": row.reason,
+        "changed_by": row.changed_by,
+        "changed_at": row.changed_at.isoformat() if row.changed_at else None,
+    }
+
+
+# --------------------------------------------------------------------------------------------- reviews
+
+
+@dataclass(frozen=True)
+class ReviewFilter:
+    status: str | None = "open"
+    bank: str | None = None
+    category: str | None = None
+    older_than: dt.datetime | None = None
+    after_id: int | None = None
+
+
+def list_reviews(engine: sa.Engine, where: ReviewFilter, limit: int) -> list[dict[str, Any]]:
+    """Oldest first (the queue's order); pass the last id seen as `after_id` for the next page."""
+    query = sa.select(reviews).order_by(reviews.c.opened_at, reviews.c.id).limit(limit)
+    if where.status is not None:
+        query = query.where(reviews.c.status == where.status)
+    if where.bank is not None:
+        query = query.where(reviews.c.bank == where.bank)
+    if where.category is not None:
+        query = query.where(reviews.c.category == where.category)
+    if where.older_than is not None:
+        query = query.where(reviews.c.opened_at < where.older_than)
+    if where.after_id is not None:
+        query = query.where(reviews.c.id > where.after_id)
+    with engine.connect() as conn:
+        return [review_dict(row) for row in conn.execute(query)]
+
+
+def get_review(engine: sa.Engine, review_id: int) -> dict[str, Any]:
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(reviews).where(reviews.c.id == review_id)).one_or_none()
+    if row is None:
+        raise NotFoundError(f"no review with id {review_id}")
+    return review_dict(row)
+
+
+def claim_review(engine: sa.Engine, review_id: int, who: str, lease_s: float) -> dict[str, Any]:
+    """Claim an open review for `lease_s` seconds (renewing one's own claim). Raises ConflictError while another
+    analyst's claim is live, or when it is resolved: one conditional UPDATE, so two replicas cannot both win."""
+    now = utcnow()
+    with engine.begin() as conn:
+        done = conn.execute(
+            sa.update(reviews)
+            .where(reviews.c.id == review_id, reviews.c.status == "open", _claimable(who, now))
+            .values(claimed_by=who, claim_expires_at=now + dt.timedelta(seconds=lease_s))
+        ).rowcount
+    review = get_review(engine, review_id)
+    if done != 1:
+        if review["status"] != "open":
+            raise ConflictError(f"review {review_id} is already resolved")
+        until = review["claim_expires_at"]
+        raise ConflictError(f"review {review_id} is claimed by {review['claimed_by']} until {until}")
+    return review
+
+
+def resolve_review(
+    engine: sa.Engine, review_id: int, who: str, resolution: str, reason: str | None, outcome: dict[str, Any]
+) -> dict[str, Any]:
+    """Close a review that is unclaimed, or claimed by `who`, or whose claim expired. Raises ConflictError."""
+    now = utcnow()
+    with engine.begin() as conn:
+        done = conn.execute(
+            sa.update(reviews)
+            .where(reviews.c.id == review_id, reviews.c.status == "open", _claimable(who, now))
+            .values(
+                status="resolved",
+                resolution=resolution,
+                reason=reason,
+                resolved_by=who,
+                resolved_at=now,
+                outcome=outcome,
+                claimed_by=who,
+                claim_expires_at=None,
+            )
+        ).rowcount
+    review = get_review(engine, review_id)
+    if done != 1:
+        if review["status"] != "open":
+            raise ConflictError(f"review {review_id} is already resolved")
+        raise ConflictError(f"review {review_id} is claimed by {review['claimed_by']}")
+    return review
+
+
+def _claimable(who: str, now: dt.datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(reviews.c.claimed_by.is_(None), reviews.c.claimed_by == who, reviews.c.claim_expires_at < now)
+
+
+def open_review_stats(engine: sa.Engine) -> tuple[int, float]:
+    """How many reviews are open, and the age in seconds of the oldest (0 when none), for the metrics."""
+    with engine.connect() as conn:
+        count, oldest = conn.execute(
+            sa.select(sa.func.count(), sa.func.min(reviews.c.opened_at)).where(reviews.c.status == "open")
+        ).one()
+    if not count or oldest is None:
+        return 0, 0.0
+    if oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=dt.UTC)
+    return int(count), (utcnow() - oldest).total_seconds()
+
+
+def review_dict(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "event_id": row.id,
+        "opened_at": row.opened_at.isoformat(),
+        "status": row.status,
+        "bank": row.bank,
+        "category": row.category,
+        "item_id": row.item_id,
+        "claimed_by": row.claimed_by,
+        "claim_expires_at": row.claim_expires_at.isoformat() if row.claim_expires_at else None,
+        "resolution": row.resolution,
+        "reason": row.reason,
+        "resolved_by": row.resolved_by,
+        "resolved_at": row.resolved_at.isoformat() if row.resolved_at else None,
+        "outcome": row.outcome,
+    }

@@ -1,0 +1,383 @@
+#!/usr/bin/env python
+"""What happens after a match, measured: event recording cost, retro-hunt speed, webhook delivery latency.
+
+    # A/B in one sitting: the same server with HASHSVC_RECORD_EVENTS=0 and =1, rounds in the order A B B A, every
+    # request matching a `block` item (the worst case: an event per upload, per hash set)
+    .venv/bin/python scripts/bench_after_match.py recording --seconds 10
+
+    # 100k newly added items searched against 10M retained upload hashes (synthesized)
+    .venv/bin/python scripts/bench_after_match.py retrohunt --retained 10000000 --new 100000
+
+    # webhook delivery lag from the decision (the event's time) to the receiver, at 200 events/s: through a real
+    # server, and with the service in-process (what the writer and the deliverer add by themselves)
+    .venv/bin/python scripts/bench_after_match.py webhooks --rate 200 --seconds 20
+    .venv/bin/python scripts/bench_after_match.py webhooks-in-process --rate 200 --seconds 20
+
+Client, receiver and server share this machine; `uptime` is printed with every result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_service import Request, closed_loop, open_loop, percentile, summarize
+
+from hashsvc.bench.samples import list_images, mosaic, to_jpeg
+from hashsvc.store import NewItem, Store, upgrade
+
+ROOT = Path(__file__).resolve().parents[1]
+HASHSVC = str(Path(sys.executable).with_name("hashsvc"))
+
+
+def load() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+class Server:
+    def __init__(self, url: str, data_dir: Path, port: int, **settings: Any) -> None:
+        self.port = port
+        data_dir.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "HASHSVC_DATABASE_URL": url,
+            "HASHSVC_DATA_DIR": str(data_dir),
+            "HASHSVC_PORT": str(port),
+            "HASHSVC_SNAPSHOT_INTERVAL_S": "0",
+            **{f"HASHSVC_{k.upper()}": str(v) for k, v in settings.items()},
+        }
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        self.log = (data_dir / f"server-{port}.log").open("ab")
+        self.process = subprocess.Popen([HASHSVC, "serve"], env=env, stdout=self.log, stderr=self.log)
+
+    def wait_ready(self, timeout_s: float = 120) -> None:
+        import http.client
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                connection.request("GET", "/readyz")
+                if connection.getresponse().status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.25)
+        raise TimeoutError("server not ready")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(60)
+        self.log.close()
+
+
+# ---------------------------------------------------------------------------------------------- recording
+
+
+def prepare_recording_store(url: str, count: int, uploads: list[bytes]) -> tuple[str, list[str]]:
+    """A block bank with `count` random items (PDQ + MD5) and the uploads' MD5s; a match key. Returns the key and
+    the stored MD5s that lookups use (every lookup then matches)."""
+    upgrade(url)
+    rng = np.random.default_rng(1)
+    md5s: list[str] = []
+    with Store(url) as store:
+        store.create_bank("bench", category="other", actor="bench")
+        for start in range(0, count, 20_000):
+            codes = rng.integers(0, 256, (min(20_000, count - start), 48), dtype=np.uint8)
+            store.add_items(
+                "bench", (NewItem([("pdq", bytes(c[:32])), ("md5", bytes(c[32:]))]) for c in codes), actor="bench"
+            )
+            md5s += [bytes(c[32:]).hex() for c in codes[:1000]]
+        store.add_items("bench", (NewItem([("md5", hashlib.md5(u).hexdigest())]) for u in uploads), actor="bench")
+        token = store.create_api_key("bench", ["match"], actor="bench")[1]
+    return token, md5s
+
+
+def recording(args: argparse.Namespace) -> dict[str, Any]:
+    sources = list_images(args.corpus)
+    uploads = [to_jpeg(mosaic(sources, 1, seed)) for seed in range(8)]
+    folder = Path(tempfile.mkdtemp(prefix="bench-after-"))
+    url = args.database_url or f"sqlite:///{folder}/store.db"
+    token, md5s = prepare_recording_store(url, args.items, uploads)
+    rng = random.Random(7)
+    batch = json.dumps({"items": [{"md5": m, "content_id": f"c{n}"} for n, m in enumerate(md5s[:1000])]}).encode()
+    scenarios = {
+        "~1 MP JPEG upload": (lambda: Request("/v1/match?content_id=u", rng.choice(uploads), "image/jpeg"), 1, 8),
+        "single hash lookup": (
+            lambda: Request(
+                "/v1/match/hashes",
+                json.dumps({"md5": rng.choice(md5s), "content_id": f"p{rng.getrandbits(40)}"}).encode(),
+                "application/json",
+            ),
+            1,
+            8,
+        ),
+        "batch of 1000 hash sets": (lambda: Request("/v1/match/hashes", batch, "application/json"), 1000, 2),
+    }
+    # The flood guard still counts (its cost is part of recording) but never trips: the same few uploads match
+    # thousands of times here, which in production would quarantine them.
+    common = {"flood_max_contents": 10**9, "workers": 2}
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {name: {"off": [], "on": []} for name in scenarios}
+    loads = []
+    for round_number, mode in enumerate(["off", "on", "on", "off"]):
+        server = Server(
+            url, folder / f"data-{round_number}", args.port + round_number, record_events=int(mode == "on"), **common
+        )
+        try:
+            server.wait_ready()
+            for name, (make, per_request, clients) in scenarios.items():
+                closed_loop(server.port, token, make, clients, 2)  # warm up
+                outcome = closed_loop(server.port, token, make, clients, args.seconds)
+                summary = summarize(outcome, args.seconds, per_request)
+                results[name][mode].append(summary)
+                print(f"round {round_number} {mode:3} {name}: {summary}", file=sys.stderr)
+        finally:
+            server.stop()
+        loads.append(load())
+    table = {}
+    for name, by_mode in results.items():
+        off = float(np.median([r["ok_per_s"] for r in by_mode["off"]]))
+        on = float(np.median([r["ok_per_s"] for r in by_mode["on"]]))
+        table[name] = {
+            "off_per_s": round(off, 1),
+            "on_per_s": round(on, 1),
+            "ratio": round(on / off, 3) if off else None,
+            "off_p50_ms": float(np.median([r["p50_ms"] for r in by_mode["off"]])),
+            "on_p50_ms": float(np.median([r["p50_ms"] for r in by_mode["on"]])),
+            "runs": by_mode,
+        }
+    with Store(url) as store, store.engine.connect() as conn:
+        recorded = conn.exec_driver_sql("SELECT count(*) FROM events").scalar()
+    return {"scenarios": table, "events_recorded": recorded, "uptime": loads}
+
+
+# ---------------------------------------------------------------------------------------------- retro-hunt
+
+
+def retrohunt(args: argparse.Namespace) -> dict[str, Any]:
+    from hashsvc.service.retrohunt import RetroHunter
+    from hashsvc.store.records import HashRow
+    from hashsvc.store.schema import recent_uploads
+    from hashsvc.store.transactions import utcnow
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-retro-"))
+    url = args.database_url or f"sqlite:///{folder}/store.db"
+    upgrade(url)
+    rng = np.random.default_rng(3)
+    store = Store(url)
+    bank = store.create_bank("known", category="csam", actor="bench")
+    hunter = RetroHunter(store, retention_days=30)
+    started = time.perf_counter()
+    ids = np.arange(1, args.retained + 1, dtype=np.int64)
+    chunk = 1_000_000
+    retained = np.empty((args.retained, 32), dtype=np.uint8)
+    for start in range(0, args.retained, chunk):
+        part = rng.integers(0, 256, (min(chunk, args.retained - start), 32), dtype=np.uint8)
+        retained[start : start + len(part)] = part
+        hunter.index.add(ids[start : start + len(part)], part)
+    hunter.index.compact()
+    build_s = time.perf_counter() - started
+    print(f"indexed {args.retained} retained hashes in {build_s:.1f} s; {load()}", file=sys.stderr)
+
+    # New items: `hits` of them are near-duplicates (0-20 bits flipped) of retained uploads, the rest random.
+    new = rng.integers(0, 256, (args.new, 32), dtype=np.uint8)
+    targets = rng.choice(args.retained, args.hits, replace=False)
+    for n, target in enumerate(targets):
+        code = np.unpackbits(retained[target])
+        flip = rng.choice(256, int(rng.integers(0, 21)), replace=False)
+        code[flip] ^= 1
+        new[n] = np.packbits(code)
+    # The store holds the rows the hits point at (the hunt reads only those), with the index's ids.
+    now = utcnow()
+    with store.engine.begin() as conn:
+        conn.execute(
+            recent_uploads.insert(),
+            [
+                {
+                    "id": int(t) + 1,
+                    "at": now,
+                    "key_name": "bench",
+                    "content_id": f"upload-{t}",
+                    "metadata": {},
+                    "algorithm": "pdq",
+                    "code": retained[t].tobytes(),
+                }
+                for t in targets
+            ],
+        )
+    rows = [HashRow(n + 1, n + 1, bank.id, "pdq", new[n].tobytes()) for n in range(args.new)]
+    started = time.perf_counter()
+    events = hunter.hunt(rows)
+    hunt_s = time.perf_counter() - started
+    found = {e.content_id for e in events}
+    missing = [t for t in targets if f"upload-{t}" not in found]
+    store.close()
+    return {
+        "retained": args.retained,
+        "new_items": args.new,
+        "planted_hits": args.hits,
+        "hit_events": len(events),
+        "planted_hits_missed": len(missing),
+        "index_build_s": round(build_s, 1),
+        "hunt_s": round(hunt_s, 1),
+        "uptime": load(),
+    }
+
+
+# ------------------------------------------------------------------------------------------------ webhooks
+
+
+def webhooks(args: argparse.Namespace) -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from webhook_receiver import receiving
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-hooks-"))
+    url = args.database_url or f"sqlite:///{folder}/store.db"
+    upgrade(url)
+    rng = np.random.default_rng(5)
+    md5s = [bytes(c).hex() for c in rng.integers(0, 256, (5000, 16), dtype=np.uint8)]
+    with Store(url) as store:
+        store.create_bank("known", category="csam", actor="bench")
+        store.add_items("known", (NewItem([("md5", m)]) for m in md5s), actor="bench")
+        token = store.create_api_key("bench", ["match"], actor="bench")[1]
+        admin = store.create_api_key("bench-admin", ["admin"], actor="bench")[1]
+    with receiving() as receiver:
+        server = Server(
+            url, folder / "data", args.port, webhook_allowed_networks="127.0.0.0/8", flood_max_contents=10**9, workers=2
+        )
+        try:
+            server.wait_ready()
+            import urllib.request
+
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{args.port}/v1/webhooks",
+                data=json.dumps({"url": receiver.url, "events": ["block"]}).encode(),
+                headers={"Content-Type": "application/json", "Authorization": f"Bearer {admin}"},
+                method="POST",
+            )
+            with urllib.request.urlopen(request) as answer:
+                receiver.secret = json.loads(answer.read())["secret"]
+            pick = random.Random(9)
+
+            def make() -> Request:
+                body = {"md5": pick.choice(md5s), "content_id": f"p{pick.getrandbits(40)}"}
+                return Request("/v1/match/hashes", json.dumps(body).encode(), "application/json")
+
+            outcome = open_loop(args.port, token, make, args.rate, args.seconds)
+            sent = outcome.statuses.get(200, 0)
+            deadline = time.monotonic() + 60
+            while len(receiver.unique) < sent and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            server.stop()
+    lags = []
+    for got in receiver.unique.values():
+        decided = dt.datetime.fromisoformat(got["body"]["event"]["at"]).timestamp()
+        lags.append((got["at"] - decided) * 1000)
+    return {
+        "rate_per_s": args.rate,
+        "seconds": args.seconds,
+        "events_sent": sent,
+        "events_received": len(receiver.unique),
+        "duplicates": len(receiver.requests) - len(receiver.unique),
+        "bad_signatures": receiver.bad_signatures,
+        "lag_p50_ms": percentile(lags, 50),
+        "lag_p99_ms": percentile(lags, 99),
+        "lag_max_ms": round(max(lags), 1) if lags else None,
+        "uptime": load(),
+    }
+
+
+def webhooks_in_process(args: argparse.Namespace) -> dict[str, Any]:
+    """The same lag with the service in this process (no HTTP front, no worker processes): what the event writer
+    and the deliverer add by themselves, apart from a server saturated by the load generator on the same cores."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from webhook_receiver import receiving
+
+    from hashsvc.config import load_settings
+    from hashsvc.service.service import Service
+    from hashsvc.store import Actor
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-hooks-"))
+    url = args.database_url or f"sqlite:///{folder}/store.db"
+    upgrade(url)
+    total = int(args.rate * args.seconds)
+    with Store(url) as store:
+        store.create_bank("known", category="csam", actor="bench")
+        store.add_items("known", (NewItem([("md5", f"{n:032x}")]) for n in range(1, total + 1)), actor="bench")
+    settings = {"database_url": url, "data_dir": str(folder), "webhook_allowed_networks": "127.0.0.0/8"}
+    service = Service(load_settings({**settings, "sandbox": False, "flood_max_contents": 10**9}, {}))
+    service.live.load()
+    service.after.start_background()
+    try:
+        with receiving() as receiver:
+            hook = service.after.webhooks.create({"url": receiver.url, "events": ["block"]}, Actor("bench"))
+            receiver.secret = hook["secret"]
+            started = time.time()
+            for n in range(1, total + 1):
+                service.match_hashes({"md5": f"{n:032x}", "content_id": f"c{n}"})
+                time.sleep(max(0.0, started + n / args.rate - time.time()))
+            achieved = total / (time.time() - started)
+            receiver.wait_for(total, 120)
+            lags = [
+                (got["at"] - dt.datetime.fromisoformat(got["body"]["event"]["at"]).timestamp()) * 1000
+                for got in receiver.unique.values()
+            ]
+            duplicates = len(receiver.requests) - len(receiver.unique)
+    finally:
+        service.close()
+    return {
+        "rate_per_s": args.rate,
+        "achieved_rate_per_s": round(achieved, 1),
+        "events": total,
+        "duplicates": duplicates,
+        "lag_p50_ms": percentile(lags, 50),
+        "lag_p99_ms": percentile(lags, 99),
+        "lag_max_ms": round(max(lags), 1),
+        "uptime": load(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["recording", "retrohunt", "webhooks", "webhooks-in-process"])
+    parser.add_argument("--database-url", help="default: a SQLite file in a fresh temporary folder")
+    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
+    parser.add_argument("--items", type=int, default=100_000, help="recording: stored items")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--port", type=int, default=18280)
+    parser.add_argument("--retained", type=int, default=10_000_000)
+    parser.add_argument("--new", type=int, default=100_000)
+    parser.add_argument("--hits", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    benches = {
+        "recording": recording,
+        "retrohunt": retrohunt,
+        "webhooks": webhooks,
+        "webhooks-in-process": webhooks_in_process,
+    }
+    result = benches[args.what](args)
+    text = json.dumps(result, indent=2, default=str)
+    print(text)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

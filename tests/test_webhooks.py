@@ -1,0 +1,216 @@
+"""Webhooks: subscriptions, refused targets, signatures, the outbox, retries with backoff, one deliverer at a time.
+
+On SQLite and PostgreSQL, with a real HTTP receiver on loopback (allowed explicitly, as loopback is refused by
+default). The SIGKILL test with real servers is in test_after_match_replicas.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from api_fixtures import Api
+from webhook_receiver import Receiver, receiving
+
+from hashsvc.service import webhooks
+from hashsvc.service.webhooks import TargetRefused, check_target, networks, sign, signature_header, verify
+from hashsvc.store.schema import webhook_outbox
+
+MD5 = "0123456789abcdef0123456789abcdef"
+LOOPBACK = "127.0.0.0/8"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with receiving() as running:
+        yield running
+
+
+@pytest.fixture
+def svc(make_api: Callable[..., Api], store_url: str) -> Api:
+    api = make_api(database_url=store_url, webhook_allowed_networks=LOOPBACK)
+    for name, action in (("known", "block"), ("maybe", "review")):
+        assert api.post_json("/v1/banks", {"name": name, "category": "csam", "action": action}).status_code == 201
+    return api
+
+
+def subscribe(api: Api, receiver: Receiver, **body: Any) -> dict[str, Any]:
+    response = api.post_json("/v1/webhooks", {"url": receiver.url, "events": ["block", "review"], **body}, "admin")
+    assert response.status_code == 201, response.json
+    receiver.secret = response.json["secret"]
+    return dict(response.json)
+
+
+def blocked(api: Api, md5: str, bank: str = "known", content_id: str = "c") -> None:
+    assert api.post_json(f"/v1/banks/{bank}/items", {"hashes": {"md5": md5}}).status_code == 201
+    api.sync()
+    answer = api.post_json("/v1/match/hashes", {"md5": md5, "content_id": content_id}, "match")
+    assert answer.status_code == 200
+    api.service.after.events.flush()
+
+
+def test_signatures_verify_and_expire() -> None:
+    body = b'{"id":"x"}'
+    header = signature_header("whsec_k", body, timestamp=1_700_000_000)
+    assert header == f"t=1700000000,v1={sign('whsec_k', 1_700_000_000, body)}"
+    assert verify("whsec_k", header, body, now=1_700_000_100)
+    assert not verify("whsec_k", header, body + b" ", now=1_700_000_100)
+    assert not verify("other", header, body, now=1_700_000_100)
+    assert not verify("whsec_k", header, body, now=1_700_000_000 + 301)  # a replay, too late
+    assert not verify("whsec_k", "garbage", body)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/hook",
+        "http://localhost:9/hook",
+        "http://10.1.2.3/hook",
+        "http://192.168.0.1/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/hook",
+        "http://[fe80::1]/hook",
+        "http://[::ffff:169.254.169.254]/hook",
+        "http://0.0.0.0/hook",
+    ],
+)
+def test_private_link_local_and_metadata_targets_are_refused(url: str) -> None:
+    with pytest.raises(TargetRefused):
+        check_target(url, [])
+
+
+def test_allowed_networks_open_private_targets_but_never_metadata() -> None:
+    parts, address = check_target("http://127.0.0.1:8080/x", networks(LOOPBACK))
+    assert (parts.port, str(address)) == (8080, "127.0.0.1")
+    with pytest.raises(TargetRefused):
+        check_target("http://169.254.169.254/", networks("169.254.0.0/16"))
+    for bad in ("ftp://example.com/", "http:///nohost", "http://user:pw@example.com/", "x" * 3000):
+        with pytest.raises(webhooks.ValidationError):
+            check_target(bad, [])
+
+
+def test_subscriptions_are_admin_only_and_the_secret_is_shown_once(svc: Api, receiver: Receiver) -> None:
+    assert svc.post_json("/v1/webhooks", {"url": receiver.url, "events": ["block"]}, "curate").status_code == 403
+    created = subscribe(svc, receiver)
+    assert created["secret"].startswith("whsec_")
+    listed = svc.client.get("/v1/webhooks", headers=svc.headers("admin")).json["webhooks"]
+    assert [w["id"] for w in listed] == [created["id"]] and "secret" not in listed[0]
+    assert "secret" not in svc.client.get(f"/v1/webhooks/{created['id']}", headers=svc.headers("admin")).json
+    for body in (
+        {"url": receiver.url, "events": ["nope"]},
+        {"url": receiver.url, "events": []},
+        {"url": receiver.url, "events": ["block"], "banks": ["missing"]},
+        {"url": receiver.url, "events": ["block"], "extra": 1},
+        {"url": "http://10.0.0.1/", "events": ["block"]},
+    ):
+        response = svc.post_json("/v1/webhooks", body, "admin")
+        assert response.status_code in (400, 404), body
+    refused = svc.post_json("/v1/webhooks", {"url": "http://10.0.0.1/", "events": ["block"]}, "admin")
+    assert refused.json["error"]["code"] == "target_refused"
+
+
+def test_events_are_delivered_signed_with_an_idempotency_key(svc: Api, receiver: Receiver) -> None:
+    hook = subscribe(svc, receiver)
+    blocked(svc, MD5, content_id="post-42")
+    assert svc.service.after.deliverer.deliver_once() == 1
+    (request,) = receiver.requests
+    assert receiver.bad_signatures == 0
+    assert request["event"] == "block" and request["body"]["type"] == "block"
+    event = request["body"]["event"]
+    assert (event["content_id"], event["decision"], event["matches"][0]["bank"]) == ("post-42", "block", "known")
+    assert request["key"] == request["body"]["id"]
+    (delivery,) = svc.client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=svc.headers("admin")).json[
+        "deliveries"
+    ]
+    assert (delivery["status"], delivery["attempts"], delivery["idempotency_key"]) == ("delivered", 1, request["key"])
+    assert delivery["history"][0]["status_code"] == 204
+    assert svc.service.after.deliverer.deliver_once() == 0  # nothing twice
+
+
+def test_failures_are_retried_with_exponential_backoff_then_given_up(svc: Api, receiver: Receiver) -> None:
+    hook = subscribe(svc, receiver)
+    receiver.fail_next = 2
+    blocked(svc, MD5)
+    engine = svc.service.store.engine
+    deliverer = svc.service.after.deliverer
+    delays = []
+    for _ in range(2):
+        assert deliverer.deliver_once() == 1
+        with engine.connect() as conn:
+            row = conn.execute(sa.select(webhook_outbox)).one()
+        delays.append((row.next_attempt_at - dt.datetime.now(dt.UTC)).total_seconds())
+        assert deliverer.deliver_once() == 0  # not due yet
+        with engine.begin() as conn:  # the clock moves on
+            conn.execute(sa.update(webhook_outbox).values(next_attempt_at=dt.datetime.now(dt.UTC)))
+    assert 0 < delays[0] <= 1.0 and 1.0 < delays[1] <= 2.0  # 1 s, then 2 s, ... doubling up to an hour
+    assert deliverer.deliver_once() == 1
+    (delivery,) = svc.service.after.webhooks.deliveries(hook["id"], 10, None)["deliveries"]
+    assert (delivery["status"], delivery["attempts"]) == ("delivered", 3)
+    assert [a["status_code"] for a in delivery["history"]] == [500, 500, 204]
+    assert len(receiver.unique) == 1
+
+    # A delivery still failing after the retry period (48 h by default) is given up.
+    receiver.fail_next = 1
+    blocked(svc, "f" * 32)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=svc.service.settings.webhook_retry_for_s + 1)
+    with engine.begin() as conn:
+        conn.execute(sa.update(webhook_outbox).where(webhook_outbox.c.status == "pending").values(created_at=old))
+    assert deliverer.deliver_once() == 1
+    statuses = [d["status"] for d in svc.service.after.webhooks.deliveries(hook["id"], 10, None)["deliveries"]]
+    assert statuses == ["failed", "delivered"]
+
+
+def test_subscriptions_filter_by_event_type_and_bank_and_deletion_cancels(svc: Api, receiver: Receiver) -> None:
+    reviews_only = subscribe(svc, receiver, events=["review"], banks=["maybe"])
+    blocked(svc, MD5, bank="known")
+    blocked(svc, "1" * 32, bank="maybe")
+    svc.service.after.deliverer.deliver_once()
+    assert [r["event"] for r in receiver.requests] == ["review"]
+    blocked(svc, "2" * 32, bank="maybe")
+    assert svc.client.delete(f"/v1/webhooks/{reviews_only['id']}", headers=svc.headers("admin")).status_code == 204
+    assert svc.service.after.deliverer.deliver_once() == 0
+    assert len(receiver.requests) == 1
+    assert svc.client.get(f"/v1/webhooks/{reviews_only['id']}", headers=svc.headers("admin")).status_code == 404
+
+
+def test_two_processes_one_deliverer(make_api: Callable[..., Api], store_url: str, receiver: Receiver) -> None:
+    one = make_api(database_url=store_url, webhook_allowed_networks=LOOPBACK, lease_ttl_s=30)
+    two = make_api(database_url=store_url, webhook_allowed_networks=LOOPBACK, lease_ttl_s=30)
+    two.keys = one.keys
+    assert one.post_json("/v1/banks", {"name": "known", "category": "csam"}).status_code == 201
+    subscribe(one, receiver, events=["block"])
+    for n in range(5):
+        blocked(one, f"{n:032x}", content_id=f"c{n}")
+    assert one.service.after.background.run_due() == 5
+    assert two.service.after.background.run_due() == 0  # the lease is one's
+    blocked(two, "a" * 32)
+    assert two.service.after.background.run_due() == 0
+    one.service.after.background.jobs[0].next_at = 0
+    assert one.service.after.background.run_due() == 1
+    assert len(receiver.requests) == len(receiver.unique) == 6
+
+
+def test_refused_targets_at_delivery_time_are_retried_not_sent(
+    svc: Api, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook = subscribe(svc, receiver)
+    blocked(svc, MD5)
+    # The name now resolves to a metadata address (DNS rebinding): nothing is sent.
+    real = socket.getaddrinfo
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, port, *a, **k: (
+            [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", port))]
+            if host == "127.0.0.1"
+            else real(host, port, *a, **k)
+        ),
+    )
+    assert svc.service.after.deliverer.deliver_once() == 1
+    assert receiver.requests == []
+    (delivery,) = svc.service.after.webhooks.deliveries(hook["id"], 10, None)["deliveries"]
+    assert delivery["status"] == "pending" and "metadata" in delivery["history"][0]["error"]
