@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import math
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -288,7 +289,7 @@ class MainSegment:
 def _split(ids: np.ndarray, dists: np.ndarray, first: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per-query (ids, distances) views of results grouped by query (`first[i]:first[i + 1]` is query i's)."""
     bounds = first.tolist()
-    return [(ids[a:b], dists[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [(ids[a:b], dists[a:b]) for a, b in itertools.pairwise(bounds)]
 
 
 def _release_freed_memory() -> None:
