@@ -23,7 +23,7 @@ from hashsvc.service.scan import read_results
 from hashsvc.store import upgrade
 
 BIN = Path(sys.executable).parent
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +64,16 @@ def scan_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
+_expected: dict[str, dict[str, dict[str, Any]]] = {}
+
+
 def expected(url: str, folder: Path) -> dict[str, dict[str, Any]]:
-    """What `hashsvc match` answers file by file: path -> {"decision"} or {"error": code}."""
-    cli = Cli({}, ["--database-url", url])
-    answers = cli.lines("match", *map(str, scan_files(folder)), code=1)
-    return {a["file"]: _outcome(a) for a in answers}
+    """What `hashsvc match` answers file by file: path -> {"decision"} or {"error": code} (asked once per store)."""
+    if url not in _expected:
+        cli = Cli({}, ["--database-url", url])
+        answers = cli.lines("match", *map(str, scan_files(folder)), code=1)
+        _expected[url] = {a["file"]: _outcome(a) for a in answers}
+    return _expected[url]
 
 
 def _outcome(record: dict[str, Any]) -> dict[str, Any]:
@@ -219,7 +224,7 @@ def test_a_scan_killed_half_way_resumes_with_nothing_done_twice_or_missed(
         str(BIN / "hashsvc"), "scan", str(folder), "--output", str(out), "--database-url", url, "--workers", "1",
         "--partition-files", "8", "--no-progress", "--json",
     ]
-    scan = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+    scan = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 240
         while len(list(out.glob("part-*"))) < 6:
