@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
+from numba import njit
+
 from hashsvc.errors import ValidationError
 
 # Nothing hashsvc reads is nested more than a few levels (a batch of hash sets with a PDQ object is 4); item
@@ -33,9 +36,52 @@ def loads(text: str | bytes, *, code: str = "invalid_request", what: str = "the 
         raise ValidationError(f"{what} is not valid JSON: it is not UTF-8 text", code=code) from None
     except ValueError as exc:  # raised by the number hooks below
         raise ValidationError(f"{what} is not valid JSON: {exc}", code=code) from None
-    if nesting_depth(value) > MAX_JSON_DEPTH:
+    if text_depth(text) > MAX_JSON_DEPTH:
         raise ValidationError(_too_deep(what), code=code)
     return value
+
+
+def text_depth(text: str | bytes) -> int:
+    """How deep the arrays/objects of valid JSON `text` nest (`nesting_depth` of its value), from its bytes.
+
+    Walking the parsed value node by node cost ~8 ms per batch of 1,000 hash sets, several times the parse;
+    one compiled pass over the bytes costs a small fraction of it. UTF-8 continuation bytes never look like
+    ASCII brackets, quotes or backslashes, so the bytes can be scanned as they are.
+    """
+    if isinstance(text, str):
+        data = text.encode("utf-8", "surrogatepass")
+    else:
+        encoding = json.detect_encoding(text)
+        data = bytes(text) if encoding == "utf-8" else bytes(text).decode(encoding).encode("utf-8", "surrogatepass")
+    return int(_bracket_depth(np.frombuffer(data, dtype=np.uint8), MAX_JSON_DEPTH))
+
+
+@njit(cache=True, nogil=True)
+def _bracket_depth(chars: np.ndarray, stop_above: int) -> int:
+    """Deepest bracket nesting outside strings (stops counting once past `stop_above`)."""
+    depth = 0
+    deepest = 0
+    in_string = False
+    escaped = False
+    for c in chars:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == 92:  # backslash
+                escaped = True
+            elif c == 34:  # quote
+                in_string = False
+        elif c == 34:
+            in_string = True
+        elif c == 91 or c == 123:  # [ {
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > stop_above:
+                    return deepest
+        elif c == 93 or c == 125:  # ] }
+            depth -= 1
+    return deepest
 
 
 def nesting_depth(value: Any) -> int:

@@ -12,6 +12,7 @@ from hashsvc.cli import (  # noqa: F401 - importing registers the commands
     bench,
     items,
     keys,
+    scan,
     transfer,
 )
 from hashsvc.cli.app import main

@@ -28,6 +28,9 @@ DEFAULT_MERGE_THRESHOLD = 65536
 # A scan touches rows sequentially; a probe touches bucket entries at random. Prefer tables only when they
 # touch this many times fewer entries than a scan would rows.
 _SCAN_ADVANTAGE = 4.0
+# From this many query rows in one call, range_search runs the batched kernels (queries grouped by the table
+# region they probe, delta rows scanned once per block for all queries); below it, one probe per query.
+BATCH_MIN_QUERIES = 8
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,8 @@ class HammingIndex:
         state = self._state  # one reference per call: a consistent view for the whole batch
         use_tables = state.main is not None and self._use_tables(state.main, radius, strategy)
         deltas = [d for d in (state.merging, state.delta) if d is not None and d.count]
+        if queries.shape[0] >= BATCH_MIN_QUERIES:
+            return self._range_search_batch(state, queries, radius, use_tables, deltas)
         results: list[tuple[np.ndarray, np.ndarray]] = []
         for q in queries:
             parts = []
@@ -131,6 +136,30 @@ class HammingIndex:
                 results.append((np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])))
             else:
                 results.append((np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int32)))
+        return results
+
+    @staticmethod
+    def _range_search_batch(
+        state: _State, queries: np.ndarray, radius: int, use_tables: bool, deltas: list[_DeltaView]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """range_search for many queries: one batched kernel call per segment, then per-query concatenation."""
+        parts: list[list[tuple[np.ndarray, np.ndarray]]] = []
+        if state.main is not None and len(state.main):
+            parts.append(state.main.search_batch(queries, radius, use_tables))
+        for d in deltas:
+            parts.append(d.buffer.search_batch(d.arrays, d.count, queries, radius))
+        if not parts:
+            empty = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int32))
+            return [empty for _ in range(queries.shape[0])]
+        if len(parts) == 1:
+            return parts[0]
+        results = []
+        for per_query in zip(*parts, strict=True):
+            found = [p for p in per_query if p[0].shape[0]]
+            if len(found) > 1:
+                results.append((np.concatenate([p[0] for p in found]), np.concatenate([p[1] for p in found])))
+            else:
+                results.append(found[0] if found else per_query[0])
         return results
 
     def _use_tables(self, main: MainSegment, radius: int, strategy: Strategy) -> bool:

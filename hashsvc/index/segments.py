@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import math
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -258,6 +259,38 @@ class MainSegment:
                 return self.ids[out_pos[:count]], out_dist[:count]
             cap = count
 
+    def search_batch(self, qs: np.ndarray, radius: int, use_tables: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`search` for many query rows in one kernel call (see `_kernels.probe_batch`), one result per row."""
+        if use_tables and self.table_codes is None:
+            masks, mask_flips = self._masks(self.layout.flips_for(radius))
+            first, rows, dists = k.probe_batch(
+                qs,
+                self.words,
+                self.alive,
+                self.layout.starts,
+                self.layout.lengths,
+                self.low_bits,
+                self.base,
+                self.rel,
+                self.positions,
+                self.lows,
+                masks,
+                mask_flips,
+                self.layout.flips_for(radius),
+                radius,
+            )
+        elif use_tables:  # 64-bit codes keep their inline tables: the per-query probe already reads them in order
+            return [self.search(q, radius, True) for q in qs]
+        else:
+            first, rows, dists = k.scan_batch(qs, self.words, self.alive, len(self), radius)
+        return _split(self.ids[rows], dists, first)
+
+
+def _split(ids: np.ndarray, dists: np.ndarray, first: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per-query (ids, distances) views of results grouped by query (`first[i]:first[i + 1]` is query i's)."""
+    bounds = first.tolist()
+    return [(ids[a:b], dists[a:b]) for a, b in itertools.pairwise(bounds)]
+
 
 def _release_freed_memory() -> None:
     """Hand the build's freed temporaries back to the OS (glibc keeps mid-sized frees in its heap otherwise,
@@ -341,3 +374,11 @@ class DeltaBuffer:
             if n <= cap:
                 return ids[out_pos[:n]], out_dist[:n]
             cap = n
+
+    def search_batch(
+        self, arrays: tuple[np.ndarray, np.ndarray, np.ndarray], count: int, qs: np.ndarray, radius: int
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`search` for many query rows, scanning each block of rows once for all of them."""
+        ids, words, alive = arrays
+        first, rows, dists = k.scan_batch(qs, words, alive, count, radius)
+        return _split(ids[rows], dists, first)

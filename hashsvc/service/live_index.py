@@ -26,6 +26,7 @@ import numpy as np
 from hashsvc.errors import NotFoundError
 from hashsvc.hashes import ALGORITHMS
 from hashsvc.index import HammingIndex, SnapshotError
+from hashsvc.index.core import BATCH_MIN_QUERIES
 from hashsvc.private_files import open_private, private_dir
 from hashsvc.store import Change, Store
 
@@ -214,3 +215,4 @@ def _warm_up(bit_lengths: set[int]) -> None:
         index.add(np.arange(32, 64, dtype=np.int64), codes[32:])
         for strategy in ("tables", "scan"):
             index.range_search(codes[:2], bits // 8, strategy=strategy)
+            index.range_search(codes[:BATCH_MIN_QUERIES], bits // 8, strategy=strategy)  # the batched kernels

@@ -1,0 +1,87 @@
+"""Batched range search (one kernel call for many queries) gives exactly what brute force gives, per query."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from test_index import SETTINGS, as_dict, brute_force, clustered_codes, flip_bits, queries_for, random_codes
+
+from hashsvc.index import HammingIndex
+from hashsvc.index.core import BATCH_MIN_QUERIES
+
+
+def assert_batch_exact(
+    index: HammingIndex, ids: np.ndarray, codes: np.ndarray, queries: np.ndarray, radius: int
+) -> None:
+    assert len(queries) >= BATCH_MIN_QUERIES, "the batch path must be the one under test"
+    for strategy in ("auto", "tables", "scan"):
+        results = index.range_search(queries, radius, strategy=strategy)
+        assert len(results) == len(queries)
+        for n, (query, result) in enumerate(zip(queries, results, strict=True)):
+            assert as_dict(result) == brute_force(ids, codes, query, radius), (strategy, radius, n)
+
+
+@SETTINGS
+@given(
+    bits=st.sampled_from([64, 128, 256]),
+    n=st.integers(0, 3000),
+    clustered=st.booleans(),
+    radius_fraction=st.floats(0, 1),
+    queries=st.integers(BATCH_MIN_QUERIES, 40),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_batched_search_equals_brute_force(
+    bits: int, n: int, clustered: bool, radius_fraction: float, queries: int, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    codes = clustered_codes(rng, n, bits, seeds=5) if clustered and n else random_codes(rng, n, bits)
+    ids = rng.permutation(10 * n + 1)[:n].astype(np.int64) - 5 * n
+    radius = int(radius_fraction**3 * bits)
+    index = HammingIndex(bits, merge_threshold=1000)
+    index.add(ids, codes)
+    assert_batch_exact(index, ids, codes, queries_for(rng, codes, bits, queries), radius)
+
+
+@pytest.mark.parametrize("radius", [0, 21, 22, 31, 32, 33])
+def test_batch_over_main_delta_and_removals_matches_brute_force(radius: int) -> None:
+    """Rows in the main segment and in the delta, some removed: every query's answer is still exact."""
+    rng = np.random.default_rng(radius)
+    main_codes = np.concatenate([clustered_codes(rng, 3000, 256, seeds=10), random_codes(rng, 3000, 256)])
+    index = HammingIndex(256, merge_threshold=100_000)
+    index.add(np.arange(6000), main_codes)  # bulk load: indexed main segment
+    delta_codes = clustered_codes(rng, 500, 256, seeds=3)
+    index.add(np.arange(6000, 6500), delta_codes)  # below the merge threshold: stays in the delta
+    removed = rng.choice(6500, 300, replace=False)
+    index.remove(removed)
+    codes = np.concatenate([main_codes, delta_codes])
+    keep = np.setdiff1d(np.arange(6500), removed)
+    queries = np.concatenate([queries_for(rng, codes, 256, 60), codes[removed[:5]]])
+    assert_batch_exact(index, keep, codes[keep], queries, radius)
+
+
+def test_batch_where_every_query_matches_thousands_grows_its_buffers() -> None:
+    """Results far past the kernels' first buffer sizes (thousands per query, ~100k in all) are all returned."""
+    rng = np.random.default_rng(1)
+    seed = random_codes(rng, 1, 256)[0]
+    codes = np.stack([flip_bits(rng, seed, int(rng.integers(0, 6))) for _ in range(4000)])
+    index = HammingIndex(256)
+    index.add(np.arange(len(codes)), codes)
+    queries = np.stack([flip_bits(rng, seed, 3) for _ in range(24)])
+    results = index.range_search(queries, 31)
+    assert all(len(ids) == len(codes) for ids, _ in results)
+    assert_batch_exact(index, np.arange(len(codes)), codes, queries, 31)
+
+
+def test_batch_results_are_in_query_order_and_independent() -> None:
+    """A batch answers each row as a call with that row alone would."""
+    rng = np.random.default_rng(2)
+    codes = random_codes(rng, 5000, 256)
+    index = HammingIndex(256)
+    index.add(np.arange(5000), codes)
+    queries = np.stack([flip_bits(rng, codes[i], 10) for i in range(0, 5000, 250)])
+    batch = index.range_search(queries, 31)
+    for query, result in zip(queries, batch, strict=True):
+        assert as_dict(result) == as_dict(index.range_search(query[None, :], 31)[0])
+    assert [sorted(as_dict(r)) for r in batch] == [[i] for i in range(0, 5000, 250)]
