@@ -33,6 +33,13 @@ COPY README.md ./
 COPY hashsvc ./hashsvc
 RUN /opt/hashsvc/bin/pip install --no-deps . \
  && /opt/hashsvc/bin/python -c 'import faiss, numba, pdqhash, pillow_heif, psycopg, granian'
+# Compile the index's numba kernels now, the same way each serving process warms up before it reports ready.
+# The entrypoint copies this cache to NUMBA_CACHE_DIR (a writable /tmp); without it every container start
+# compiles them again. numba keys its cache by CPU: on another CPU model it compiles once more, correctly.
+# Run from / so that the installed package is imported (numba keys its cache by the source file's path too).
+WORKDIR /
+RUN NUMBA_CACHE_DIR=/opt/hashsvc/numba-cache /opt/hashsvc/bin/python -c \
+      'from hashsvc.hashes import ALGORITHMS; from hashsvc.service.live_index import _warm_up; _warm_up({a.bits for a in ALGORITHMS.values()})'
 
 # ---- runtime: Python and the venv; no compiler, no pip cache, no build CA ----
 FROM ${BASE_IMAGE}
@@ -45,6 +52,7 @@ RUN apt-get update \
  && install -d -o hashsvc -g hashsvc -m 0700 /var/lib/hashsvc
 COPY --from=build /opt/hashsvc /opt/hashsvc
 COPY deploy/container-entrypoint.sh /usr/local/bin/hashsvc-entrypoint
+COPY deploy/container-healthcheck /usr/local/bin/hashsvc-healthcheck
 # The settings hashsvc reads are HASHSVC_* (README "Configuration"). numba compiles the index kernels at the
 # first start and caches them; matplotlib wants a config folder. Both go to /tmp, so the root file system can
 # be mounted read-only (compose.yaml does).
@@ -62,6 +70,6 @@ VOLUME ["/var/lib/hashsvc"]
 EXPOSE 8080
 # Ready means the index has caught up with the store's change log (README "Serving and replicas").
 HEALTHCHECK --interval=10s --timeout=5s --start-period=120s --retries=3 \
-  CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('HASHSVC_PORT', '8080'), timeout=4)"]
+  CMD ["hashsvc-healthcheck"]
 ENTRYPOINT ["tini", "--", "hashsvc-entrypoint"]
 CMD ["serve"]

@@ -9,6 +9,10 @@ if [ "${1:-serve}" != serve ]; then
     exec hashsvc "$@"
 fi
 [ $# -gt 0 ] && shift
+# numba's kernels, compiled when the image was built (Dockerfile): copy them where numba may write.
+if [ -d /opt/hashsvc/numba-cache ] && [ -n "${NUMBA_CACHE_DIR:-}" ] && [ ! -e "$NUMBA_CACHE_DIR" ]; then
+    cp -R --preserve=timestamps /opt/hashsvc/numba-cache "$NUMBA_CACHE_DIR"
+fi
 attempts=${HASHSVC_MIGRATE_ATTEMPTS:-30}
 n=1
 # PostgreSQL may still be starting (compose waits for its healthcheck, other orchestrators may not).

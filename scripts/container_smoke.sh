@@ -18,6 +18,16 @@ project=hashsvc-smoke
 image=hashsvc:smoke
 
 docker info > /dev/null 2>&1 || { echo "container_smoke.sh: no Docker engine answers (is dockerd running?)" >&2; exit 1; }
+work=$(mktemp -d)
+cleanup() {
+    if [ "${KEEP:-0}" = 1 ]; then
+        echo "left running; stop with: ${compose[*]} -p $project down -v"
+    else
+        "${compose[@]}" -p "$project" down -v --remove-orphans > /dev/null 2>&1 || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
 step() { printf '\n== %s\n' "$*"; }
 seconds_since() { python3 -c "import sys, time; print(f'{time.time() - float(sys.argv[1]):.1f}')" "$1"; }
 
@@ -37,7 +47,8 @@ step "docker build -t $image ."
 started=$(date +%s.%N)
 # The classic builder (no buildx on the machine this was written on); host network so the build uses the
 # host's resolver. nice: the machine is shared.
-DOCKER_BUILDKIT=0 nice -n 10 docker build --quiet --network host "${build_args[@]}" -t "$image" . > /dev/null
+build() { DOCKER_BUILDKIT=0 nice -n 10 docker build --network host "$@" > "$work/build.log" 2>&1 || { tail -40 "$work/build.log" >&2; exit 1; }; }
+build "${build_args[@]}" -t "$image" .
 echo "built in $(seconds_since "$started") s; size $(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1 / 1e6}')"
 
 postgres=${POSTGRES_IMAGE:-}
@@ -45,8 +56,7 @@ if [ -z "$postgres" ]; then
     postgres=local/postgres:15
     step "docker build -t $postgres deploy/postgres"
     started=$(date +%s.%N)
-    DOCKER_BUILDKIT=0 nice -n 10 docker build --quiet --network host --build-arg "BASE_IMAGE=$base" \
-        -t "$postgres" deploy/postgres > /dev/null
+    build --build-arg "BASE_IMAGE=$base" -t "$postgres" deploy/postgres
     echo "built in $(seconds_since "$started") s"
 fi
 
@@ -55,16 +65,6 @@ HASHSVC_DB_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 HASHSVC_PUBLISH_PORT=${HASHSVC_PUBLISH_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 export HASHSVC_DB_PASSWORD HASHSVC_PUBLISH_PORT
 url=http://127.0.0.1:$HASHSVC_PUBLISH_PORT
-work=$(mktemp -d)
-cleanup() {
-    if [ "${KEEP:-0}" = 1 ]; then
-        echo "left running on $url; stop with: ${compose[*]} -p $project down -v"
-    else
-        "${compose[@]}" -p "$project" down -v --remove-orphans > /dev/null 2>&1 || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
 
 step "${compose[*]} -p $project up -d"
 started=$(date +%s.%N)
@@ -95,7 +95,7 @@ head -1 "$work/init.out"
 echo '<the key, shown once>'
 
 step "test images made with Pillow inside the image (nothing from ../shared)"
-docker run --rm --network none --entrypoint python "$image" - > "$work/images.tar" <<'PY'
+docker run --rm -i --network none --entrypoint python "$image" - > "$work/images.tar" <<'PY'
 """Write a tar of three JPEGs to stdout: a photo-like picture, an edited copy of it, and an unrelated one."""
 import io
 import random
