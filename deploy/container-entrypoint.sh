@@ -13,7 +13,7 @@ fi
 if [ -d /opt/hashsvc/numba-cache ] && [ -n "${NUMBA_CACHE_DIR:-}" ] && [ ! -e "$NUMBA_CACHE_DIR" ]; then
     cp -R --preserve=timestamps /opt/hashsvc/numba-cache "$NUMBA_CACHE_DIR"
 fi
-attempts=${HASHSVC_MIGRATE_ATTEMPTS:-30}
+attempts=${MIGRATE_ATTEMPTS:-30}
 n=1
 # PostgreSQL may still be starting (compose waits for its healthcheck, other orchestrators may not).
 until hashsvc migrate; do

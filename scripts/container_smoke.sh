@@ -136,7 +136,22 @@ tar -x -C "$work" -f "$work/images.tar"
 ls -l "$work"/*.jpg | awk '{print $5, $9}' | sed "s|$work/||"
 
 cd "$work"
-show() { echo "\$ $*" | sed "s/$TOKEN/\$TOKEN/g"; "$@" | tee "$work/last.json"; echo; }
+# Print the command as it can be pasted (quoted, the key as $TOKEN), then run it.
+show() {
+    local line='$' arg
+    for arg in "$@"; do
+        if [[ $arg == *"$TOKEN"* ]]; then
+            line+=" \"${arg//$TOKEN/\$TOKEN}\""
+        elif [[ $arg =~ ^[A-Za-z0-9_./:=@%+-]+$ ]]; then
+            line+=" $arg"
+        else
+            line+=" '$arg'"
+        fi
+    done
+    echo "$line"
+    "$@" | tee "$work/last.json"
+    echo
+}
 decision() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["decision"])' "$work/last.json"; }
 
 step "a bank, an item, two matches (curl to the published port)"
