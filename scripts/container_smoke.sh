@@ -14,6 +14,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 read -r -a compose <<< "${COMPOSE:-docker-compose}"
+compose+=(-f "$here/compose.yaml")  # the steps below run in a temporary folder
 project=hashsvc-smoke
 image=hashsvc:smoke
 
@@ -23,7 +24,7 @@ cleanup() {
     if [ "${KEEP:-0}" = 1 ]; then
         echo "left running; stop with: ${compose[*]} -p $project down -v"
     else
-        "${compose[@]}" -p "$project" down -v --remove-orphans > /dev/null 2>&1 || true
+        "${compose[@]}" -p "$project" down -v --remove-orphans > "$work/down.log" 2>&1 || cat "$work/down.log" >&2
     fi
     rm -rf "$work"
 }
@@ -67,6 +68,8 @@ export HASHSVC_DB_PASSWORD HASHSVC_PUBLISH_PORT
 url=http://127.0.0.1:$HASHSVC_PUBLISH_PORT
 
 step "${compose[*]} -p $project up -d"
+# A stack left by KEEP=1 has a database made with another password: start from nothing.
+"${compose[@]}" -p "$project" down -v --remove-orphans > "$work/down.log" 2>&1 || { cat "$work/down.log" >&2; exit 1; }
 started=$(date +%s.%N)
 "${compose[@]}" -p "$project" up -d 2>&1
 container=$("${compose[@]}" -p "$project" ps -q hashsvc)

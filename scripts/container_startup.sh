@@ -20,7 +20,7 @@ run_once() {
         docker inspect "$name" > /dev/null 2>&1 || { echo "$name died" >&2; exit 1; }
     done
     python3 -c "import sys, time; print(f'{time.time() - float(sys.argv[1]):.1f}')" "$started"
-    docker rm -f "$name" > /dev/null
+    docker rm -f -v "$name" > /dev/null  # -v: its anonymous data volume too
 }
 for round in $(seq "$rounds"); do
     for variant in warm cold; do
