@@ -299,7 +299,10 @@ def _worker_main(conn: Connection, hasher: Hasher, limits: SandboxLimits) -> Non
 
     sandbox_preload.warm_up()
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-    conn.send(_rss())
+    try:
+        conn.send(_rss())
+    except OSError:  # BrokenPipeError: the parent closed before we were warm (a short CLI command); just exit
+        return
     while True:
         try:
             options = conn.recv()
