@@ -25,7 +25,13 @@ from hashsvc.store import Store
 from hashsvc.store.schema import webhook_outbox
 
 pytestmark = pytest.mark.slow
-SETTINGS = {"webhook_allowed_networks": "127.0.0.0/8", "lease_ttl_s": 2, "flood_max_contents": 3, "sandbox": 0}
+SETTINGS = {
+    "webhook_allowed_networks": "127.0.0.0/8",
+    "lease_ttl_s": 2,
+    "webhook_timeout_s": 2,
+    "flood_max_contents": 3,
+    "sandbox": 0,
+}
 
 
 def eventually(predicate: Callable[[], bool], timeout_s: float) -> None:

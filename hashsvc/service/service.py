@@ -81,15 +81,15 @@ class Service:
         self._key_cache: dict[str, tuple[float, ApiKey]] = {}
         self._bank_cache: tuple[float, list[Bank]] = (float("-inf"), [])
         self.probes = ProbeGuard(ProbeRules.from_settings(settings))
+        # Events, reviews, allowlists, the flood guard, webhooks (hashsvc.service.aftermatch).
+        self.after = AfterMatch(settings, self.store)
         # Upload bytes are decoded in this pool of limited worker processes (None: in this process).
         self.sandbox = sandbox_from(settings)
         if self.sandbox is not None and warm_sandbox:
             self.sandbox.start_in_background()
-        # Events, reviews, allowlists, the flood guard, webhooks (hashsvc.service.aftermatch).
-        self.after = AfterMatch(settings, self.store)
 
     def close(self) -> None:
-        self.after.close()
+        self.after.close()  # drains the event buffer into the store, so before the store closes
         if self.sandbox is not None:
             self.sandbox.close()
         self.live.stop()

@@ -186,6 +186,7 @@ class Deliverer:
         self.allowed = networks(allowed_networks)
         self.timeout_s = timeout_s
         self.retry_for_s = retry_for_s
+        self.claim_s = 2 * timeout_s + 5  # longer than any one attempt can take (two tries of the connection)
         self.listeners: list[Callable[[list[table.Outcome], list[float]], None]] = []
         # Set by the background runner to renew the delivery lease between rounds; always true when called directly.
         self.still_mine: Callable[[], bool] = lambda: True
@@ -209,7 +210,10 @@ class Deliverer:
                     break
                 rows = due[start : start + CONCURRENCY]
                 cancelled = [row.id for row in rows if row.url is None or row.secret is None]
-                live = [row for row in rows if row.id not in cancelled]
+                # Each row is also claimed for the attempt: even if this process stalls past its lease and
+                # another takes over, the other will not send these rows until the claim has run out.
+                taken = table.claim(self.store.engine, [r.id for r in rows if r.id not in cancelled], self.claim_s)
+                live = [row for row in rows if row.id in taken]
                 outcomes = list(self._pool.map(self._attempt, live)) if len(live) > 1 else [*map(self._attempt, live)]
                 lags = [
                     (o.at - row.created_at).total_seconds()

@@ -127,6 +127,26 @@ def due(engine: sa.Engine, limit: int) -> list[Due]:
         ]
 
 
+def claim(engine: sa.Engine, outbox_ids: Sequence[int], hold_s: float) -> set[int]:
+    """Take these due rows for one delivery attempt: push their next attempt `hold_s` ahead, so that no other
+    process picks them up meanwhile (even one that took the deliverer lease over). Returns the ids taken."""
+    if not outbox_ids:
+        return set()
+    now = utcnow()
+    with engine.begin() as conn:
+        taken = conn.execute(
+            sa.update(webhook_outbox)
+            .where(
+                webhook_outbox.c.id.in_(list(outbox_ids)),
+                webhook_outbox.c.status == "pending",
+                webhook_outbox.c.next_attempt_at <= now,
+            )
+            .values(next_attempt_at=now + dt.timedelta(seconds=hold_s))
+            .returning(webhook_outbox.c.id)
+        )
+        return {int(row_id) for row_id in taken.scalars()}
+
+
 def settle(engine: sa.Engine, outcomes: Sequence[Outcome]) -> None:
     """Record attempts and move each outbox row on (delivered, retried later, or failed for good)."""
     if not outcomes:
