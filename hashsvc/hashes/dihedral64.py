@@ -17,9 +17,11 @@ a transpose).
 
 from __future__ import annotations
 
+import numpy as np
+import scipy.fftpack
 from PIL import Image
 
-from hashsvc.hashes.compute import DIHEDRAL_VARIANTS, REDUCING_GAP, dhash, phash
+from hashsvc.hashes.compute import DIHEDRAL_VARIANTS, REDUCING_GAP
 
 T = Image.Transpose
 
@@ -59,14 +61,24 @@ def _reduce(gray: Image.Image) -> Image.Image:
 
 
 def dihedral_short_hashes(image: Image.Image) -> dict[str, tuple[bytes, bytes]]:
-    """Variant name -> (pHash, dHash) for the eight rotations/flips of `image`, in DIHEDRAL_VARIANTS order."""
+    """Variant name -> (pHash, dHash) for the eight rotations/flips of `image`, in DIHEDRAL_VARIANTS order.
+
+    The resizes are Pillow's, per view, as imagehash does them; the DCT, median and bit packing that follow run
+    once over the eight thumbnails stacked (the same 1-D transforms per row and column, so the same bits as
+    imagehash gives each one; tests/test_dihedral_short_hashes.py checks this against `compute`)."""
     gray = image.convert("L")
     reduced: dict[Image.Transpose | None, Image.Image] = {}
-    out: dict[str, tuple[bytes, bytes]] = {}
+    small, tiny = [], []
     for name in DIHEDRAL_VARIANTS:
         mirror, transpose = _PLAN[name]
         if mirror not in reduced:
             reduced[mirror] = _reduce(gray if mirror is None else gray.transpose(mirror))
         view = reduced[mirror].transpose(T.TRANSPOSE) if transpose else reduced[mirror]
-        out[name] = (phash(view), dhash(view))
-    return out
+        small.append(np.asarray(view.resize((32, 32), Image.Resampling.LANCZOS)))
+        tiny.append(np.asarray(view.resize((9, 8), Image.Resampling.LANCZOS)))
+    dct = scipy.fftpack.dct(scipy.fftpack.dct(np.stack(small), axis=1), axis=2)[:, :8, :8]
+    median = np.median(dct.reshape(len(small), 64), axis=1)
+    phashes = np.packbits(dct.reshape(len(small), 64) > median[:, None], axis=1)
+    stacked = np.stack(tiny)
+    dhashes = np.packbits((stacked[:, :, 1:] > stacked[:, :, :-1]).reshape(len(tiny), 64), axis=1)
+    return {name: (phashes[k].tobytes(), dhashes[k].tobytes()) for k, name in enumerate(DIHEDRAL_VARIANTS)}
