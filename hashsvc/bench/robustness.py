@@ -79,6 +79,10 @@ CORPUS_NEAR_DUPLICATES: tuple[tuple[str, str], ...] = (
     ("pypi-bundled/skimage__motorcycle_left.png", "pypi-bundled/skimage__motorcycle_right.png"),
 )
 
+# What `run` leaves out of the negatives: the corpus's near-duplicates, and the hard-negative set's own (when
+# that set is benchmarked as a corpus of its own).
+NEAR_DUPLICATES = CORPUS_NEAR_DUPLICATES + hard_negatives.NEAR_DUPLICATES
+
 TARGET_PRECISION = 0.9999  # Thorn's operating point
 
 
@@ -969,18 +973,18 @@ def run(options: RunOptions) -> dict[str, object]:
         if options.extra_evidence is not None:
             extra = gather_extra(part, options.extra_evidence, options.folder, options.cache_dir, negatives_dir,
                                  transforms)
-        halves[half] = evaluate(part, options.thresholds, CORPUS_NEAR_DUPLICATES, extra)
+        halves[half] = evaluate(part, options.thresholds, NEAR_DUPLICATES, extra)
         if options.calibrate and half == "tune":
             from hashsvc.bench import calibration  # imports this module
 
-            swept = calibration.calibrate(part, options.thresholds, CORPUS_NEAR_DUPLICATES)
+            swept = calibration.calibrate(part, options.thresholds, NEAR_DUPLICATES)
             options.results_dir.mkdir(parents=True, exist_ok=True)
             (options.results_dir / "calibration.json").write_text(json.dumps(swept, indent=1))
             (options.results_dir / "calibration.md").write_text(calibration.markdown(swept))
         half_meta[half] = {"originals": len(part.names), "queries": int(part.own.size),
                            "hard_negatives": len(part.negatives),
                            "targets": targets(halves[half], transforms)}
-    same = near_duplicate_mask(tables.names, CORPUS_NEAR_DUPLICATES)
+    same = near_duplicate_mask(tables.names, NEAR_DUPLICATES)
     single = _pair_values(tables.o_plain_pdq, same)
     full = AUGMENTS[-1]
     comparisons = 8 * len(full.probes) * len(LABELS)
