@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hashsvc.service import policy
 from hashsvc.service.policy import Evidence, corroborated_limit, decide, judge
 
 
@@ -52,3 +53,44 @@ def test_the_corroborated_band_follows_the_bank_threshold() -> None:
     assert corroborated_limit(20) == 33  # a bank that tightens PDQ tightens the band too
     assert corroborated_limit(50) == 50  # one that loosens it gets no band beyond its own threshold
     assert decide([pdq(34, threshold=20), phash(1)]) == "review"  # only the pHash, 1 bit away
+
+
+def short(algorithm: str, distance: int, *, quality: int | None = 100, bits: int | None = 32,
+          turned: bool = False, item: int = 1) -> Evidence:
+    return Evidence(algorithm, distance, 8, "block", quality, item, bits, turned)
+
+
+def test_a_degenerate_view_neither_reviews_nor_corroborates() -> None:
+    flat = policy.INFORMATIVE_MIN_QUALITY - 1
+    few = policy.INFORMATIVE_MIN_DHASH_BITS - 1
+    assert decide([short("dhash", 1)]) == "review"
+    assert decide([short("dhash", 1, bits=few)]) == "allow"  # a star field's dHash: mostly zeros
+    assert decide([short("phash", 1, quality=flat)]) == "allow"
+    assert "too little structure" in (judge(short("dhash", 1, bits=few)).reason or "")
+    assert decide([pdq(40), short("dhash", 5)]) == "block"
+    assert decide([pdq(40), short("dhash", 5, bits=few)]) == "allow"
+    assert decide([pdq(40), short("phash", 5, quality=flat)]) == "allow"
+
+
+def test_turned_64_bit_matches_only_corroborate() -> None:
+    assert decide([short("phash", 0, turned=True)]) == "allow"
+    assert "rotated or flipped" in (judge(short("phash", 0, turned=True)).reason or "")
+    assert decide([pdq(40), short("phash", 6, turned=True)]) == "block"  # a mirrored, shrunk, recompressed upload
+
+
+def test_a_very_close_corroborated_low_quality_pdq_match_blocks() -> None:
+    band = policy.LOW_QUALITY_PDQ_BLOCK_MAX
+    low = policy.PDQ_MIN_QUALITY - 1
+    assert decide([pdq(band, quality=low), short("phash", 0)]) == "block"
+    assert "corroborated" in (judge(pdq(band, quality=low), corroborated=True).reason or "")
+    assert decide([pdq(band + 1, quality=low), short("phash", 0)]) == "review"
+    assert decide([pdq(band, quality=low)]) == "review"  # not corroborated
+    assert decide([pdq(band, quality=low), short("phash", 0, item=2)]) == "review"  # another item
+    assert decide([pdq(band, quality=low), short("dhash", 0, bits=0)]) == "review"  # a degenerate view
+
+
+def test_pdq_from_a_view_with_almost_no_structure_is_only_logged() -> None:
+    near_zero = policy.INFORMATIVE_MIN_QUALITY - 1
+    assert decide([pdq(3, quality=near_zero)]) == "allow"
+    verdict = judge(pdq(3, quality=near_zero))
+    assert verdict.counted and verdict.action == "log"

@@ -125,17 +125,45 @@ def test_false_positive_pairs_skip_near_duplicates() -> None:
     assert int((pairs <= 31).sum()) == 1
 
 
+def arrays(pdq, phash, dhash, quality, md5, *, phash8=None, dhash8=None, dbal=None) -> rb.PairArrays:
+    def column(values):
+        return np.array(values)[:, None]
+
+    return rb.PairArrays(column(pdq), column(phash), column(dhash), column(phash8 or phash), column(dhash8 or dhash),
+                         column(quality), column(dbal or [32] * len(pdq)), np.array(md5))
+
+
 def test_policy_decisions_follow_decide() -> None:
     th = rb.Thresholds(pdq=31, phash=8, dhash=8)
     # PDQ alone; low quality; 64-bit alone (far: logged; near: review); MD5; nothing; PDQ in the corroborated
     # band with and without a pHash match; the band's edge.
-    pdq = np.array([[10], [10], [60], [60], [60], [60], [40], [40], [45]])
-    quality = np.array([[100], [30], [100], [100], [100], [100], [100], [100], [100]])
-    phash = np.array([[40], [40], [6], [2], [40], [40], [6], [40], [6]])
-    dhash = np.array([[40], [40], [40], [40], [40], [40], [40], [40], [40]])
-    md5 = np.array([False, False, False, False, True, False, False, False, False])
-    decisions = rb.policy_decisions(pdq, phash, dhash, quality, md5, th).tolist()
-    assert decisions == [2, 1, 0, 1, 2, 0, 2, 0, 0]
+    a = arrays(pdq=[10, 10, 60, 60, 60, 60, 40, 40, 45], phash=[40, 40, 6, 2, 40, 40, 6, 40, 6], dhash=[40] * 9,
+               quality=[100, 30, 100, 100, 100, 100, 100, 100, 100],
+               md5=[False, False, False, False, True, False, False, False, False])
+    assert rb.policy_decisions(a, th).tolist() == [2, 1, 0, 1, 2, 0, 2, 0, 0]
+
+
+def test_policy_decisions_weigh_turned_and_degenerate_64_bit_matches() -> None:
+    th = rb.Thresholds(pdq=31, phash=8, dhash=8)
+    # PDQ in the band with: a pHash match through a mirrored view only (corroborates); a dHash match from a
+    # degenerate view (does not). A near dHash alone: from an upright view reviews, from a turned one or from a
+    # degenerate view it does not.
+    a = arrays(pdq=[40, 40, 90, 90, 90], phash=[40, 40, 40, 40, 40], dhash=[40, 5, 2, 40, 2], quality=[100] * 5,
+               md5=[False] * 5, phash8=[6, 40, 40, 40, 40], dhash8=[40, 5, 2, 2, 2], dbal=[32, 3, 32, 32, 3])
+    assert rb.policy_decisions(a, th).tolist() == [2, 0, 1, 0, 0]
+
+
+def test_extra_evidence_enters_the_full_policy() -> None:
+    th = rb.Thresholds()
+    a = arrays(pdq=[90, 90], phash=[40, 40], dhash=[40, 40], quality=[100, 100], md5=[False, False])
+    extra = [[], [rb.Evidence("md5", 0, 0, "block", item=0)]]
+    assert rb.policy_decisions(a, th, extra).tolist() == [0, 2]
+
+
+def test_halves_are_stable_and_restrict_keeps_each_half_apart() -> None:
+    assert rb.half_of("gcompris/x.webp") == rb.half_of("gcompris/x.webp")
+    halves = [rb.half_of(f"image{k}.jpg") for k in range(200)]
+    assert 70 < halves.count("tune") < 130  # about even
 
 
 def test_tail_model_extrapolates_beyond_the_sample() -> None:
@@ -150,31 +178,46 @@ def test_tail_model_extrapolates_beyond_the_sample() -> None:
     assert rb.largest_safe_threshold(model, 1e-4) <= normal
 
 
-def test_end_to_end_on_three_generated_images(tmp_path: Path) -> None:
+def test_end_to_end_on_generated_images(tmp_path: Path) -> None:
     folder = tmp_path / "originals"
     folder.mkdir()
-    for seed in range(3):
+    for seed in range(4):  # p0, p2, p3 fall in the held-out half, p1 in the tune half
         (folder / f"p{seed}.jpg").write_bytes(encode(photo(320, 240, seed=seed + 10)))
-    names = ["jpeg_q50", "rot90", "pad_black_20", "crop_centre_10", "caption_bar"]
-    options = rb.RunOptions(folder, tmp_path / "cache", tmp_path / "results", names, processes=1)
+    names = ["jpeg_q50", "rot90", "pad_black_20", "flip_h+resize_50+jpeg_q60", "crop_random_10"]
+    options = rb.RunOptions(folder, tmp_path / "cache", tmp_path / "results", names, processes=1,
+                            quick_negatives=True)
     document = rb.run(options)
-    methods = {m["name"]: m for m in document["methods"]}
-    full = methods[rb.FULL]
+    held_out = {m["name"]: m for m in document["methods"]["held-out"]}
+    full = held_out[rb.FULL]
     assert full["recall"]["jpeg_q50"] == 1.0 and full["recall"]["rot90"] == 1.0
-    assert methods["PDQ naive (HMA)"]["recall"]["rot90"] == 0.0
-    assert full["fp_pairs"] == 0 and full["pairs"] == 3
-    assert len(list((tmp_path / "cache").rglob("*.jpg"))) == 3 * len(names)
+    assert full["recall"]["flip_h+resize_50+jpeg_q60"] == 1.0
+    assert held_out["PDQ naive (HMA)"]["recall"]["rot90"] == 0.0
+    assert full["fp_pairs_review"] == 0 and full["pairs"] == 3
+    assert document["halves"]["held-out"]["originals"] == 3 and document["halves"]["tune"]["originals"] == 1
+    # every hard negative was looked up, in one half or the other, and none was blocked or sent to review
+    negatives = sum(m["negatives"] for half in ("tune", "held-out") for m in document["methods"][half]
+                    if m["name"] == rb.FULL)
+    assert negatives == document["hard_negatives"] > 10
+    assert all(m["fp_negatives_review"] == 0 for half in ("tune", "held-out") for m in document["methods"][half]
+               if m["name"] == rb.FULL)
+    assert len(list((tmp_path / "cache").glob("*/p*.jpg"))) == 4 * len(names)
     written = json.loads((tmp_path / "results" / "robustness.json").read_text())
-    assert written["originals"] == 3
+    assert written["originals"] == 4
     for png in ("recall.png", "distances.png", "recall_vs_threshold.png"):
         assert (tmp_path / "results" / png).stat().st_size > 0
-    assert "| pad_black_20 |" in (tmp_path / "results" / "robustness.md").read_text()
-    # every k-th original is edited, all are hashed as originals
-    sampled = rb.run(rb.RunOptions(folder, tmp_path / "cache", tmp_path / "sampled", names[:1], processes=1,
-                                   every=2, plots=False))
-    assert sampled["originals"] == 3 and sampled["queries"] == 2
-    # a second run reuses the cached edits and the saved hashes
-    again = rb.run(rb.RunOptions(folder, tmp_path / "cache", tmp_path / "results", names, processes=1,
-                                 plots=False, reuse_hashes=True))
-    assert again["methods"][0]["recall"] == document["methods"][0]["recall"]
+    report = (tmp_path / "results" / "robustness.md").read_text()
+    assert report.index("## held-out half") < report.index("## tune half")
+    assert "| star_field |" in report and "| flip_h+resize_50+jpeg_q60 |" in report
+    # a second run reuses the cached edits and the saved hashes; extra evidence enters the full policy only
+    seen: list[tuple[str, str]] = []
 
+    def extra(original: Path, query: Path) -> list[rb.Evidence]:
+        seen.append((original.name, query.parent.name))
+        return [rb.Evidence("md5", 0, 0, "block", item=0)] if query.parent.name == "crop_random_10" else []
+
+    again = rb.run(rb.RunOptions(folder, tmp_path / "cache", tmp_path / "results", names, processes=1,
+                                 plots=False, reuse_hashes=True, quick_negatives=True, extra_evidence=extra))
+    redone = {m["name"]: m for m in again["methods"]["held-out"]}
+    assert redone[rb.FULL]["recall"]["crop_random_10"] == 1.0
+    assert redone[rb.AUGMENTS[0].name]["recall"] == held_out[rb.AUGMENTS[0].name]["recall"]
+    assert ("p0.jpg", "crop_random_10") in seen and ("p0.jpg", "originals") in seen

@@ -7,7 +7,10 @@ hashsvc bench robustness ../shared/corpus
 from __future__ import annotations
 
 import argparse
+import importlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from hashsvc.bench.robustness import RunOptions, Thresholds, run
 
@@ -37,6 +40,15 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         action="store_true",
         help="re-evaluate the hashes saved in --results by the previous run (no re-hashing)",
     )
+    parser.add_argument("--no-negatives", action="store_true", help="skip the hard negatives")
+    parser.add_argument("--quick-negatives", action="store_true", help="a few hard negatives per family only")
+    parser.add_argument(
+        "--extra-evidence",
+        metavar="MODULE:FUNCTION",
+        help="a callable (original path, query path) -> [policy.Evidence] whose evidence the full policy adds "
+        "(e.g. a local-feature stage)",
+    )
+    parser.add_argument("--calibrate", action="store_true", help="sweep the policy's constants on the tune half")
     args = parser.parse_args(argv)
     if not args.folder.is_dir():
         parser.error(f"{args.folder} is not a folder")
@@ -53,6 +65,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             thresholds,
             not args.no_plots,
             args.reuse_hashes,
+            negatives=not args.no_negatives,
+            quick_negatives=args.quick_negatives,
+            extra_evidence=_load_callable(args.extra_evidence) if args.extra_evidence else None,
+            calibrate=args.calibrate,
         )
     )
     print((args.results / "robustness.md").read_text())
@@ -61,3 +77,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         f"written to {args.results}/ (robustness.json, robustness.md, *.png)"
     )
     return 0
+
+
+def _load_callable(spec: str) -> Callable[..., Any]:
+    """`package.module:function` -> the function."""
+    module, _, name = spec.partition(":")
+    if not module or not name:
+        raise SystemExit(f"--extra-evidence wants MODULE:FUNCTION, got {spec!r}")
+    return getattr(importlib.import_module(module), name)

@@ -278,7 +278,57 @@ def build_suite() -> list[Transform]:
         ("caption_bar", "crop_offcentre_5"),
     ):
         t.append(_chain(by_name[a], by_name[b]))
+    t += _geometric_chains(by_name) + _offgrid_crops()
     return t
+
+
+def _geometric_chains(by_name: dict[str, Transform]) -> list[Transform]:
+    """A flip or a rotation, then a shrink to half and JPEG quality 60: the README's walk-through edit (mirror,
+    50%, q60) and its siblings. Each part alone is caught; together they stack the losses of all three."""
+    shrink = by_name["resize_50"]
+    chains = []
+    for geometric in ("flip_h", "flip_v", "rot90", "rot180", "rot270", "rot_2", "rot_5"):
+        first = by_name[geometric]
+        chains.append(Transform(
+            f"{geometric}+resize_50+jpeg_q60",
+            "geometric_chain",
+            (lambda a: lambda im, rng: shrink.edit(a.edit(im, rng), rng))(first),
+            (lambda a: lambda s: shrink.size(a.size(s)))(first),
+            "JPEG",
+            {"quality": 60},
+        ))
+    return chains
+
+
+def _offgrid_box(size: Size, percent: float, one_side: bool, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """p% of the width and of the height cut at a random split between opposite sides; or, `one_side`, p% of
+    the width cut from the left or the right edge (drawn at random)."""
+    width, height = size
+    cut_x, cut_y = round(width * percent / 100), round(height * percent / 100)
+    if one_side:
+        left = cut_x if rng.integers(0, 2) else 0
+        return left, 0, left + width - cut_x, height
+    left, top = int(rng.integers(0, cut_x + 1)), int(rng.integers(0, cut_y + 1))
+    return left, top, left + width - cut_x, top + height - cut_y
+
+
+def _offgrid_crops() -> list[Transform]:
+    """Crops that do not sit on the stored crop grid (95/90/80%, centred or in a corner): at random offsets, and
+    from one side only. Saved as JPEG 90 like the other edits."""
+    crops = []
+    for percent in (5, 10, 15, 20, 30):
+        crops.append(Transform(
+            f"crop_random_{percent}", "offgrid_crop",
+            (lambda p: lambda im, rng: im.crop(_offgrid_box(im.size, p, False, rng)))(percent),
+            _crop_size(percent),
+        ))
+    for percent in (10, 20, 30):
+        crops.append(Transform(
+            f"crop_side_{percent}", "offgrid_crop",
+            (lambda p: lambda im, rng: im.crop(_offgrid_box(im.size, p, True, rng)))(percent),
+            (lambda p: lambda s: (s[0] - round(s[0] * p / 100), s[1]))(percent),
+        ))
+    return crops
 
 
 SUITE: tuple[Transform, ...] = tuple(build_suite())

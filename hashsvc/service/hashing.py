@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from hashsvc import media
-from hashsvc.hashes import augment, compute, pdq_geometry
+from hashsvc.hashes import augment, compute, dihedral64, pdq_geometry
 from hashsvc.hashes.codec import to_hex
 
 # Peak bytes hashing spends per pixel of the decoded frame (it counts towards the decode budget, see
@@ -26,6 +26,8 @@ class ExtraHashes:
     pdq: compute.PdqResult
     phash: bytes | None  # None for index-time crops: see _extras
     dhash: bytes | None
+    # variant -> (pHash, dHash) of the view's 8 rotations/flips, when its PDQ has them (see dihedral64)
+    short_variants: dict[str, tuple[bytes, bytes]] | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class ImageHashes:
     height: int
     format: str
     extras: tuple[ExtraHashes, ...] = ()
+    short_variants: dict[str, tuple[bytes, bytes]] | None = None  # with `dihedral`: see dihedral64
 
     def codes(self) -> dict[str, bytes]:
         """Algorithm name -> packed code, the shape the index and store take."""
@@ -79,17 +82,23 @@ def hash_image(
     frame = media.decode_first(
         data, limits, rules=rules, work_size=work_size, hash_bytes_per_pixel=_HASH_BYTES_PER_PIXEL.get(extras, 80)
     )
-    gray = compute.hashing_gray(frame.pixels)
+    if dihedral:
+        variants = dihedral64.dihedral_short_hashes(frame.pixels)
+        short = variants["original"]
+    else:
+        variants, gray = None, compute.hashing_gray(frame.pixels)
+        short = compute.phash(gray), compute.dhash(gray)
     return ImageHashes(
         pdq=_pdq(frame, dihedral),
-        phash=compute.phash(gray),
-        dhash=compute.dhash(gray),
+        phash=short[0],
+        dhash=short[1],
         md5=compute.md5(data),
         sha256=compute.sha256(data),
         width=frame.width,
         height=frame.height,
         format=frame.format,
         extras=_extras(frame.pixels, extras, crops),
+        short_variants=variants,
     )
 
 
@@ -113,6 +122,9 @@ def _view_hashes(label: str, view: Image.Image, dihedral: bool, short: bool) -> 
     pdq = _true_dihedral(pixels, view.height, view.width) if dihedral else compute.pdq(pixels)
     if not short:
         return ExtraHashes(label, pdq, None, None)
+    if dihedral:
+        variants = dihedral64.dihedral_short_hashes(view)
+        return ExtraHashes(label, pdq, *variants["original"], short_variants=variants)
     gray = compute.hashing_gray(view)
     return ExtraHashes(label, pdq, compute.phash(gray), compute.dhash(gray))
 

@@ -22,7 +22,8 @@ from hashsvc.errors import InvalidHashError, NotFoundError, NotReadyError, Valid
 from hashsvc.hashes import ALGORITHMS, normalize_hex
 from hashsvc.hashes.codec import hamming
 from hashsvc.hashes.compute import DIHEDRAL_VARIANTS
-from hashsvc.service import audit, floodguard, policy
+from hashsvc.hashes.information import minority_bits
+from hashsvc.service import audit, floodguard, policy, query_views
 from hashsvc.service.aftermatch import AfterMatch
 from hashsvc.service.disclosure import Caller, redact
 from hashsvc.service.events import MatchContext, context_from
@@ -57,6 +58,7 @@ class _Query:
 
     codes: dict[str, list[tuple[str, bytes]]] = field(default_factory=dict)
     pdq_quality: int | None = None
+    views: dict[str, query_views.ViewMeasures] = field(default_factory=dict)  # view label -> information
 
 
 class Service:
@@ -227,7 +229,7 @@ class Service:
                 found = candidates[n]
                 for hash_id, distance in zip(ids.tolist(), distances.tolist(), strict=True):
                     best = found.get(hash_id)
-                    if best is None or distance < best[1]:
+                    if best is None or _closer(algorithm, distance, variant, best):
                         found[hash_id] = (algorithm, distance, variant)
         wanted = {hash_id for found in candidates for hash_id in found}
         owners = matching_owners(self.store.engine, list(wanted)) if wanted else {}
@@ -285,7 +287,11 @@ class Service:
             if owner is None:  # disabled, deleted, or its bank is disabled: the store has the last word
                 continue
             threshold = _threshold(owner, algorithm)
-            item = policy.Evidence(algorithm, distance, threshold, owner.action, query.pdq_quality, owner.item_id)
+            view = query.views.get(query_views.view_of(variant))
+            quality = query.pdq_quality if view is None or view.quality is None else view.quality
+            item = policy.Evidence(algorithm, distance, threshold, owner.action, quality, owner.item_id,
+                                   None if view is None else view.dhash_bits,
+                                   policy.is_short(algorithm) and query_views.is_turned(variant))
             evidence.append((item, owner, variant))
         backed = policy.corroborated_items(e for e, _, _ in evidence)
         matches = []
@@ -584,13 +590,21 @@ def _query_from_image(hashes: ImageHashes) -> _Query:
             for name in DIHEDRAL_VARIANTS
             if name in variants
         )
-    for name in ("phash", "dhash", "md5", "sha256"):
+    query.codes |= query_views.short_codes(hashes)  # every view's pHash/dHash, and their rotations/flips
+    for name in ("md5", "sha256"):
         query.codes[name] = [("original", getattr(hashes, name))]
-    for extra in hashes.extras:
-        if extra.phash is not None and extra.dhash is not None:
-            query.codes["phash"].append((extra.label, extra.phash))
-            query.codes["dhash"].append((extra.label, extra.dhash))
+    query.views = query_views.measures(hashes)
     return query
+
+
+def _closer(algorithm: str, distance: int, variant: str, best: tuple[str, int, str]) -> bool:
+    """Whether a hit beats the one kept for the same stored hash: the closer one, except that for pHash/dHash
+    an upright view's hit is kept over a turned one (turned 64-bit hits only corroborate, see policy)."""
+    if policy.is_short(algorithm):
+        turned, best_turned = query_views.is_turned(variant), query_views.is_turned(best[2])
+        if turned != best_turned:
+            return best_turned
+    return distance < best[1]
 
 
 def _threshold(owner: HashOwner, algorithm: str) -> int:
@@ -616,6 +630,8 @@ def _query_from_hash_set(entry: Any, where: str) -> _Query:
         except InvalidHashError as exc:
             raise InvalidHashError(f"{where}.{algorithm}: {exc.message}") from None
         query.codes[algorithm] = [("original", code)]
+    if "dhash" in query.codes:
+        query.views["original"] = query_views.ViewMeasures(query.pdq_quality, minority_bits(query.codes["dhash"][0][1]))
     return query
 
 
