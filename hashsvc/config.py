@@ -187,6 +187,13 @@ class Settings:
     exchange_max_backoff_s: float = field(
         default=6 * 3600.0, metadata={"help": "Longest wait after repeated failed syncs of one exchange, in seconds."}
     )
+    exchange_scheduler: bool = field(
+        default=False,
+        metadata={
+            "help": "Sync due partner feeds from every serving process (a lease in the store lets one process sync "
+            "an exchange at a time, across replicas). Or run `hashsvc exchange run` beside the server."
+        },
+    )
 
     @property
     def resolved_database_url(self) -> str:

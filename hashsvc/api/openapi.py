@@ -68,6 +68,15 @@ MATCH = {
         "variant": {"type": "string"},
         "action": {"type": "string", "enum": ["block", "review", "log"]},
         "note": {"type": "string"},
+        "partner": {
+            "type": "object",
+            "description": "Present for an item from a partner feed: whom to report the match to.",
+            "properties": {
+                "exchange": {"type": "string"},
+                "entry_id": {"type": "string"},
+                "labels": {"type": "array", "items": {"type": "string"}},
+            },
+        },
     },
 }
 INDEX_INFO = {"type": "object", "required": ["sequence"], "properties": {"sequence": {"type": "integer"}}}

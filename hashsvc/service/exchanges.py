@@ -260,6 +260,14 @@ class ExchangeService:
     def resume(self, name: str, actor: Actor) -> dict[str, Any]:
         return self.update(name, {"paused": False}, actor)
 
+    def request_sync(self, name: str, actor: Actor) -> dict[str, Any]:
+        """Make an exchange due now: the scheduler syncs it within seconds (not while it is paused).
+
+        Raises NotFoundError."""
+        now = datetime.now(UTC)
+        record = feeds.update_exchange(self.store, name, actor, "exchange.sync_requested", next_run_at=now)
+        return self.describe(record)
+
     def remove(self, name: str, actor: Actor) -> None:
         feeds.delete_exchange(self.store, name, actor)
 

@@ -22,6 +22,7 @@ from hashsvc.hashes.codec import hamming
 from hashsvc.hashes.compute import DIHEDRAL_VARIANTS
 from hashsvc.service import policy
 from hashsvc.service.disclosure import Caller, redact
+from hashsvc.service.exchanges import ExchangeService
 from hashsvc.service.hashing import ImageHashes, hash_image
 from hashsvc.service.live_index import LiveIndex
 from hashsvc.service.probing import AUDIT_ACTION, ProbeGuard, ProbeRules
@@ -67,6 +68,7 @@ class Service:
         self._key_cache: dict[str, tuple[float, ApiKey]] = {}
         self._bank_cache: tuple[float, list[Bank]] = (float("-inf"), [])
         self.probes = ProbeGuard(ProbeRules.from_settings(settings))
+        self.exchanges = ExchangeService(self.store, settings)  # partner feeds (hashsvc.service.exchanges)
         # Upload bytes are decoded in this pool of limited worker processes (None: in this process).
         self.sandbox = sandbox_from(settings)
         if self.sandbox is not None:
@@ -271,6 +273,8 @@ class Service:
             }
             if verdict.reason:
                 match["note"] = verdict.reason
+            if owner.partner is not None:
+                match["partner"] = owner.partner  # the partner's entry id and labels (hashsvc.service.exchanges)
             matches.append(match)
         matches.sort(key=lambda m: (-policy.SEVERITY[m["action"]], m["distance"], m["item_id"]))
         return {
