@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from hashsvc.exchanges.base import Entry, Http, MalformedFeedError, Page, PermanentFeedError, split_signals
+from hashsvc.exchanges.base import Entry, Http, MalformedFeedError, Page, PermanentFeedError
+from hashsvc.hashes import get_algorithm
 
 DEFAULT_BASE_URL = "https://report.cybertip.org/hashsharing"
 NAMESPACE = "https://hashsharing.ncmec.org/hashsharing/v2"
@@ -27,6 +28,7 @@ DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # NCMEC fingerprint names -> ours. MD5 is a hash of the file's bytes, like ours; SHA-1, PhotoDNA, NetClean and
 # the video hashes are signal types hashsvc does not compute: kept aside (see Entry.unknown).
 SIGNALS = {"md5": "md5", "pdq": "pdq"}
+HEX_LENGTHS = {name: get_algorithm(name).hex_length for name in SIGNALS.values()}
 
 
 def _date(timestamp: int) -> str:
@@ -39,6 +41,10 @@ def _local(tag: str) -> str:
 
 def parse_entries(body: bytes) -> tuple[list[Entry], str]:
     """The entries of one `<queryResult>` page and its `next` link ('' on the last page)."""
+    # NCMEC's one namespace adds nothing but "{...}" to every tag; dropping the declaration before parsing
+    # lets the hot loop below use plain tag names (a million entries per first sync). Any other namespace is
+    # still handled by _local().
+    body = body.replace(b' xmlns="' + NAMESPACE.encode() + b'"', b"", 1)
     try:
         root = ET.fromstring(body)
     except ET.ParseError as exc:
@@ -65,33 +71,53 @@ def _entry(element: ET.Element) -> Entry:
     kind = _local(element.tag).lower()
     deleted = kind.startswith("deleted")
     kind = kind.removeprefix("deleted")
-    fields: dict[str, ET.Element] = {_local(child.tag): child for child in element}
-    raw_id = (fields["id"].text or "").strip() if "id" in fields else ""
-    member = fields.get("member")
+    fields: dict[str, ET.Element] = {}
+    for child in element:
+        fields[_local(child.tag)] = child
+    id_element, member = fields.get("id"), fields.get("member")
+    raw_id = (id_element.text or "").strip() if id_element is not None else ""
     member_id = (member.get("id") or "").strip() if member is not None else ""
     if not raw_id or not member_id:
         return Entry(entry_id=f"{member_id}-{raw_id}", problem="entry without <id> or <member id>")
     entry_id = f"{member_id}-{raw_id}"  # ids are per member (python-threatexchange keys them the same way)
-    metadata: dict[str, Any] = {"member_id": member_id, "id": raw_id, "type": kind}
-    if member is not None and member.text:
-        metadata["member"] = member.text.strip()[:200]
+    # What feedback needs (member and id), and the entry type when it is not the usual image.
+    metadata: dict[str, Any] = {"member_id": member_id, "id": raw_id}
+    if kind != "image":
+        metadata["type"] = kind
     if deleted:
         return Entry(entry_id, deleted=True, metadata=metadata)
     classification = fields.get("classification")
     labels: tuple[str, ...] = ()
     if classification is not None and classification.text:
         labels = (classification.text.strip()[:64],)
-        metadata["classification"] = labels[0]
-    signals = {}
-    if "fingerprints" in fields:
-        for fingerprint in fields["fingerprints"]:
-            text = (fingerprint.text or "").strip()
-            if text:  # large fingerprints come as links (rel/href) we do not follow
-                signals[_local(fingerprint.tag)] = text
-    hashes, unknown, problem = split_signals(signals, SIGNALS)
+    hashes: list[tuple[str, str]] = []
+    unknown: dict[str, str] = {}
+    problem = None
+    prints = fields.get("fingerprints")
+    for fingerprint in prints if prints is not None else ():
+        text = (fingerprint.text or "").strip()
+        if not text:
+            continue  # large fingerprints come as links (rel/href) we do not follow
+        tag = _local(fingerprint.tag)
+        ours = SIGNALS.get(tag.lower())
+        if ours is None:
+            unknown[tag] = text[:512]
+            continue
+        value = text.lower()
+        if len(value) != HEX_LENGTHS[ours] or not _is_hex(value):
+            problem = f"{tag}: not a {ours} hash ({HEX_LENGTHS[ours]} hex digits)"
+            continue
+        hashes.append((ours, value))
     if not hashes and not unknown and problem is None:
         problem = "entry without fingerprints"
-    return Entry(entry_id, hashes, labels=labels, metadata=metadata, unknown=unknown, problem=problem)
+    return Entry(entry_id, tuple(hashes), labels=labels, metadata=metadata, unknown=unknown, problem=problem)
+
+
+def _is_hex(value: str) -> bool:
+    try:
+        return len(bytes.fromhex(value)) * 2 == len(value)  # fromhex skips whitespace between bytes
+    except ValueError:
+        return False
 
 
 class NcmecClient:

@@ -37,6 +37,7 @@ from hashsvc.hashes import get_algorithm
 from hashsvc.service import exchange_metrics as metrics
 from hashsvc.service import transfer
 from hashsvc.service.credentials import CredentialsKeyError, Vault
+from hashsvc.service.prefetch import Prefetch
 from hashsvc.store import Actor, Store, validation
 from hashsvc.store import exchanges as feeds
 from hashsvc.store.exchanges import ExchangeRecord, FeedEntry, LeaseLostError, PageCounts
@@ -390,8 +391,9 @@ class ExchangeService:
         try:
             while True:
                 seen: set[str] = set()
+                pages = Prefetch(client.pages(checkpoint))
                 try:
-                    for page in client.pages(checkpoint):
+                    for page in pages:
                         counts = self._apply(record, owner, page, seen)
                         result.pages += 1
                         _add(totals, counts)
@@ -410,6 +412,8 @@ class ExchangeService:
                     metrics.ERRORS.labels(record.name, _error_kind(exc)).inc()
                     log.info("exchange %s: %s; retrying in %.1f s", record.name, exc.message, wait)
                     self.sleep(wait)
+                finally:
+                    pages.close()
         finally:
             close = getattr(client, "close", None)
             if close is not None:

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Row
 from hashsvc.errors import ConflictError, HashsvcError, InvalidHashError, NotFoundError, ValidationError
 from hashsvc.store import validation
 from hashsvc.store.bulk import insert_rows
-from hashsvc.store.records import Actor, NewItem
+from hashsvc.store.records import Actor
 from hashsvc.store.schema import banks, exchange_unknown, exchanges, item_hashes, items
 from hashsvc.store.store import HASH_COLUMNS, ITEM_COLUMNS, Store
 from hashsvc.store.transactions import WriteTransaction, utcnow, write_transaction
@@ -348,7 +348,7 @@ def apply_page(
         bank_row = tx.conn.execute(sa.select(banks.c.id, banks.c.enabled).where(banks.c.id == exchange.bank_id)).one()
         existing = _existing(tx.conn, exchange.bank_id, list(latest))
         to_delete: list[int] = []
-        new_items: list[tuple[str, NewItem]] = []
+        new_items: list[tuple[str, tuple[tuple[str, str], ...], str]] = []
         unknown_rows: list[dict[str, Any]] = []
         clear_unknown: list[str] = []
         carry_disable: dict[str, _Existing] = {}
@@ -379,20 +379,19 @@ def apply_page(
                 continue
             clear_unknown.append(entry_id)
             try:
-                metadata = _provenance(exchange.name, entry)
+                metadata, metadata_text = _provenance(exchange.name, entry)
             except ValidationError as exc:
                 counts.bad += 1
                 counts.problems.append(f"{entry_id[:80]}: {exc.message[:200]}")
                 continue
-            item = NewItem(list(entry.hashes), external_ref=entry_id, source=actor.name, metadata=metadata)
             if current is None:
-                new_items.append((entry_id, item))
+                new_items.append((entry_id, entry.hashes, metadata_text))
                 continue
             wanted = {(a, bytes.fromhex(h)) for a, h in entry.hashes}
             if wanted != current.hashes:
                 # Hashes never change in place (the index keys on them): the old item goes, a new one comes.
                 to_delete.append(current.item_id)
-                new_items.append((entry_id, item))
+                new_items.append((entry_id, entry.hashes, metadata_text))
                 if current.status != "active" and current.status_by != actor.name:
                     carry_disable[entry_id] = current  # an analyst's disable outlives the partner's update
                 counts.updated += 1
@@ -435,14 +434,51 @@ def apply_page(
     return counts
 
 
-def _provenance(name: str, entry: FeedEntry) -> dict[str, Any]:
+# The items table with its metadata column seen as text: _insert_items hands over the JSON that _provenance
+# already encoded to check it, instead of insert_rows encoding every item's metadata a second time.
+_ITEMS_JSON_TEXT = sa.Table(
+    "items",
+    sa.MetaData(),
+    *(sa.Column(c.name, sa.Text if c.name == "metadata" else c.type) for c in items.columns),
+)
+
+
+def _provenance(name: str, entry: FeedEntry) -> tuple[dict[str, Any], str]:
+    """The item's metadata: where it came from. Raises ValidationError if the store could not hold it.
+
+    Checked on its JSON text, once, rather than with validation.metadata's walk of the tree: at a million
+    entries per sync that walk was the largest cost of a first sync. The shape is ours (flat partner fields),
+    so the text says everything the walk would: NUL (escaped by json.dumps), lone surrogates and the size.
+    """
     metadata: dict[str, Any] = {"exchange": name, "entry_id": entry.entry_id, "labels": list(entry.labels)}
     if entry.partner:
         metadata["partner"] = dict(entry.partner)
     if entry.unknown:
         metadata["other_signals"] = dict(entry.unknown)  # e.g. NCMEC's PhotoDNA beside its MD5
-    # Stored metadata goes through the store's validation; compare like with like.
-    return validation.metadata(json.loads(json.dumps(metadata)))
+    try:
+        text = json.dumps(metadata, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"partner metadata is not JSON: {exc}") from None
+    if "\\u0000" in text:
+        raise ValidationError("partner metadata must not contain NUL (U+0000) characters")
+    validation.storable("partner metadata", text)
+    if len(text.encode()) > validation.MAX_METADATA_BYTES:
+        raise ValidationError(f"partner metadata is larger than {validation.MAX_METADATA_BYTES} bytes")
+    return metadata, text
+
+
+def _prepare(
+    entry_id: str, hashes: tuple[tuple[str, str], ...], metadata: str, source: str
+) -> tuple[str, str, None, str, list[tuple[str, bytes]]]:
+    """An item's row values. Its hashes were normalized by the client and its metadata checked by _provenance,
+    so only the reference is left to check (validation.new_item would do it all again)."""
+    if len(entry_id) > validation.MAX_REF:
+        raise ValidationError(f"entry id longer than {validation.MAX_REF} characters")
+    validation.storable("entry id", entry_id)
+    codes = list(dict.fromkeys((algorithm, bytes.fromhex(value)) for algorithm, value in hashes))
+    if len(codes) > validation.MAX_HASHES_PER_ITEM:
+        raise ValidationError(f"an item may have at most {validation.MAX_HASHES_PER_ITEM} hashes")
+    return entry_id, source, None, metadata, codes
 
 
 def _existing(conn: Connection, bank_id: int, refs: list[str]) -> dict[str, _Existing]:
@@ -488,14 +524,18 @@ def _delete_items(tx: WriteTransaction, bank_id: int, item_ids: list[int]) -> No
 
 
 def _insert_items(
-    tx: WriteTransaction, bank_row: Row[Any], new_items: list[tuple[str, NewItem]], actor: Actor, counts: PageCounts
+    tx: WriteTransaction,
+    bank_row: Row[Any],
+    new_items: list[tuple[str, tuple[tuple[str, str], ...], str]],
+    actor: Actor,
+    counts: PageCounts,
 ) -> dict[str, int]:
     """Insert items the way Store.add_items does (consecutive ids, one change row), inside this transaction;
     return {entry id: item id}."""
     prepared = []
-    for entry_id, item in new_items:
+    for entry_id, hashes, metadata in new_items:
         try:
-            prepared.append(validation.new_item(item))
+            prepared.append(_prepare(entry_id, hashes, metadata, actor.name))
         except (ValidationError, InvalidHashError) as exc:
             counts.bad += 1
             if len(counts.problems) < 20:
@@ -511,7 +551,7 @@ def _insert_items(
         for algorithm, code in codes:
             hash_rows.append((next_hash, item_id, algorithm, code))
             next_hash += 1
-    insert_rows(tx.conn, items, ITEM_COLUMNS, item_rows)
+    insert_rows(tx.conn, _ITEMS_JSON_TEXT, ITEM_COLUMNS, item_rows)
     insert_rows(tx.conn, item_hashes, HASH_COLUMNS, hash_rows)
     last = first + len(prepared) - 1
     tx.change("item_add", bank_row.id, first, "activate" if bank_row.enabled else "none", last_item_id=last)
