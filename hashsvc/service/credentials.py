@@ -25,7 +25,8 @@ class CredentialsKeyError(HashsvcError):
     """No key is configured, or none of the configured keys opens a stored secret."""
 
     code = "credentials_key"
-    http_status = 500
+    # The server is not set up to hold partner secrets: the request cannot succeed as things are (not a crash).
+    http_status = 409
 
 
 def new_key() -> str:

@@ -79,6 +79,11 @@ def _http_url(field_name: str, value: Any) -> str:
     return value
 
 
+def _name(name: Any) -> str:
+    """An exchange name from a path: a string the store can look up (NUL would be a 500 on PostgreSQL)."""
+    return validation.lookup("exchange name", name)
+
+
 def check_config(kind: str, config: Any) -> dict[str, Any]:
     """An exchange type's config, validated. Raises ValidationError."""
     if not isinstance(config, Mapping):
@@ -198,6 +203,8 @@ class ExchangeService:
     def add(self, fields: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
         """Configure a feed into an existing bank. Fields: name, type, bank, config, credentials, every,
         feedback. Raises ValidationError, NotFoundError (bank), ConflictError, CredentialsKeyError."""
+        if not isinstance(fields, Mapping):
+            raise ValidationError("the body must be a JSON object")
         allowed = {"name", "type", "bank", "config", "credentials", "every", "feedback"}
         unknown = sorted(set(fields) - allowed)
         if unknown:
@@ -233,7 +240,9 @@ class ExchangeService:
 
     def update(self, name: str, fields: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
         """Change every, feedback, paused, config or credentials. Raises ValidationError, NotFoundError."""
-        record = feeds.get_exchange(self.store, name)
+        if not isinstance(fields, Mapping):
+            raise ValidationError("the body must be a JSON object")
+        record = feeds.get_exchange(self.store, _name(name))
         unknown = sorted(set(fields) - {"every", "feedback", "paused", "config", "credentials"})
         if unknown:
             raise ValidationError(f"unknown field(s): {', '.join(unknown)[:200]}")
@@ -249,7 +258,9 @@ class ExchangeService:
             if not fields["paused"]:
                 values["next_run_at"] = datetime.now(UTC)
         if "config" in fields:
-            values["config"] = check_config(record.type, {**record.config, **(fields["config"] or {})})
+            if not isinstance(fields["config"], Mapping):
+                raise ValidationError("config must be a JSON object")
+            values["config"] = check_config(record.type, {**record.config, **fields["config"]})
         if "credentials" in fields:
             values["credentials"] = self.vault.encrypt(check_credentials(record.type, fields["credentials"] or {}))
         action = "exchange.pause" if values.get("paused") else "exchange.update"
@@ -266,17 +277,17 @@ class ExchangeService:
 
         Raises NotFoundError."""
         now = datetime.now(UTC)
-        record = feeds.update_exchange(self.store, name, actor, "exchange.sync_requested", next_run_at=now)
+        record = feeds.update_exchange(self.store, _name(name), actor, "exchange.sync_requested", next_run_at=now)
         return self.describe(record)
 
     def remove(self, name: str, actor: Actor) -> None:
-        feeds.delete_exchange(self.store, name, actor)
+        feeds.delete_exchange(self.store, _name(name), actor)
 
     def list(self) -> list[dict[str, Any]]:
         return [self.describe(record) for record in feeds.list_exchanges(self.store)]
 
     def show(self, name: str) -> dict[str, Any]:
-        return self.describe(feeds.get_exchange(self.store, name))
+        return self.describe(feeds.get_exchange(self.store, _name(name)))
 
     def rotate_credentials(self, actor: Actor) -> int:
         """Re-encrypt every stored secret with the newest key; return how many. Raises CredentialsKeyError."""
