@@ -449,3 +449,35 @@ def test_a_url_list_is_fetched_conditionally_and_lines_that_vanish_are_retracted
         changed = service.sync("list", "w")
         assert changed.counts["retracted"] == 1 and changed.counts["unchanged"] == 3
         assert store.find_item("list", "REF-0").status == "disabled"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_syncs_entries_and_errors_are_counted_in_metrics(service: ExchangeService, ncmec: FakeNcmec) -> None:
+    from prometheus_client import REGISTRY
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"exchange": "ncmec-feed", **labels}) or 0.0
+
+    before = (
+        sample("hashsvc_exchange_syncs_total", outcome="ok"),
+        sample("hashsvc_exchange_entries_total", result="added"),
+        sample("hashsvc_exchange_errors_total", kind="transient"),
+    )
+    for n in range(1, 4):
+        ncmec.add(T0 + n, f"img{n}", md5=md5(n))
+    add_ncmec(service, ncmec)
+    ncmec.fail(Fault(502))
+    assert service.sync("ncmec-feed", "w").ok
+    assert sample("hashsvc_exchange_syncs_total", outcome="ok") == before[0] + 1
+    assert sample("hashsvc_exchange_entries_total", result="added") == before[1] + 3
+    assert sample("hashsvc_exchange_errors_total", kind="transient") == before[2] + 1
+    assert sample("hashsvc_exchange_last_success_timestamp_seconds") > T0
+
+
+def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:
+    from hashsvc.exchanges.base import parse_retry_after
+
+    assert parse_retry_after("120") == 120.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 60) == 60.0
+    assert parse_retry_after("99999999") == 24 * 3600.0  # bounded: a partner cannot park a feed for years
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None

@@ -354,9 +354,12 @@ def exchange_remove(feeds: Feeds, name: str, yes: bool, as_json: bool) -> None:
 @click.option("--once", is_flag=True, help="One pass over the due feeds, then exit.")
 @click.option("--poll", default=5.0, show_default=True, help="Seconds between passes.")
 @click.option("--owner", help="This process's name in the lease (default host:pid).")
+@click.option("--metrics-port", type=int, help="Serve this process's Prometheus metrics on 127.0.0.1:PORT.")
 @feed_options
 @json_option
-def exchange_run(feeds: Feeds, once: bool, poll: float, owner: str | None, as_json: bool) -> None:
+def exchange_run(
+    feeds: Feeds, once: bool, poll: float, owner: str | None, metrics_port: int | None, as_json: bool
+) -> None:
     """Run the feed scheduler: sync every feed when it is due, until stopped (SIGTERM or Ctrl-C).
 
     Run it on as many machines as you like against one PostgreSQL store: a lease in the store lets one
@@ -368,6 +371,10 @@ def exchange_run(feeds: Feeds, once: bool, poll: float, owner: str | None, as_js
     """
     service = feeds.need_local("exchange run")
     owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
     if once:
         for result in service.run_due(owner):
             emit(as_json, result.to_dict(), _sync_text(result.to_dict()))
