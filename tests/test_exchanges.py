@@ -446,7 +446,9 @@ def test_a_url_list_is_fetched_conditionally_and_lines_that_vanish_are_retracted
         unchanged = service.sync("list", "w")
         assert unchanged.ok and unchanged.counts["fetched"] == 0  # 304 Not Modified
         fake.set("algorithm,hash,reference,category\n" + "\n".join(rows[1:]) + "\n")
+        fake.fail(Fault(stall_s=3.0), Fault(500))  # a stalled download and a 500, each retried
         changed = service.sync("list", "w")
+        assert sleeps == [1.0, 2.0]
         assert changed.counts["retracted"] == 1 and changed.counts["unchanged"] == 3
         assert store.find_item("list", "REF-0").status == "disabled"
 

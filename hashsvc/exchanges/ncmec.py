@@ -170,7 +170,10 @@ class NcmecClient:
         reported = False
         held = metadata.get("algorithms") or list(SIGNALS.values())
         for signal in (name.upper() for name in SIGNALS.values() if name in held):
-            reasons = ET.fromstring(self.http.request("GET", f"v2/feedback/{signal}/reasons").content)
+            try:
+                reasons = ET.fromstring(self.http.request("GET", f"v2/feedback/{signal}/reasons").content)
+            except ET.ParseError:
+                raise MalformedFeedError("NCMEC feedback reasons are not XML") from None
             guids = [r.get("guid") for r in reasons.iter() if _local(r.tag) == "reason" and r.get("guid")]
             if not guids:
                 continue
