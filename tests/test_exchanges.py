@@ -412,6 +412,7 @@ def test_threatexchange_follows_paging_and_tombstones(store: Store, clock: Clock
         for n in range(1, 5):
             fake.put(T0 + n, 1000 + n, pdq(n), tags=["gifct", "tvec"])
         fake.put(T0 + 5, 1005, "a" * 40, kind="HASH_SHA1")
+        fake.put(T0 + 6, 1006, "not-a-pdq")  # malformed: counted as bad, the rest applied
         service.add(
             {
                 "name": "te",
@@ -424,6 +425,7 @@ def test_threatexchange_follows_paging_and_tombstones(store: Store, clock: Clock
         )
         first = service.sync("te", "w")
         assert first.ok and first.pages == 3 and first.counts["added"] == 4 and first.counts["unknown"] == 1
+        assert first.counts["bad"] == 1 and "1006" in first.problems[0]
         assert store.find_item("te", "1001").metadata["labels"] == ["gifct", "tvec"]
         fake.put(int(clock.now) + 1, 1002, pdq(2), delete=True)
         clock.now += 3600
@@ -483,3 +485,10 @@ def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 60) == 60.0
     assert parse_retry_after("99999999") == 24 * 3600.0  # bounded: a partner cannot park a feed for years
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+def test_backoff_doubles_with_each_failure_up_to_the_limit(store: Store, clock: Clock, sleeps: list[float]) -> None:
+    service = make_service(store, clock, sleeps, exchange_max_backoff_s=600)
+    assert 54 <= service._backoff(1) <= 66
+    assert 216 <= service._backoff(3) <= 264
+    assert 540 <= service._backoff(30) <= 660  # capped (with jitter) at HASHSVC_EXCHANGE_MAX_BACKOFF_S
