@@ -230,6 +230,36 @@ class Settings:
         metadata={"help": "Background work (deliveries, pruning, retro-hunt) moves to another process this long "
                   "after its holder dies, in seconds."},
     )
+    exchange_key: str = field(
+        default="",
+        metadata={
+            "help": "Fernet keys that encrypt partner-feed credentials at rest, comma-separated: the first encrypts, "
+            "the others still decrypt (rotation). Prefer HASHSVC_EXCHANGE_KEY_FILE."
+        },
+    )
+    exchange_key_file: str = field(
+        default="",
+        metadata={"help": "File holding the exchange credential keys, one per line, newest first (mode 0600)."},
+    )
+    exchange_timeout_s: float = field(
+        default=60.0, metadata={"help": "Timeout of each request to a partner feed, in seconds."}
+    )
+    exchange_lease_s: float = field(
+        default=300.0,
+        metadata={
+            "help": "How long a sync holds an exchange without writing a page before another replica may take it, in s."
+        },
+    )
+    exchange_max_backoff_s: float = field(
+        default=6 * 3600.0, metadata={"help": "Longest wait after repeated failed syncs of one exchange, in seconds."}
+    )
+    exchange_scheduler: bool = field(
+        default=False,
+        metadata={
+            "help": "Sync due partner feeds from every serving process (a lease in the store lets one process sync "
+            "an exchange at a time, across replicas). Or run `hashsvc exchange run` beside the server."
+        },
+    )
 
     @property
     def resolved_database_url(self) -> str:

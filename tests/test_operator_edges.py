@@ -104,7 +104,7 @@ def test_help_does_not_load_the_store_or_the_index() -> None:
         "import sys\n"
         "from hashsvc.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = ('numba', 'sqlalchemy', 'alembic', 'faiss', 'cv2', 'av', 'dask', 'hashsvc.service.service')\n"
+        "heavy = ('numba', 'sqlalchemy', 'alembic', 'faiss', 'cv2', 'av', 'dask', 'httpx', 'hashsvc.service.service')\n"
         "print('LOADED', sorted(m for m in heavy if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], env=_clean_env(), capture_output=True, text=True, timeout=120)
@@ -248,3 +248,15 @@ def test_local_commands_print_no_traceback_from_hashing_workers_they_never_used(
         done = subprocess.run([HASHSVC, *command], env=env, capture_output=True, text=True, timeout=180)
         assert done.returncode == 0, done.stderr
         assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, (command, done.stderr)
+
+
+def test_the_command_line_s_light_choices_agree_with_the_code_they_stand_for() -> None:
+    from hashsvc.exchanges.registry import TYPES
+    from hashsvc.service.reviews import RESOLUTIONS
+    from hashsvc.service.transfer import FORMATS
+    from hashsvc.store.schema import SCOPES
+    from hashsvc.vocabulary import EXCHANGE_TYPES, LIST_FORMATS, REVIEW_RESOLUTIONS
+    from hashsvc.vocabulary import SCOPES as CLI_SCOPES
+
+    assert set(TYPES) == set(EXCHANGE_TYPES)
+    assert RESOLUTIONS == REVIEW_RESOLUTIONS and FORMATS == LIST_FORMATS and SCOPES == CLI_SCOPES

@@ -17,6 +17,7 @@ from hashsvc.api import (
     aftermetrics,
     context,
     curate,
+    exchanges,
     limits,
     match,
     metrics,
@@ -44,7 +45,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     limits.init_app(app)
     metrics.init_app(app)
     request_log.init_app(app, enabled=settings.request_log)
-    for blueprint in (match.bp, curate.bp, admin.bp, ops.bp, search.bp, aftermatch.bp):
+    for blueprint in (match.bp, curate.bp, admin.bp, ops.bp, search.bp, aftermatch.bp, exchanges.bp):
         app.register_blueprint(blueprint)
     aftermetrics.init_app(app, svc)
     if background:
@@ -53,6 +54,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         svc.after.start_background()  # webhook deliveries, pruning (one process at a time, by lease)
         if settings.snapshot_interval_s > 0:
             _start_snapshot_writer(svc, settings.snapshot_interval_s)
+        if settings.exchange_scheduler:
+            exchanges.start_scheduler(svc)
     return app
 
 

@@ -71,6 +71,15 @@ MATCH = {
         "variant": {"type": "string"},
         "action": {"type": "string", "enum": ["block", "review", "log"]},
         "note": {"type": "string"},
+        "partner": {
+            "type": "object",
+            "description": "Present for an item from a partner feed: whom to report the match to.",
+            "properties": {
+                "exchange": {"type": "string"},
+                "entry_id": {"type": "string"},
+                "labels": {"type": "array", "items": {"type": "string"}},
+            },
+        },
     },
 }
 INDEX_INFO = {"type": "object", "required": ["sequence"], "properties": {"sequence": {"type": "integer"}}}
@@ -614,5 +623,90 @@ def spec() -> dict[str, Any]:
             },
             "/openapi.json": {"get": _op("This document", None, _responses(200, {"type": "object"}))},
             **openapi_aftermatch.paths(),  # events, reviews, quarantines, webhooks
+            **_exchange_paths(),
+        },
+    }
+
+
+EXCHANGE = {
+    "type": "object",
+    "required": ["name", "type", "bank", "config", "credentials", "every_s", "paused", "feedback", "status"],
+    "properties": {
+        "name": {"type": "string"},
+        "type": {"type": "string", "enum": ["ncmec", "stopncii", "tat", "threatexchange", "url"]},
+        "bank": {"type": "string"},
+        "config": {"type": "object"},
+        "credentials": {"type": "string", "enum": ["set", "none"], "description": "never the credentials"},
+        "every_s": {"type": "integer"},
+        "paused": {"type": "boolean"},
+        "feedback": {"type": "boolean"},
+        "status": {"type": "object"},
+        "totals": {"type": "object"},
+    },
+}
+
+
+def _exchange_paths() -> dict[str, Any]:
+    """Partner feeds (docs/exchanges.md): admin changes them, curate reads them."""
+    body = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "type": EXCHANGE["properties"]["type"],  # type: ignore[index]
+            "bank": {"type": "string"},
+            "config": {"type": "object"},
+            "credentials": {"type": "object", "additionalProperties": {"type": "string"}},
+            "every": {"type": ["string", "integer"]},
+            "feedback": {"type": "boolean"},
+            "paused": {"type": "boolean"},
+        },
+    }
+    one = _responses(200, EXCHANGE, *AUTH_ERRORS, 404)
+    return {
+        "/v1/exchanges": {
+            "get": _op(
+                "List partner feeds with their status",
+                "curate",
+                _responses(
+                    200,
+                    {"type": "object", "properties": {"exchanges": {"type": "array", "items": EXCHANGE}}},
+                    *AUTH_ERRORS,
+                ),
+            ),
+            "post": _op(
+                "Add a partner feed into an existing bank (credentials are stored encrypted, never returned)",
+                "admin",
+                _responses(201, EXCHANGE, 400, *AUTH_ERRORS, 404, 409),
+                requestBody={"required": True, **_json(body)},
+            ),
+        },
+        "/v1/exchanges/{name}": {
+            "parameters": [_name_param()],
+            "get": _op("One partner feed and its status", "curate", one),
+            "patch": _op(
+                "Change a feed's schedule, feedback, pause, config or credentials",
+                "admin",
+                _responses(200, EXCHANGE, 400, *AUTH_ERRORS, 404, 409),
+                requestBody={"required": True, **_json(body)},
+            ),
+            "delete": _op(
+                "Remove a feed (its items stay in the bank)", "admin", _responses(204, None, *AUTH_ERRORS, 404)
+            ),
+        },
+        "/v1/exchanges/{name}/pause": {
+            "parameters": [_name_param()],
+            "post": _op("Stop a feed's schedule", "admin", one),
+        },
+        "/v1/exchanges/{name}/resume": {
+            "parameters": [_name_param()],
+            "post": _op("Restart a feed's schedule (due at once)", "admin", one),
+        },
+        "/v1/exchanges/{name}/sync": {
+            "parameters": [_name_param()],
+            "post": _op(
+                "Make a feed due now; the scheduler syncs it within seconds",
+                "admin",
+                _responses(202, EXCHANGE, *AUTH_ERRORS, 404),
+            ),
         },
     }

@@ -10,6 +10,7 @@ from hashsvc.cli import (  # noqa: F401 - importing registers the commands
     banks,
     basic,
     bench,
+    exchanges,
     items,
     keys,
     scan,

@@ -25,6 +25,8 @@ def redact(result: dict[str, Any]) -> dict[str, Any]:
     matches = []
     for match in result["matches"]:
         shown = {name: match[name] for name in DECISION_FIELDS}
+        if "partner" in match:  # a feed's entry id and labels: whom to report the match to, nothing numeric
+            shown["partner"] = match["partner"]
         if shown not in matches:
             matches.append(shown)
     return {**result, "matches": matches}

@@ -27,6 +27,7 @@ from hashsvc.service import audit, floodguard, policy, query_views
 from hashsvc.service.aftermatch import AfterMatch
 from hashsvc.service.disclosure import Caller, redact
 from hashsvc.service.events import MatchContext, context_from
+from hashsvc.service.exchanges import ExchangeService
 from hashsvc.service.hashing import ImageHashes, hash_image
 from hashsvc.service.live_index import LiveIndex
 from hashsvc.service.probing import AUDIT_ACTION, ProbeGuard, ProbeRules
@@ -85,10 +86,29 @@ class Service:
         self.probes = ProbeGuard(ProbeRules.from_settings(settings))
         # Events, reviews, allowlists, the flood guard, webhooks (hashsvc.service.aftermatch).
         self.after = AfterMatch(settings, self.store)
+        self.exchanges = ExchangeService(self.store, settings)  # partner feeds (hashsvc.service.exchanges)
+        # A review resolved as a false positive is reported to the partner whose feed the item came from, when
+        # that exchange has feedback on (off by default) and its API takes it.
+        self.after.reviews.on_resolve.append(self._report_false_positive)
         # Upload bytes are decoded in this pool of limited worker processes (None: in this process).
         self.sandbox = sandbox_from(settings)
         if self.sandbox is not None and warm_sandbox:
             self.sandbox.start_in_background()
+
+    def _report_false_positive(self, review: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+        if review.get("resolution") != "false_positive" or not review.get("item_id"):
+            return
+        try:
+            outcome = self.exchanges.report_false_positive(review["item_id"], Actor(review.get("resolved_by") or "-"))
+        except Exception as exc:  # noqa: BLE001 - the resolution stands; the partner report is best effort
+            outcome = {"reported": False, "reason": f"{type(exc).__name__}: {exc}"}
+        self.store.record_audit(
+            Actor(review.get("resolved_by") or "-"),
+            "review.partner_feedback",
+            bank=review.get("bank"),
+            item_id=review["item_id"],
+            details={"review_id": review.get("id"), **outcome},
+        )
 
     def close(self) -> None:
         self.after.close()  # drains the event buffer into the store, so before the store closes
@@ -312,6 +332,8 @@ class Service:
             }
             if verdict.reason:
                 match["note"] = verdict.reason
+            if owner.partner is not None:
+                match["partner"] = owner.partner  # the partner's entry id and labels (hashsvc.service.exchanges)
             matches.append(match)
         matches.sort(key=lambda m: (-policy.SEVERITY[m["action"]], m["distance"], m["item_id"]))
         return {

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -28,6 +29,9 @@ class HashOwner:
     category: str
     action: str
     thresholds: dict[str, int]
+    # For an item from a partner feed: {"exchange", "entry_id", "labels"}, so a pipeline can report the match
+    # to the body that shared the hash (hashsvc.store.exchanges writes this provenance).
+    partner: dict[str, Any] | None = None
 
 
 def matching_owners(engine: sa.Engine, hash_ids: Sequence[int]) -> dict[int, HashOwner]:
@@ -44,6 +48,8 @@ def matching_owners(engine: sa.Engine, hash_ids: Sequence[int]) -> dict[int, Has
             banks.c.category,
             banks.c.action,
             banks.c.thresholds,
+            items.c.source,
+            items.c.metadata,
         )
         .select_from(
             item_hashes.join(items, items.c.id == item_hashes.c.item_id).join(banks, banks.c.id == items.c.bank_id)
@@ -64,8 +70,19 @@ def matching_owners(engine: sa.Engine, hash_ids: Sequence[int]) -> dict[int, Has
                     row.category,
                     row.action,
                     dict(row.thresholds or {}),
+                    _partner(row.source, row.metadata),
                 )
     return found
+
+
+def _partner(source: str | None, metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not source or not source.startswith("exchange:") or not metadata or "entry_id" not in metadata:
+        return None
+    return {
+        "exchange": metadata.get("exchange"),
+        "entry_id": metadata["entry_id"],
+        "labels": list(metadata.get("labels") or []),
+    }
 
 
 def item_codes(engine: sa.Engine, item_ids: Sequence[int], algorithm: str) -> dict[int, list[tuple[int, bytes]]]:

@@ -321,3 +321,46 @@ job_checkpoints = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.BigInteger, nullable=False),
 )
+
+
+# ------------------------------------------------------------------------------------ partner feeds (issue 14)
+
+exchanges = sa.Table(
+    "exchanges",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("type", sa.String(32), nullable=False),
+    # One feed per bank: the partner's entry id is the item's external_ref, unique within the bank.
+    sa.Column("bank_id", sa.BigInteger, sa.ForeignKey("banks.id", ondelete="CASCADE"), nullable=False, unique=True),
+    sa.Column("config", sa.JSON, nullable=False),  # url, format, base_url, privacy_group...: nothing secret
+    sa.Column("credentials", sa.Text, nullable=True),  # a Fernet token (hashsvc.service.credentials), never clear
+    sa.Column("every_s", sa.Integer, nullable=False),
+    sa.Column("paused", sa.Boolean(create_constraint=False), nullable=False),
+    sa.Column("feedback", sa.Boolean(create_constraint=False), nullable=False),  # report false positives back
+    sa.Column("checkpoint", sa.JSON, nullable=True),  # the client's resume point, written with each page
+    sa.Column("next_run_at", UtcDateTime, nullable=True),
+    # The sync lease: one process syncs an exchange at a time, across replicas; every page write checks it.
+    sa.Column("lease_owner", sa.String(128), nullable=True),
+    sa.Column("lease_until", UtcDateTime, nullable=True),
+    sa.Column("failures", sa.Integer, nullable=False),  # consecutive failed syncs (backoff)
+    sa.Column("last_attempt_at", UtcDateTime, nullable=True),
+    sa.Column("last_success_at", UtcDateTime, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("last_error_at", UtcDateTime, nullable=True),
+    sa.Column("stats", sa.JSON, nullable=False),  # running totals: fetched, added, updated, retracted, ...
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+exchange_unknown = sa.Table(
+    "exchange_unknown",
+    metadata,
+    # Entries whose every signal is of a type hashsvc does not store (PhotoDNA, SHA-1, video TMK...): kept
+    # here, counted, and replaced or dropped when the partner updates or retracts them.
+    sa.Column("exchange_id", sa.BigInteger, sa.ForeignKey("exchanges.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("entry_id", sa.String(255), primary_key=True),
+    sa.Column("signals", sa.JSON, nullable=False),
+    sa.Column("metadata", sa.JSON, nullable=False),
+    sa.Column("seen_at", UtcDateTime, nullable=False),
+)

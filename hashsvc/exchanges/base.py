@@ -1,0 +1,211 @@
+"""What every feed client returns, the errors it raises, and the one HTTP helper they share.
+
+A client turns a partner's pages into `Page`s: the entries on the page and the checkpoint that resumes the feed
+*after* this page. The sync writes a page's entries and its checkpoint in one transaction, so a crash between
+pages loses nothing and repeats nothing.
+
+Why our own clients rather than python-threatexchange's (read for every API here; see docs/exchanges.md):
+its NCMEC client only talks to the fixed `NCMECEnvironment` URLs and its TAT client to a class-level base URL
+(no way to point them at a test server or a proxy without patching), each request retries 429/5xx inside
+`requests` with its own backoff and a 60 s timeout (our scheduler must see the 429 and its Retry-After to
+reschedule, and must bound every request), and the package pulls in faiss, Pillow, pdqhash, dacite and
+weighted-levenshtein at import time for what is, here, a page of XML or JSON.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+
+from hashsvc.errors import InvalidHashError
+from hashsvc.hashes import get_algorithm, normalize_hex
+
+USER_AGENT = "hashsvc-exchange/1"
+MAX_BODY = 64 * 1024 * 1024  # one page of a partner feed; a URL list is streamed instead
+MAX_RETRY_AFTER_S = 24 * 3600.0
+
+
+class FeedError(Exception):
+    """A feed could not be read; `retryable` says whether trying later may help."""
+
+    retryable = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class TransientFeedError(FeedError):
+    """5xx, timeouts, connection errors: back off and try again."""
+
+
+class RateLimitedFeedError(TransientFeedError):
+    """429 (or 503 with Retry-After): the partner asked us to wait `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentFeedError(FeedError):
+    """4xx other than 429 (bad credentials, unknown collaboration): retrying will not help until reconfigured."""
+
+    retryable = False
+
+
+class MalformedFeedError(TransientFeedError):
+    """A page that cannot be parsed at all (one bad entry is a bad entry, not this)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One partner record: its id, the hashes we can store, what we cannot, and its labels.
+
+    `deleted` marks a retraction. `unknown` holds signal types we do not store (PhotoDNA, SHA-1, video TMK...),
+    with their values, so an entry made only of those is kept aside and counted rather than dropped.
+    `problem` is set for a malformed entry (a hash that does not parse): it is counted and skipped.
+    """
+
+    entry_id: str
+    hashes: tuple[tuple[str, str], ...] = ()
+    deleted: bool = False
+    labels: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    unknown: Mapping[str, str] = field(default_factory=dict)
+    problem: str | None = None
+
+
+@dataclass
+class Page:
+    entries: list[Entry]
+    checkpoint: dict[str, Any] | None  # resumes after this page; None: unchanged
+    done: bool  # the last page of this sync
+    # For full-snapshot feeds (a hash list at a URL): after the last page, every entry not seen is retracted.
+    snapshot: bool = False
+
+
+class Client(Protocol):
+    """A feed client. `pages(checkpoint)` yields pages until the feed is caught up."""
+
+    def pages(self, checkpoint: Mapping[str, Any] | None) -> Iterator[Page]: ...
+
+    def report_false_positive(self, entry_id: str, metadata: Mapping[str, Any]) -> bool:
+        """Tell the partner we disagree with an entry; False if its API has no way to say so."""
+        ...
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), bounded to a day."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER_S)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    delay = when.timestamp() - (time.time() if now is None else now)
+    return min(max(delay, 0.0), MAX_RETRY_AFTER_S)
+
+
+def hash_pair(signal_type: str, value: str) -> tuple[str, str]:
+    """Our (algorithm, normalized hex) for a partner signal. Raises InvalidHashError."""
+    name = get_algorithm(signal_type).name
+    return name, normalize_hex(name, value)
+
+
+def split_signals(
+    signals: Mapping[str, str], names: Mapping[str, str]
+) -> tuple[tuple[tuple[str, str], ...], dict[str, str], str | None]:
+    """Split a partner's {signal type: value} into hashes we store (by `names`), the rest, and a problem."""
+    hashes: list[tuple[str, str]] = []
+    unknown: dict[str, str] = {}
+    problem = None
+    for kind, value in signals.items():
+        ours = names.get(kind.lower())
+        if ours is None:
+            unknown[kind] = str(value)[:512]
+            continue
+        try:
+            hashes.append(hash_pair(ours, str(value)))
+        except InvalidHashError as exc:
+            problem = f"{kind}: {exc.message}"
+    return tuple(dict.fromkeys(hashes)), unknown, problem
+
+
+class Http:
+    """An httpx client with bounded timeouts that turns HTTP failures into FeedErrors.
+
+    Redirects are not followed: credentials go only to the configured host.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float,
+        headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.client = httpx.Client(
+            timeout=httpx.Timeout(timeout_s),
+            headers={"User-Agent": USER_AGENT, **(headers or {})},
+            auth=auth,
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def url(self, path: str) -> str:
+        """An absolute URL for `path`; absolute links from a response must stay on the configured host."""
+        if not path.startswith(("http://", "https://")):
+            return self.base_url + "/" + path.lstrip("/")
+        if urlsplit(path)[:2] != urlsplit(self.base_url)[:2]:
+            raise MalformedFeedError("a paging link points at another host; not followed (credentials stay home)")
+        return path
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self.client.request(method, self.url(path), **kwargs)
+        except httpx.TimeoutException as exc:
+            raise TransientFeedError(f"timed out: {type(exc).__name__}") from None
+        except httpx.HTTPError as exc:
+            raise TransientFeedError(f"connection failed: {type(exc).__name__}: {exc}"[:300]) from None
+        check(response)
+        if len(response.content) > MAX_BODY:
+            raise MalformedFeedError(f"response larger than {MAX_BODY} bytes")
+        return response
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise MalformedFeedError(f"{method} {path.split('?')[0]}: response is not JSON") from None
+
+
+def check(response: httpx.Response) -> None:
+    """Raise the FeedError a non-2xx response means."""
+    status = response.status_code
+    if status < 300 or status == 304:
+        return
+    where = f"{response.request.method} {response.request.url.path}"
+    if status == 429 or (status == 503 and "retry-after" in response.headers):
+        raise RateLimitedFeedError(
+            f"{where}: {status} rate limited", parse_retry_after(response.headers.get("retry-after"))
+        )
+    if status >= 500:
+        raise TransientFeedError(f"{where}: {status} from the partner")
+    if 300 <= status < 400:
+        message = f"{where}: {status} redirect (not followed: credentials stay with the configured host)"
+        raise PermanentFeedError(message)
+    raise PermanentFeedError(f"{where}: {status} {response.reason_phrase}")

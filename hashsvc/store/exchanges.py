@@ -1,0 +1,596 @@
+"""The store side of partner feeds: exchange rows, the sync lease, and a page of entries applied in one transaction.
+
+`apply_page` is the heart of resumable sync: a page's additions, updates and retractions, the entries kept
+aside, the running totals and the client's checkpoint are written in ONE write transaction, and only if the
+caller still holds the exchange's lease. A process killed between pages therefore resumes from the last page
+that committed, with that page's items in the bank exactly once; a process that lost its lease (it stalled past
+the lease and another replica took over) can write nothing more.
+
+Items written by a feed carry the partner's entry id as `external_ref` (unique within the bank, which is why a
+bank is fed by at most one exchange), `source` = `exchange:<name>`, and in `metadata` the provenance:
+`{"exchange": name, "entry_id": ..., "labels": [...], "partner": {...}}`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from hashsvc.errors import ConflictError, HashsvcError, InvalidHashError, NotFoundError, ValidationError
+from hashsvc.store import validation
+from hashsvc.store.bulk import insert_rows
+from hashsvc.store.records import Actor
+from hashsvc.store.schema import banks, exchange_unknown, exchanges, item_hashes, items
+from hashsvc.store.store import HASH_COLUMNS, ITEM_COLUMNS, Store
+from hashsvc.store.transactions import WriteTransaction, utcnow, write_transaction
+
+_IN_CHUNK = 500  # SQLite caps bound parameters per statement
+STAT_NAMES = ("fetched", "added", "updated", "retracted", "restored", "unchanged", "unknown", "bad", "pages")
+
+
+class LeaseLostError(HashsvcError):
+    """Another process holds this exchange's sync lease (or took it over): this process must stop writing."""
+
+    code = "sync_in_progress"
+    http_status = 409
+
+
+@dataclass(frozen=True)
+class ExchangeRecord:
+    id: int
+    name: str
+    type: str
+    bank: str
+    bank_id: int
+    config: dict[str, Any]
+    credentials: str | None  # the encrypted token; the service never hands it out
+    every_s: int
+    paused: bool
+    feedback: bool
+    checkpoint: dict[str, Any] | None
+    next_run_at: dt.datetime | None
+    lease_owner: str | None
+    lease_until: dt.datetime | None
+    failures: int
+    last_attempt_at: dt.datetime | None
+    last_success_at: dt.datetime | None
+    last_error: str | None
+    last_error_at: dt.datetime | None
+    stats: dict[str, Any]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    kept_aside: int = 0
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """What the store needs of one partner entry (see hashsvc.exchanges.Entry for the meaning)."""
+
+    entry_id: str
+    hashes: tuple[tuple[str, str], ...] = ()
+    deleted: bool = False
+    labels: tuple[str, ...] = ()
+    partner: Mapping[str, Any] = field(default_factory=dict)
+    unknown: Mapping[str, str] = field(default_factory=dict)
+    problem: str | None = None
+
+
+@dataclass
+class PageCounts:
+    fetched: int = 0
+    added: int = 0
+    updated: int = 0
+    retracted: int = 0
+    restored: int = 0
+    unchanged: int = 0
+    unknown: int = 0
+    bad: int = 0
+    added_ids: list[int] = field(default_factory=list)  # for hooks that look at new items (retro-hunting)
+    problems: list[str] = field(default_factory=list)  # the first few malformed entries, for the sync's log
+
+    def as_stats(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in STAT_NAMES if name != "pages"}
+
+
+def feed_actor(name: str) -> Actor:
+    return Actor(f"exchange:{name}")
+
+
+# --------------------------------------------------------------------------------------------- exchanges CRUD
+
+_SELECT = sa.select(exchanges, banks.c.name.label("bank_name")).select_from(
+    exchanges.join(banks, banks.c.id == exchanges.c.bank_id)
+)
+
+
+def _record(row: Row[Any], kept_aside: int = 0) -> ExchangeRecord:
+    values = {name: row._mapping[column] for name, column in exchanges.c.items()}
+    values["bank"] = row.bank_name
+    return ExchangeRecord(**values, kept_aside=kept_aside)
+
+
+def _kept_aside(conn: Connection, exchange_id: int) -> int:
+    query = sa.select(sa.func.count()).where(exchange_unknown.c.exchange_id == exchange_id)
+    return int(conn.execute(query).scalar_one())
+
+
+def get_exchange(store: Store, name: str) -> ExchangeRecord:
+    """Raises NotFoundError."""
+    with store.engine.connect() as conn:
+        row = conn.execute(_SELECT.where(exchanges.c.name == name)).one_or_none()
+        if row is None:
+            raise NotFoundError(f"no exchange named {name!r:.80}")
+        return _record(row, _kept_aside(conn, row.id))
+
+
+def list_exchanges(store: Store) -> list[ExchangeRecord]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(_SELECT.order_by(exchanges.c.name)).all()
+        return [_record(row, _kept_aside(conn, row.id)) for row in rows]
+
+
+def create_exchange(
+    store: Store,
+    *,
+    name: str,
+    type: str,
+    bank: str,
+    config: Mapping[str, Any],
+    credentials: str | None,
+    every_s: int,
+    feedback: bool,
+    actor: Actor,
+) -> ExchangeRecord:
+    """Raises NotFoundError (bank), ConflictError (name taken, or the bank already has a feed)."""
+    with write_transaction(store.engine) as tx:
+        bank_row = tx.conn.execute(sa.select(banks.c.id).where(banks.c.name == bank)).one_or_none()
+        if bank_row is None:
+            raise NotFoundError(f"no bank named {bank!r:.80}")
+        clash = tx.conn.execute(
+            sa.select(exchanges.c.name).where(sa.or_(exchanges.c.name == name, exchanges.c.bank_id == bank_row.id))
+        ).first()
+        if clash is not None:
+            if clash.name == name:
+                raise ConflictError(f"an exchange named {name!r} already exists")
+            raise ConflictError(f"bank {bank!r} is already fed by exchange {clash.name!r}; one feed per bank")
+        tx.conn.execute(
+            sa.insert(exchanges).values(
+                name=name,
+                type=type,
+                bank_id=bank_row.id,
+                config=dict(config),
+                credentials=credentials,
+                every_s=every_s,
+                paused=False,
+                feedback=feedback,
+                checkpoint=None,
+                next_run_at=tx.now,
+                failures=0,
+                stats={},
+                created_at=tx.now,
+                updated_at=tx.now,
+            )
+        )
+        # Never the credentials, not even encrypted, in the audit log.
+        details = {"type": type, "config": dict(config), "every_s": every_s, "feedback": feedback}
+        tx.audit(actor, "exchange.add", bank=bank, details=details)
+    return get_exchange(store, name)
+
+
+def update_exchange(store: Store, name: str, actor: Actor, audit: str, **values: Any) -> ExchangeRecord:
+    """Set columns of an exchange (paused, every_s, feedback, config, credentials, next_run_at, checkpoint)."""
+    with write_transaction(store.engine) as tx:
+        row = tx.conn.execute(_SELECT.where(exchanges.c.name == name)).one_or_none()
+        if row is None:
+            raise NotFoundError(f"no exchange named {name!r:.80}")
+        tx.conn.execute(sa.update(exchanges).where(exchanges.c.id == row.id).values(**values, updated_at=tx.now))
+        shown = {k: ("(set)" if k == "credentials" else v) for k, v in values.items()}
+        tx.audit(actor, audit, bank=row.bank_name, details={"exchange": name, **_jsonable(shown)})
+    return get_exchange(store, name)
+
+
+def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(values, default=str))
+
+
+def delete_exchange(store: Store, name: str, actor: Actor) -> None:
+    """Remove the feed (its items stay in the bank, as analysts' items do). Raises NotFoundError."""
+    with write_transaction(store.engine) as tx:
+        row = tx.conn.execute(_SELECT.where(exchanges.c.name == name)).one_or_none()
+        if row is None:
+            raise NotFoundError(f"no exchange named {name!r:.80}")
+        tx.conn.execute(sa.delete(exchange_unknown).where(exchange_unknown.c.exchange_id == row.id))
+        tx.conn.execute(sa.delete(exchanges).where(exchanges.c.id == row.id))
+        tx.audit(actor, "exchange.remove", bank=row.bank_name, details={"exchange": name})
+
+
+def credential_tokens(store: Store) -> list[tuple[int, str]]:
+    with store.engine.connect() as conn:
+        query = sa.select(exchanges.c.id, exchanges.c.credentials).where(exchanges.c.credentials.is_not(None))
+        return [(row.id, row.credentials) for row in conn.execute(query)]
+
+
+def replace_credential_tokens(store: Store, tokens: Iterable[tuple[int, str]], actor: Actor) -> int:
+    """Store re-encrypted credentials (key rotation) in one transaction; return how many were replaced."""
+    count = 0
+    with write_transaction(store.engine) as tx:
+        for exchange_id, token in tokens:
+            tx.conn.execute(sa.update(exchanges).where(exchanges.c.id == exchange_id).values(credentials=token))
+            count += 1
+        tx.audit(actor, "exchange.rotate_credentials", details={"exchanges": count})
+    return count
+
+
+# ------------------------------------------------------------------------------------------------- the lease
+
+
+def due_exchanges(store: Store, now: dt.datetime | None = None) -> list[str]:
+    """Names of the unpaused exchanges whose next run is due and whose lease is free, soonest first."""
+    now = now or utcnow()
+    query = (
+        sa.select(exchanges.c.name)
+        .where(
+            exchanges.c.paused.is_(False),
+            sa.or_(exchanges.c.next_run_at.is_(None), exchanges.c.next_run_at <= now),
+            sa.or_(exchanges.c.lease_until.is_(None), exchanges.c.lease_until < now),
+        )
+        .order_by(exchanges.c.next_run_at)
+    )
+    with store.engine.connect() as conn:
+        return list(conn.execute(query).scalars())
+
+
+def acquire_lease(store: Store, name: str, owner: str, ttl_s: float) -> bool:
+    """Take the exchange's sync lease if it is free or expired (or already ours). One atomic UPDATE: of two
+    processes racing for it, exactly one sees its row updated."""
+    now = utcnow()
+    with store.engine.begin() as conn:
+        result = conn.execute(
+            sa.update(exchanges)
+            .where(
+                exchanges.c.name == name,
+                sa.or_(
+                    exchanges.c.lease_owner.is_(None),
+                    exchanges.c.lease_until < now,
+                    exchanges.c.lease_owner == owner,
+                ),
+            )
+            .values(lease_owner=owner, lease_until=now + dt.timedelta(seconds=ttl_s), last_attempt_at=now)
+        )
+        return result.rowcount == 1
+
+
+def renew_lease(conn: Connection, exchange_id: int, owner: str, ttl_s: float, now: dt.datetime) -> None:
+    result = conn.execute(
+        sa.update(exchanges)
+        .where(exchanges.c.id == exchange_id, exchanges.c.lease_owner == owner)
+        .values(lease_until=now + dt.timedelta(seconds=ttl_s))
+    )
+    if result.rowcount != 1:
+        raise LeaseLostError("another process took over this exchange's sync")
+
+
+def finish_sync(
+    store: Store,
+    name: str,
+    owner: str,
+    *,
+    error: str | None,
+    failures: int,
+    next_run_at: dt.datetime,
+) -> None:
+    """Record a sync's outcome and release the lease (only if we still hold it)."""
+    now = utcnow()
+    values: dict[str, Any] = {
+        "lease_owner": None,
+        "lease_until": None,
+        "failures": failures,
+        "next_run_at": next_run_at,
+    }
+    if error is None:
+        values["last_success_at"] = now
+    else:
+        values.update(last_error=error[:2000], last_error_at=now)
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.update(exchanges).where(exchanges.c.name == name, exchanges.c.lease_owner == owner).values(**values)
+        )
+
+
+# ------------------------------------------------------------------------------------------- applying a page
+
+
+@dataclass
+class _Existing:
+    item_id: int
+    status: str
+    status_by: str | None
+    status_reason: str | None
+    metadata: dict[str, Any]
+    hashes: set[tuple[str, bytes]] = field(default_factory=set)
+
+
+def apply_page(
+    store: Store,
+    exchange: ExchangeRecord,
+    owner: str,
+    entries: Sequence[FeedEntry],
+    checkpoint: Mapping[str, Any] | None,
+    *,
+    lease_ttl_s: float,
+    retract_missing: set[str] | None = None,
+    success: bool = False,
+) -> PageCounts:
+    """Apply one page of a feed and its checkpoint in one transaction, if `owner` still holds the lease.
+
+    `checkpoint` None leaves the stored one as it is. `retract_missing` (full-snapshot feeds, on their last page)
+    names every entry id the snapshot held: the feed's active items not among them are retracted.
+    Raises LeaseLostError (nothing written).
+    """
+    counts = PageCounts()
+    actor = feed_actor(exchange.name)
+    latest: dict[str, FeedEntry] = {}
+    for entry in entries:  # a page may mention an entry twice: the later record is its current state
+        counts.fetched += 1
+        if entry.problem is not None:
+            counts.bad += 1
+            if len(counts.problems) < 20:
+                counts.problems.append(f"{entry.entry_id[:80]}: {entry.problem[:200]}")
+            continue
+        latest[entry.entry_id] = entry
+    with write_transaction(store.engine) as tx:
+        bank_row = tx.conn.execute(sa.select(banks.c.id, banks.c.enabled).where(banks.c.id == exchange.bank_id)).one()
+        existing = _existing(tx.conn, exchange.bank_id, list(latest))
+        to_delete: list[int] = []
+        new_items: list[tuple[str, tuple[tuple[str, str], ...], str]] = []
+        unknown_rows: list[dict[str, Any]] = []
+        clear_unknown: list[str] = []
+        carry_disable: dict[str, _Existing] = {}
+        for entry_id, entry in latest.items():
+            current = existing.get(entry_id)
+            if entry.deleted:
+                clear_unknown.append(entry_id)
+                if current is not None and current.status == "active":
+                    _set_status(tx, bank_row, current.item_id, "disabled", actor, f"retracted by {exchange.name}")
+                    counts.retracted += 1
+                else:
+                    counts.unchanged += 1
+                continue
+            if not entry.hashes:
+                unknown_rows.append(
+                    {
+                        "exchange_id": exchange.id,
+                        "entry_id": entry_id,
+                        "signals": dict(entry.unknown),
+                        "metadata": dict(entry.partner),
+                        "seen_at": tx.now,
+                    }
+                )
+                counts.unknown += 1
+                if current is not None and current.status == "active":
+                    reason = f"{exchange.name} now lists only signal types hashsvc does not store"
+                    _set_status(tx, bank_row, current.item_id, "disabled", actor, reason)
+                continue
+            clear_unknown.append(entry_id)
+            try:
+                metadata, metadata_text = _provenance(exchange.name, entry)
+            except ValidationError as exc:
+                counts.bad += 1
+                counts.problems.append(f"{entry_id[:80]}: {exc.message[:200]}")
+                continue
+            if current is None:
+                new_items.append((entry_id, entry.hashes, metadata_text))
+                continue
+            wanted = {(a, bytes.fromhex(h)) for a, h in entry.hashes}
+            if wanted != current.hashes:
+                # Hashes never change in place (the index keys on them): the old item goes, a new one comes.
+                to_delete.append(current.item_id)
+                new_items.append((entry_id, entry.hashes, metadata_text))
+                if current.status != "active" and current.status_by != actor.name:
+                    carry_disable[entry_id] = current  # an analyst's disable outlives the partner's update
+                counts.updated += 1
+                counts.added -= 1  # counted below as an addition; it is an update
+                continue
+            changed = False
+            if current.metadata != metadata:
+                tx.conn.execute(sa.update(items).where(items.c.id == current.item_id).values(metadata=metadata))
+                tx.change("item_update", exchange.bank_id, current.item_id, "none")
+                changed = True
+            if current.status != "active" and current.status_by == actor.name:
+                # We retracted it, the partner lists it again. An analyst's disable (a false positive) stays.
+                _set_status(tx, bank_row, current.item_id, "active", actor, f"listed again by {exchange.name}")
+                counts.restored += 1
+            elif changed:
+                counts.updated += 1
+            else:
+                counts.unchanged += 1
+        if retract_missing is not None:
+            counts.retracted += _retract_missing(tx, bank_row, exchange, actor, retract_missing)
+        _delete_items(tx, exchange.bank_id, to_delete)
+        inserted = _insert_items(tx, bank_row, new_items, actor, counts)
+        counts.added += len(inserted)
+        for entry_id, previous in carry_disable.items():
+            if entry_id in inserted:
+                who = Actor(previous.status_by or actor.name)
+                _set_status(tx, bank_row, inserted[entry_id], "disabled", who, previous.status_reason or "disabled")
+        _keep_aside(tx.conn, exchange.id, unknown_rows, clear_unknown)
+        renew_lease(tx.conn, exchange.id, owner, lease_ttl_s, tx.now)
+        stats = _add_stats(tx.conn, exchange.id, counts)
+        values: dict[str, Any] = {"stats": stats}
+        if checkpoint is not None:
+            values["checkpoint"] = dict(checkpoint)
+        if success:
+            values.update(last_success_at=tx.now, failures=0)
+        tx.conn.execute(sa.update(exchanges).where(exchanges.c.id == exchange.id).values(**values))
+        if counts.added or counts.updated or counts.retracted or counts.restored:
+            details = {"exchange": exchange.name, **counts.as_stats()}
+            tx.audit(actor, "exchange.sync", bank=exchange.bank, details=details)
+    return counts
+
+
+# The items table with its metadata column seen as text: _insert_items hands over the JSON that _provenance
+# already encoded to check it, instead of insert_rows encoding every item's metadata a second time.
+_ITEMS_JSON_TEXT = sa.Table(
+    "items",
+    sa.MetaData(),
+    *(sa.Column(c.name, sa.Text if c.name == "metadata" else c.type) for c in items.columns),
+)
+
+
+def _provenance(name: str, entry: FeedEntry) -> tuple[dict[str, Any], str]:
+    """The item's metadata: where it came from. Raises ValidationError if the store could not hold it.
+
+    Checked on its JSON text, once, rather than with validation.metadata's walk of the tree: at a million
+    entries per sync that walk was the largest cost of a first sync. The shape is ours (flat partner fields),
+    so the text says everything the walk would: NUL (escaped by json.dumps), lone surrogates and the size.
+    """
+    metadata: dict[str, Any] = {"exchange": name, "entry_id": entry.entry_id, "labels": list(entry.labels)}
+    if entry.partner:
+        metadata["partner"] = dict(entry.partner)
+    if entry.unknown:
+        metadata["other_signals"] = dict(entry.unknown)  # e.g. NCMEC's PhotoDNA beside its MD5
+    try:
+        text = json.dumps(metadata, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"partner metadata is not JSON: {exc}") from None
+    if "\\u0000" in text:
+        raise ValidationError("partner metadata must not contain NUL (U+0000) characters")
+    validation.storable("partner metadata", text)
+    if len(text.encode()) > validation.MAX_METADATA_BYTES:
+        raise ValidationError(f"partner metadata is larger than {validation.MAX_METADATA_BYTES} bytes")
+    return metadata, text
+
+
+def _prepare(
+    entry_id: str, hashes: tuple[tuple[str, str], ...], metadata: str, source: str
+) -> tuple[str, str, None, str, list[tuple[str, bytes]]]:
+    """An item's row values. Its hashes were normalized by the client and its metadata checked by _provenance,
+    so only the reference is left to check (validation.new_item would do it all again)."""
+    if len(entry_id) > validation.MAX_REF:
+        raise ValidationError(f"entry id longer than {validation.MAX_REF} characters")
+    validation.storable("entry id", entry_id)
+    codes = list(dict.fromkeys((algorithm, bytes.fromhex(value)) for algorithm, value in hashes))
+    if len(codes) > validation.MAX_HASHES_PER_ITEM:
+        raise ValidationError(f"an item may have at most {validation.MAX_HASHES_PER_ITEM} hashes")
+    return entry_id, source, None, metadata, codes
+
+
+def _existing(conn: Connection, bank_id: int, refs: list[str]) -> dict[str, _Existing]:
+    found: dict[str, _Existing] = {}
+    for start in range(0, len(refs), _IN_CHUNK):
+        query = sa.select(
+            items.c.id, items.c.external_ref, items.c.status, items.c.status_by, items.c.status_reason, items.c.metadata
+        ).where(items.c.bank_id == bank_id, items.c.external_ref.in_(refs[start : start + _IN_CHUNK]))
+        for row in conn.execute(query):
+            found[row.external_ref] = _Existing(
+                row.id, row.status, row.status_by, row.status_reason, row.metadata or {}
+            )
+    by_id = {e.item_id: e for e in found.values()}
+    ids = sorted(by_id)
+    for start in range(0, len(ids), _IN_CHUNK):
+        query = sa.select(item_hashes.c.item_id, item_hashes.c.algorithm, item_hashes.c.code).where(
+            item_hashes.c.item_id.in_(ids[start : start + _IN_CHUNK])
+        )
+        for row in conn.execute(query):
+            by_id[row.item_id].hashes.add((row.algorithm, bytes(row.code)))
+    return found
+
+
+def _set_status(tx: WriteTransaction, bank_row: Row[Any], item_id: int, status: str, actor: Actor, reason: str) -> None:
+    tx.conn.execute(
+        sa.update(items)
+        .where(items.c.id == item_id)
+        .values(status=status, status_reason=reason, status_by=actor.name, status_at=tx.now)
+    )
+    if status == "active":
+        tx.change("item_enable", bank_row.id, item_id, "activate" if bank_row.enabled else "none")
+    else:
+        tx.change("item_disable", bank_row.id, item_id, "deactivate")
+
+
+def _delete_items(tx: WriteTransaction, bank_id: int, item_ids: list[int]) -> None:
+    for start in range(0, len(item_ids), _IN_CHUNK):
+        chunk = item_ids[start : start + _IN_CHUNK]
+        tx.conn.execute(sa.delete(item_hashes).where(item_hashes.c.item_id.in_(chunk)))
+        tx.conn.execute(sa.delete(items).where(items.c.id.in_(chunk)))
+    for item_id in item_ids:
+        tx.change("item_delete", bank_id, item_id, "deactivate")
+
+
+def _insert_items(
+    tx: WriteTransaction,
+    bank_row: Row[Any],
+    new_items: list[tuple[str, tuple[tuple[str, str], ...], str]],
+    actor: Actor,
+    counts: PageCounts,
+) -> dict[str, int]:
+    """Insert items the way Store.add_items does (consecutive ids, one change row), inside this transaction;
+    return {entry id: item id}."""
+    prepared = []
+    for entry_id, hashes, metadata in new_items:
+        try:
+            prepared.append(_prepare(entry_id, hashes, metadata, actor.name))
+        except (ValidationError, InvalidHashError) as exc:
+            counts.bad += 1
+            if len(counts.problems) < 20:
+                counts.problems.append(f"{entry_id[:80]}: {exc.message[:200]}")
+    if not prepared:
+        return {}
+    first = tx.allocate("last_item_id", len(prepared))
+    next_hash = tx.allocate("last_hash_id", sum(len(p[4]) for p in prepared))
+    item_rows: list[tuple[Any, ...]] = []
+    hash_rows: list[tuple[int, int, str, bytes]] = []
+    for item_id, (ref, source, note, meta, codes) in enumerate(prepared, start=first):
+        item_rows.append((item_id, bank_row.id, ref, source, note, "active", actor.name, tx.now, meta))
+        for algorithm, code in codes:
+            hash_rows.append((next_hash, item_id, algorithm, code))
+            next_hash += 1
+    insert_rows(tx.conn, _ITEMS_JSON_TEXT, ITEM_COLUMNS, item_rows)
+    insert_rows(tx.conn, item_hashes, HASH_COLUMNS, hash_rows)
+    last = first + len(prepared) - 1
+    tx.change("item_add", bank_row.id, first, "activate" if bank_row.enabled else "none", last_item_id=last)
+    counts.added_ids.extend(range(first, last + 1))
+    return {p[0]: item_id for item_id, p in enumerate(prepared, start=first)}
+
+
+def _keep_aside(conn: Connection, exchange_id: int, rows: list[dict[str, Any]], clear: list[str]) -> None:
+    gone = clear + [r["entry_id"] for r in rows]
+    for start in range(0, len(gone), _IN_CHUNK):
+        conn.execute(
+            sa.delete(exchange_unknown).where(
+                exchange_unknown.c.exchange_id == exchange_id,
+                exchange_unknown.c.entry_id.in_(gone[start : start + _IN_CHUNK]),
+            )
+        )
+    if rows:
+        conn.execute(sa.insert(exchange_unknown), rows)
+
+
+def _retract_missing(
+    tx: WriteTransaction, bank_row: Row[Any], exchange: ExchangeRecord, actor: Actor, present: set[str]
+) -> int:
+    query = sa.select(items.c.id, items.c.external_ref).where(
+        items.c.bank_id == exchange.bank_id, items.c.status == "active", items.c.source == actor.name
+    )
+    gone = [row.id for row in tx.conn.execute(query) if row.external_ref not in present]
+    for item_id in gone:
+        _set_status(tx, bank_row, item_id, "disabled", actor, f"no longer in {exchange.name}'s list")
+    unknown = sa.select(exchange_unknown.c.entry_id).where(exchange_unknown.c.exchange_id == exchange.id)
+    stale = [e for e in tx.conn.execute(unknown).scalars() if e not in present]
+    _keep_aside(tx.conn, exchange.id, [], stale)
+    return len(gone)
+
+
+def _add_stats(conn: Connection, exchange_id: int, counts: PageCounts) -> dict[str, int]:
+    current = conn.execute(sa.select(exchanges.c.stats).where(exchanges.c.id == exchange_id)).scalar_one() or {}
+    totals = {name: int(current.get(name, 0)) for name in STAT_NAMES}
+    for name, value in counts.as_stats().items():
+        totals[name] += value
+    totals["pages"] += 1
+    return totals
