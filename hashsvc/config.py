@@ -164,6 +164,24 @@ class Settings:
     probe_anchors: int = field(
         default=1024, metadata={"help": "Matched queries remembered per key and process (oldest unflagged go first)."}
     )
+    features: bool = field(
+        default=True,
+        metadata={
+            "help": "Local-feature second stage (crop-robust): items added from images store up to 256 ORB features; "
+            "an upload the hashes did not block is checked against them. 0 = off (nothing extracted or stored)."
+        },
+    )
+    feature_budget_ms: float = field(
+        default=50.0,
+        metadata={"help": "Time the local-feature stage may spend verifying candidates per upload, in ms."},
+    )
+    feature_index: str = field(
+        default="hnsw",
+        metadata={
+            "help": "FAISS index of stored features: 'hnsw' (graph, sublinear) or 'flat' (exact, linear scan).",
+            "choices": ("hnsw", "flat"),
+        },
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -9,6 +9,8 @@ import numpy as np
 from PIL import Image
 
 from hashsvc import media
+from hashsvc.features import Features
+from hashsvc.features import extract as extract_features
 from hashsvc.hashes import augment, compute, pdq_geometry
 from hashsvc.hashes.codec import to_hex
 
@@ -39,6 +41,7 @@ class ImageHashes:
     height: int
     format: str
     extras: tuple[ExtraHashes, ...] = ()
+    features: Features | None = None  # local features (ORB), when asked for: see hashsvc.features
 
     def codes(self) -> dict[str, bytes]:
         """Algorithm name -> packed code, the shape the index and store take."""
@@ -66,6 +69,7 @@ def hash_image(
     work_size: int | None = media.DEFAULT_WORK_SIZE,
     extras: str | None = None,
     crops: tuple[float, ...] = augment.DEFAULT_CROPS,
+    features: int = 0,
 ) -> ImageHashes:
     """Decode `data` once and compute PDQ, pHash, dHash (on the pixels) and MD5, SHA-256 (on the bytes).
 
@@ -73,7 +77,8 @@ def hash_image(
     (docs/robustness.md): "query" = the views of `augment.query_time_variants` (added borders, bars, caption or
     screen chrome trimmed; a small rotation undone), each with its dihedral PDQ where it says so; "index" = the
     views of `augment.index_time_variants` (the trimmed picture and a grid of `crops`), stored with an item so
-    that cropped or re-framed re-uploads match.
+    that cropped or re-framed re-uploads match. `features` > 0 extracts up to that many local features from the
+    same decoded frame (hashsvc.features: the crop-robust second stage), so an upload is decoded once, here.
     Raises MediaError for anything that cannot be decoded within the limits.
     """
     frame = media.decode_first(
@@ -90,6 +95,7 @@ def hash_image(
         height=frame.height,
         format=frame.format,
         extras=_extras(frame.pixels, extras, crops),
+        features=extract_features(frame.pixels, features) if features > 0 else None,
     )
 
 
