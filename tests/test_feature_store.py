@@ -33,7 +33,7 @@ def _add(store: Store, bank: str, seed: int) -> int:
 def test_features_ride_along_with_the_items_activate_change(store: Store) -> None:
     store.create_bank("b", category="csam", actor=ACTOR)
     first, second = _add(store, "b", 1), _add(store, "b", 2)
-    plain = store.add_item("b", {"md5": f"{99:032x}"}, actor=ACTOR).id  # a hash-list item has no features
+    store.add_item("b", {"md5": f"{99:032x}"}, actor=ACTOR)  # a hash-list item has no features
     adds = [c for c in store.changes_since(0) if c.kind == "item_add"]
     assert [[r.item_id for r in feature_rows.features_for_change(store.engine, c)] for c in adds] == [
         [first], [second], []
