@@ -176,10 +176,11 @@ class Settings:
         metadata={"help": "Time the local-feature stage may spend verifying candidates per upload, in ms."},
     )
     feature_index: str = field(
-        default="hnsw",
+        default="ivf",
         metadata={
-            "help": "FAISS index of stored features: 'hnsw' (graph, sublinear) or 'flat' (exact, linear scan).",
-            "choices": ("hnsw", "flat"),
+            "help": "FAISS index of stored features: 'ivf' (inverted lists, exact below 65,536 descriptors), "
+            "'hnsw' (graph) or 'flat' (exact scan); see docs/local-features.md.",
+            "choices": ("ivf", "hnsw", "flat"),
         },
     )
 

@@ -1,7 +1,7 @@
 """Off-grid crop recall and false matches of the local-feature stage, on a tune half and a held-out half.
 
 Every image of the folder is decoded as the service decodes uploads (`media.decode_first`) and stored as an item
-added from an image (its ORB features, `hashsvc.features.extract`). Each is then edited, re-encoded as JPEG and
+added from an image (its ORB features, `hashsvc.features.orb`). Each is then edited, re-encoded as JPEG and
 looked up against its own stored features with the service's rule (`features.verify` + `feature_policy.counts`):
 
 * "crop 10-20% at a random offset": a random share c in [10%, 20%] of the width and of the height cut away, split

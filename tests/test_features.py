@@ -163,3 +163,33 @@ def test_damaged_snapshots_are_refused(tmp_path: Path, stored: list[Features]) -
         path.write_bytes(damaged)
         with pytest.raises(SnapshotError):
             feature_snapshot.load(path)
+
+
+def test_an_ivf_index_trains_once_it_is_big_enough_and_keeps_finding_items(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, originals: list[Image.Image], stored: list[Features]
+) -> None:
+    from hashsvc.features import index as index_module
+
+    monkeypatch.setattr(index_module, "IVF_MIN_ROWS", 2048)
+    rng = np.random.default_rng(5)
+    pool = np.concatenate([f.descriptors for f in stored])
+    index = FeatureIndex("ivf")
+    for item_id, features in enumerate(stored, start=1):
+        index.add(item_id, features)
+    assert index._trained_rows == 0  # still exact
+    for filler in range(100, 130):  # real descriptors with 5% of bits flipped, at random places
+        picked = pool[rng.integers(len(pool), size=200)]
+        noise = np.packbits(rng.random((200, 256)) < 0.05, axis=1)
+        index.add(filler, Features(rng.uniform(0, 500, (200, 2)).astype(np.float32), picked ^ noise))
+    assert 2048 <= index._trained_rows <= index.rows < 2 * index._trained_rows  # retrained at each doubling
+    for item_id in (1, 3):
+        query = _features(_offgrid_crop(originals[item_id - 1]), MAX_QUERY)
+        best = index.candidates(query)[0]
+        assert best.item_id == item_id and feature_policy.counts(verify_pairs(best.query_xy, best.stored_xy))
+    path = tmp_path / "features.fidx"
+    feature_snapshot.save(path, index, sequence=9)
+    loaded = feature_snapshot.load(path)
+    assert loaded.kind == "ivf" and len(loaded) == len(index) and loaded._trained_rows == index.rows
+    query = _features(_offgrid_crop(originals[1]), MAX_QUERY)
+    assert loaded.candidates(query)[0].item_id == 2
+    assert loaded.compacted().candidates(query)[0].item_id == 2

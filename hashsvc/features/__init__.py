@@ -14,7 +14,7 @@ keypoints onto the stored ones) turns descriptor hits into evidence that survive
 The numbers behind every bound are in docs/local-features.md.
 """
 
-from hashsvc.features.extract import ALGORITHM, MAX_QUERY, MAX_STORED, Features, extract
+from hashsvc.features.orb import ALGORITHM, MAX_QUERY, MAX_STORED, Features, extract
 from hashsvc.features.verify import Verification, correspondences, verify, verify_pairs
 
 __all__ = [

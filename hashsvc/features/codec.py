@@ -11,7 +11,7 @@ import struct
 
 import numpy as np
 
-from hashsvc.features.extract import DESCRIPTOR_BYTES, MAX_STORED, Features
+from hashsvc.features.orb import DESCRIPTOR_BYTES, MAX_STORED, Features
 
 VERSION = 1
 _HEAD = struct.Struct("<BH")

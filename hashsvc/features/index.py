@@ -3,12 +3,18 @@ query's descriptors into per-item correspondences for geometric verification.
 
 Approximate by design (DESIGN.md, "Local features"): a descriptor whose true nearest neighbour the index misses
 only costs one correspondence, and what decides a match is the geometric check on the correspondences found,
-never a descriptor distance. The index kind is chosen from the measurements in docs/local-features.md:
+never a descriptor distance. The index kind is chosen from the measurements in docs/local-features.md
+(scripts/bench_feature_index.py):
 
-* "hnsw" (default): `IndexBinaryHNSW`, graph search, cost grows slowly with size; no removal, so removed items
-  are tombstones filtered at lookup and dropped at the next snapshot;
-* "flat": `IndexBinaryFlat`, exact and exhaustive, cost linear in the stored descriptors (fine up to a few
-  thousand items, used by tests as the reference).
+* "ivf" (default): `IndexBinaryIVF`, inverted lists; a search reads nprobe of about 2 sqrt(n) lists. Exact (a
+  flat index) until IVF_MIN_ROWS descriptors, then trained on what it holds and retrained at every doubling
+  (`_retrain_if_grown`, in the change-log tail's thread). The cheapest search and 40 B per descriptor;
+* "hnsw": `IndexBinaryHNSW`, graph search; measured slower to build and to search than IVF here, and about 4x
+  the memory (its graph);
+* "flat": `IndexBinaryFlat`, exact and exhaustive, cost linear in the stored descriptors.
+
+Removal: none of these delete in place cheaply, so removed items are tombstones filtered at lookup, dropped at
+the next snapshot or `compacted()`.
 
 Memory per stored item: MAX_STORED x (32 B descriptor + 8 B position + 8 B row owner) plus, for HNSW, its graph
 (about 2 x M x 4 B per descriptor at the base level): see docs/local-features.md for the measured figures.
@@ -27,13 +33,15 @@ from typing import Any, Literal
 import numpy as np
 
 from hashsvc.features import native
-from hashsvc.features.extract import DESCRIPTOR_BYTES, Features
+from hashsvc.features.orb import DESCRIPTOR_BYTES, Features
 from hashsvc.features.verify import MAX_DESCRIPTOR_DISTANCE, MIN_PAIRS, one_to_one
 
-IndexKind = Literal["hnsw", "flat"]
+IndexKind = Literal["ivf", "hnsw", "flat"]
 HNSW_NEIGHBOURS = 16  # M: graph degree (memory ~ 2M x 4 B per descriptor at the base level)
 HNSW_EF_SEARCH = 32  # beam width of a search: recall of the nearest neighbour vs time, see the benchmark
 HNSW_EF_CONSTRUCTION = 40
+IVF_MIN_ROWS = 65_536  # below this many descriptors (~256 items) an "ivf" index is exact (flat)
+IVF_NPROBE = 4  # inverted lists searched per query descriptor
 NEIGHBOURS = 4  # stored descriptors looked at per query descriptor (different items may hold the nearest few)
 MAX_CANDIDATES = 4  # items verified per query, those with the most correspondences first
 
@@ -68,22 +76,41 @@ class _Growing:
 
 
 def new_faiss_index(kind: IndexKind) -> Any:
+    """An empty index of that kind ("ivf" starts flat: it is trained once there is enough to train on)."""
     faiss = native.faiss()
     bits = DESCRIPTOR_BYTES * 8
-    if kind == "flat":
+    if kind in ("flat", "ivf"):
         return faiss.IndexBinaryFlat(bits)
     if kind == "hnsw":
         index = faiss.IndexBinaryHNSW(bits, HNSW_NEIGHBOURS)
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         index.hnsw.efSearch = HNSW_EF_SEARCH
         return index
-    raise ValueError(f"unknown feature index kind {kind!r}; expected 'hnsw' or 'flat'")
+    raise ValueError(f"unknown feature index kind {kind!r}; expected 'ivf', 'hnsw' or 'flat'")
+
+
+def trained_ivf(descriptors: np.ndarray) -> Any:
+    """An IVF index over these descriptors: about 2 sqrt(n) lists (a power of two), trained on a fixed-seed
+    sample of 64 per list, with a direct map so that rows can be read back (snapshots, compaction)."""
+    faiss = native.faiss()
+    rows = len(descriptors)
+    nlist = 1 << min(16, max(8, round(np.log2(2 * np.sqrt(rows)))))
+    sample = np.random.default_rng(0).choice(rows, size=min(rows, 64 * nlist), replace=False)
+    quantizer = faiss.IndexBinaryFlat(DESCRIPTOR_BYTES * 8)
+    index = faiss.IndexBinaryIVF(quantizer, DESCRIPTOR_BYTES * 8, nlist)
+    index.own_fields = True
+    quantizer.this.disown()  # the IVF index frees its quantizer
+    index.train(np.ascontiguousarray(descriptors[np.sort(sample)]))
+    index.nprobe = IVF_NPROBE
+    index.make_direct_map()
+    index.add(np.ascontiguousarray(descriptors))
+    return index
 
 
 class FeatureIndex:
     """Items' descriptors in one FAISS binary index; see the module docstring."""
 
-    def __init__(self, kind: IndexKind = "hnsw") -> None:
+    def __init__(self, kind: IndexKind = "ivf") -> None:
         self.kind = kind
         self._index = new_faiss_index(kind)
         self._owner = _Growing((), np.int64)  # row -> item id
@@ -91,6 +118,7 @@ class FeatureIndex:
         self._spans: dict[int, tuple[int, int]] = {}  # item id -> (first row, rows)
         self._removed: set[int] = set()
         self._lock = threading.Lock()
+        self._trained_rows = 0  # an "ivf" index is retrained when it has doubled since
         self.sequence = 0  # the change-log sequence this index reflects (kept by the live index)
 
     # ------------------------------------------------------------------------------------------- state
@@ -123,6 +151,21 @@ class FeatureIndex:
             self._owner.extend(np.full(len(features), item_id, dtype=np.int64))
             self._positions.extend(np.asarray(features.positions, dtype=np.float32))
             self._spans[item_id] = (start, len(features))
+        self._retrain_if_grown()
+
+    def _retrain_if_grown(self) -> None:
+        """For "ivf": (re)build the inverted lists once the index holds IVF_MIN_ROWS descriptors and whenever it
+        has doubled since, so that lists stay about 2 sqrt(n) and a search reads about nprobe / nlist of the rows.
+
+        Runs in the caller's thread (the change-log tail, never a request) without the lock: searches keep using
+        the old index until the new one replaces it. Only the tail thread adds, so no row can be added meanwhile.
+        """
+        rows = self._index.ntotal
+        if self.kind != "ivf" or rows < max(IVF_MIN_ROWS, 2 * self._trained_rows):
+            return
+        rebuilt = trained_ivf(self._index.reconstruct_n(0, rows).reshape(rows, DESCRIPTOR_BYTES))
+        with self._lock:
+            self._index, self._trained_rows = rebuilt, rows
 
     def remove(self, item_ids: list[int] | set[int]) -> None:
         with self._lock:
@@ -221,8 +264,7 @@ class FeatureIndex:
         """The inverse of `raw` (rows owned by -1 are dead and never returned)."""
         made = cls(kind)
         made._index = index
-        if kind == "hnsw":
-            index.hnsw.efSearch = HNSW_EF_SEARCH
+        made._trained_rows = index.ntotal if kind == "ivf" and index.ntotal >= IVF_MIN_ROWS else 0
         made._owner.extend(owner.astype(np.int64))
         made._positions.extend(positions.astype(np.float32))
         live = np.flatnonzero(owner >= 0)
@@ -243,4 +285,5 @@ class FeatureIndex:
             index._positions.extend(positions.astype(np.float32))
             starts = np.r_[0, np.cumsum(counts)[:-1]]
             index._spans = {int(i): (int(s), int(n)) for i, s, n in zip(items, starts, counts, strict=True)}
+            index._retrain_if_grown()
         return index

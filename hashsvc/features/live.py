@@ -29,7 +29,7 @@ COMPACT_MIN_DEAD_ROWS = 50_000  # ...and at least this many rows (small indexes 
 
 
 class LiveFeatures:
-    def __init__(self, store: Store, snapshot_dir: Path | None, kind: IndexKind = "hnsw") -> None:
+    def __init__(self, store: Store, snapshot_dir: Path | None, kind: IndexKind = "ivf") -> None:
         self.store = store
         self.snapshot_dir = snapshot_dir
         self.kind = kind

@@ -3,7 +3,7 @@ serialization of the binary index (data, never pickle).
 
 Layout (little-endian):
 
-    header  magic "HSVCFTX\\0" | version u32 | kind u32 (0 flat, 1 hnsw) | sequence i64 | rows u64 |
+    header  magic "HSVCFTX\\0" | version u32 | kind u32 (0 flat, 1 hnsw, 2 ivf) | sequence i64 | rows u64 |
             faiss bytes u64 | payload crc32 u32 | header crc32 u32 (of the bytes before it)
     payload owner int64[rows] (-1: a removed item's row) | positions float32[rows, 2] | faiss index bytes
 
@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from hashsvc.features import native
-from hashsvc.features.index import FeatureIndex, IndexKind
+from hashsvc.features.index import HNSW_EF_SEARCH, FeatureIndex, IndexKind
 from hashsvc.index.snapshot import SnapshotError
 from hashsvc.private_files import open_private
 
 MAGIC = b"HSVCFTX\0"
 VERSION = 1
-KINDS: tuple[IndexKind, ...] = ("flat", "hnsw")
+KINDS: tuple[IndexKind, ...] = ("flat", "hnsw", "ivf")
 _HEAD = struct.Struct("<8sIIqQQI")
 _HEAD_CRC = struct.Struct("<I")
 HEADER_SIZE = _HEAD.size + _HEAD_CRC.size
@@ -93,6 +93,8 @@ def load(path: str | os.PathLike[str]) -> FeatureIndex:
         faiss_index = native.faiss().deserialize_index_binary(blob)
     except RuntimeError as e:
         raise SnapshotError(f"feature snapshot {path}: FAISS cannot read its index ({e})") from e
+    if KINDS[kind] == "hnsw":  # the search-time setting is this code's, not the one saved with the file
+        faiss_index.hnsw.efSearch = HNSW_EF_SEARCH
     if faiss_index.ntotal != rows:
         raise SnapshotError(f"feature snapshot {path} is corrupt ({faiss_index.ntotal} descriptors for {rows} rows)")
     index = FeatureIndex.from_raw(KINDS[kind], faiss_index, owner, positions)

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hashsvc.features.extract import Features
+from hashsvc.features import orb
 from hashsvc.features.native import opencv
+from hashsvc.features.orb import Features
 
 MAX_DESCRIPTOR_DISTANCE = 64  # of 256 bits: a correspondence is a query descriptor's nearest stored one within this
-REPROJECTION_PX = 4.0  # at the 512-pixel working size
+REPROJECTION_SHARE = 1 / 128  # RANSAC's inlier distance, as a share of the working image's long side (4 px at 512)
 MIN_PAIRS = 6  # fewer correspondences cannot make a match under any threshold the policy uses
 _RANSAC_ITERATIONS = 500
 _CONFIDENCE = 0.995
@@ -76,7 +77,7 @@ def verify_pairs(query_xy: np.ndarray, stored_xy: np.ndarray) -> Verification:
         np.ascontiguousarray(query_xy, dtype=np.float32).reshape(-1, 1, 2),
         np.ascontiguousarray(stored_xy, dtype=np.float32).reshape(-1, 1, 2),
         method=cv2.RANSAC,
-        ransacReprojThreshold=REPROJECTION_PX,
+        ransacReprojThreshold=orb.WORK_SIDE * REPROJECTION_SHARE,
         maxIters=_RANSAC_ITERATIONS,
         confidence=_CONFIDENCE,
         refineIters=0,

@@ -23,8 +23,9 @@ MAX_QUERY = 256  # descriptors extracted from an upload (lookup cost grows linea
 DESCRIPTOR_BYTES = 32
 
 # FAST threshold 10 instead of OpenCV's 20: smooth photos (sky, skin, studio backdrops) otherwise give too
-# few corners to verify a crop. Everything else is OpenCV's default, which the benchmark was tuned with.
-_FAST_THRESHOLD = 10
+# few corners to verify a crop. Pyramid levels: see docs/local-features.md (cost vs recall).
+FAST_THRESHOLD = 10
+PYRAMID_LEVELS = 8
 
 @dataclass(frozen=True)
 class Features:
@@ -54,7 +55,7 @@ def working_gray(image: Image.Image) -> np.ndarray:
 def extract(image: Image.Image, max_features: int = MAX_STORED) -> Features:
     """ORB features of a decoded image, strongest first, at most `max_features` (an empty set for flat images)."""
     gray = working_gray(image)
-    orb = opencv().ORB_create(nfeatures=max_features, fastThreshold=_FAST_THRESHOLD)
+    orb = opencv().ORB_create(nfeatures=max_features, fastThreshold=FAST_THRESHOLD, nlevels=PYRAMID_LEVELS)
     keypoints, descriptors = orb.detectAndCompute(gray, None)
     if descriptors is None or not keypoints:
         return Features.empty()
