@@ -174,10 +174,12 @@ class FeatureIndex:
     # ----------------------------------------------------------------------------------------- lookup
 
     def candidates(
-        self, query: Features, *, neighbours: int = NEIGHBOURS, max_items: int = MAX_CANDIDATES
+        self, query: Features, *, neighbours: int = NEIGHBOURS, max_items: int = MAX_CANDIDATES,
+        min_pairs: int = MIN_PAIRS,
     ) -> list[Candidate]:
-        """The stored items with at least MIN_PAIRS correspondences to the query, most first (at most
-        `max_items`). A correspondence is a query descriptor and its nearest stored descriptor of that item
+        """The stored items with at least `min_pairs` correspondences to the query, most first (at most
+        `max_items`); the service passes the policy's inlier minimum, since fewer pairs can never verify.
+        A correspondence is a query descriptor and its nearest stored descriptor of that item
         among the query's `neighbours` nearest overall, within MAX_DESCRIPTOR_DISTANCE bits; each stored
         keypoint keeps only its closest query keypoint (`verify.one_to_one`), as in `verify.correspondences`."""
         if not len(query):
@@ -210,10 +212,10 @@ class FeatureIndex:
         bounds = np.flatnonzero(np.r_[True, items[1:] != items[:-1], True])
         found: list[Candidate] = []
         for start, end in itertools.pairwise(bounds):
-            if end - start < MIN_PAIRS:
+            if end - start < min_pairs:
                 continue
             kept = one_to_one(q[start:end], rows[start:end], distances[start:end])
-            if len(kept) < MIN_PAIRS:
+            if len(kept) < min_pairs:
                 continue
             found.append(Candidate(
                 int(items[start]),

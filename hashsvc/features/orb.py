@@ -17,7 +17,7 @@ from PIL import Image
 from hashsvc.features.native import opencv
 
 ALGORITHM = "orb"
-WORK_SIDE = 512  # long side of the working image, pixels
+WORK_SIDE = 384  # long side of the working image, pixels
 MAX_STORED = 256  # descriptors kept per stored item: 256 x (32 B descriptor + 8 B position) = 10 KiB
 MAX_QUERY = 256  # descriptors extracted from an upload (lookup cost grows linearly with it)
 DESCRIPTOR_BYTES = 32
@@ -25,7 +25,7 @@ DESCRIPTOR_BYTES = 32
 # FAST threshold 10 instead of OpenCV's 20: smooth photos (sky, skin, studio backdrops) otherwise give too
 # few corners to verify a crop. Pyramid levels: see docs/local-features.md (cost vs recall).
 FAST_THRESHOLD = 10
-PYRAMID_LEVELS = 8
+PYRAMID_LEVELS = 5
 
 @dataclass(frozen=True)
 class Features:

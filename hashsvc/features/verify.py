@@ -22,7 +22,7 @@ from hashsvc.features.native import opencv
 from hashsvc.features.orb import Features
 
 MAX_DESCRIPTOR_DISTANCE = 64  # of 256 bits: a correspondence is a query descriptor's nearest stored one within this
-REPROJECTION_SHARE = 1 / 128  # RANSAC's inlier distance, as a share of the working image's long side (4 px at 512)
+REPROJECTION_SHARE = 1 / 128  # RANSAC's inlier distance, as a share of the working image's long side (3 px at 384)
 MIN_PAIRS = 6  # fewer correspondences cannot make a match under any threshold the policy uses
 _RANSAC_ITERATIONS = 500
 _CONFIDENCE = 0.995

@@ -33,7 +33,7 @@ def wanted(result: dict[str, Any], features: Features | None) -> bool:
 def find(index: FeatureIndex, engine: Engine, query: Features, budget_s: float) -> list[dict[str, Any]]:
     """The counted feature matches of one upload, most inliers first."""
     started = time.perf_counter()
-    candidates = index.candidates(query)
+    candidates = index.candidates(query, min_pairs=feature_policy.MIN_INLIERS)  # fewer pairs cannot count
     if not candidates:
         return []
     owners = feature_owners(engine, [c.item_id for c in candidates])
