@@ -71,7 +71,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--queries", type=int, default=20)
     parser.add_argument("--hnsw-max", type=int, default=10_000, help="largest size to build HNSW at (slow build)")
-    parser.add_argument("--flat-queries", type=int, default=5, help="queries for flat above 10k items (slow)")
+    parser.add_argument("--flat-queries", type=int, default=5, help="queries for flat above 1k items (slow)")
+    parser.add_argument("--kinds", default="flat,hnsw,ivf,hamming", help="which indexes to measure")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     faiss = native.faiss()
@@ -106,14 +107,16 @@ def main() -> None:
 
         ctx = Context(size, owner, positions, queries, results)
         bits = 256
-        limit = len(queries) if size <= 10_000 else args.flat_queries
-        started = time.perf_counter()
-        flat = faiss.IndexBinaryFlat(bits)
-        flat.add(descriptors)
-        ctx.service_index("flat", "flat (exact)", flat, time.perf_counter() - started, limit)
-        del flat
+        kinds = set(args.kinds.split(","))
+        limit = len(queries) if size <= 1_000 else args.flat_queries
+        if "flat" in kinds:
+            started = time.perf_counter()
+            flat = faiss.IndexBinaryFlat(bits)
+            flat.add(descriptors)
+            ctx.service_index("flat", "flat (exact)", flat, time.perf_counter() - started, limit)
+            del flat
 
-        if size <= args.hnsw_max:
+        if "hnsw" in kinds and size <= args.hnsw_max:
             started = time.perf_counter()
             hnsw = faiss.IndexBinaryHNSW(bits, 16)
             hnsw.hnsw.efConstruction = 40
@@ -125,30 +128,21 @@ def main() -> None:
                 build = 0.0
             del hnsw
 
-        nlist = 1 << round(np.log2(2 * np.sqrt(rows)))
-        started = time.perf_counter()
-        quantizer = faiss.IndexBinaryFlat(bits)
-        ivf = faiss.IndexBinaryIVF(quantizer, bits, nlist)
-        ivf.train(descriptors[rng.choice(rows, size=min(rows, 64 * nlist), replace=False)])
-        ivf.add(descriptors)
-        build = time.perf_counter() - started
-        for nprobe in (4, 16):
-            ivf.nprobe = nprobe
-            # FeatureIndex only knows flat/hnsw: time the search and the grouping/verification by hand.
-            search, whole, found = [], [], []
-            for k, query in queries:
-                started = time.perf_counter()
-                distances, hit_rows = ivf.search(query.descriptors, NEIGHBOURS)
-                search.append((time.perf_counter() - started) * 1000)
-                verdict = _verify_item(query, distances, hit_rows, owner, positions, k)
-                whole.append((time.perf_counter() - started) * 1000)
-                found.append(feature_policy.counts(verdict))
-            ctx.report(f"ivf nlist={nlist} nprobe={nprobe}", build, len(faiss.serialize_index_binary(ivf))
-                   + owner.nbytes + positions.nbytes, search, whole, found)
-            build = 0.0
-        del ivf, quantizer
+        if "ivf" in kinds:
+            nlist = 1 << round(np.log2(2 * np.sqrt(rows)))
+            started = time.perf_counter()
+            quantizer = faiss.IndexBinaryFlat(bits)
+            ivf = faiss.IndexBinaryIVF(quantizer, bits, nlist)
+            ivf.train(descriptors[rng.choice(rows, size=min(rows, 64 * nlist), replace=False)])
+            ivf.add(descriptors)
+            build = time.perf_counter() - started
+            for nprobe in (4, 16):
+                ivf.nprobe = nprobe
+                ctx.service_index("ivf", f"ivf nlist={nlist} nprobe={nprobe}", ivf, build, len(queries))
+                build = 0.0
+            del ivf, quantizer
 
-        if size <= 10_000:
+        if "hamming" in kinds and size <= 1_000:
             started = time.perf_counter()
             hamming = HammingIndex(bits, background_merge=False)
             hamming.add(np.arange(rows, dtype=np.int64), descriptors)
@@ -199,26 +193,6 @@ class Context:
             whole.append((time.perf_counter() - started) * 1000)
             found.append(k in verdicts and feature_policy.counts(verdicts[k]))
         self.report(label, build_s, serial + self.owner.nbytes + self.positions.nbytes, search, whole, found)
-
-
-def _verify_item(query: Features, distances: np.ndarray, rows: np.ndarray, owner: np.ndarray,
-                 positions: np.ndarray, item: int) -> object:
-    """The true item's verification from raw (distances, rows) of a FAISS search, as FeatureIndex.candidates
-    would group them (closest row of that item per query descriptor, within the radius, one per stored row)."""
-    from hashsvc.features.verify import one_to_one
-
-    q = np.repeat(np.arange(len(query)), rows.shape[1])
-    rows, distances = rows.ravel(), distances.ravel()
-    keep = (rows >= 0) & (distances <= MAX_DESCRIPTOR_DISTANCE)
-    q, rows, distances = q[keep], rows[keep], distances[keep]
-    mine = owner[rows] == item
-    q, rows, distances = q[mine], rows[mine], distances[mine]
-    order = np.lexsort((distances, q))
-    q, rows, distances = q[order], rows[order], distances[order]
-    first = np.r_[True, q[1:] != q[:-1]] if len(q) else np.zeros(0, bool)
-    q, rows, distances = q[first], rows[first], distances[first]
-    kept = one_to_one(q, rows, distances)
-    return verify_pairs(query.positions[q[kept]], positions[rows[kept]])
 
 
 if __name__ == "__main__":

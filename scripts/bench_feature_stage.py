@@ -2,9 +2,9 @@
 
 Two services in one process, the same store contents (a bank of `--items` corpus photos added from images),
 the same sandbox settings (`HASHSVC_SANDBOX=1`, 2 workers each): A with `HASHSVC_FEATURES=0`, B with the stage on.
-B's feature index is padded to `--pad` items with copies of the real items' descriptors, each bit flipped with
-probability 5% and positions jittered (they are not in the store, so they cost the lookup but never match, as
-most of a large bank would not). The uploads are ~1 MP JPEG mosaics of corpus photos that match nothing, so the
+B's feature index is padded to `--pad` items simulated from the real items' descriptors (drawn at random, each
+bit flipped with probability 5%, at random positions; not in the store, so they cost the lookup but never match,
+as most of a large bank would not). The uploads are ~1 MP JPEG mosaics of corpus photos that match nothing, so the
 hash stage never blocks and B runs its full second stage on every one: the worst case.
 
 * latency: each upload matched by A then B (order alternating), `--rounds` times; p50/p99 of each and of the
@@ -32,7 +32,7 @@ import psutil
 
 from hashsvc.bench.samples import list_images, mosaic, to_jpeg
 from hashsvc.config import load_settings
-from hashsvc.features import Features, native
+from hashsvc.features import MAX_STORED, Features, native
 from hashsvc.service.service import Service
 from hashsvc.store import Actor, upgrade
 
@@ -54,23 +54,19 @@ def make_service(root: Path, name: str, features: bool, kind: str) -> Service:
 
 
 def pad(service: Service, total: int, seed: int = 0) -> int:
-    """Add noisy copies of the stored items' features until the index holds `total` items; returns how many."""
+    """Add simulated items until the index holds `total`: 256 descriptors each, drawn from the real items'
+    descriptors with every bit flipped with probability 5%, at random positions (as bench_feature_index.py)."""
     index = service.live.features.index
-    real = index.live_items()
-    items, counts, positions, descriptors = real
-    if not len(items):
+    _, _, _, pool = index.live_items()
+    if not len(pool):
         return 0
-    starts = np.r_[0, np.cumsum(counts)[:-1]]
     rng = np.random.default_rng(seed)
-    next_id = 10**12  # far from real item ids
+    next_id = 10**12  # far from real item ids: never in the store, so never an answer
     added = 0
     while len(index) < total:
-        k = int(rng.integers(len(items)))
-        rows = slice(int(starts[k]), int(starts[k] + counts[k]))
-        bits = np.unpackbits(descriptors[rows], axis=1)
-        bits ^= (rng.random(bits.shape) < 0.05).astype(np.uint8)
-        jitter = rng.normal(0, 3, positions[rows].shape).astype(np.float32)
-        index.add(next_id + added, Features(positions[rows] + jitter, np.packbits(bits, axis=1)))
+        picked = pool[rng.integers(len(pool), size=MAX_STORED)]
+        noise = np.packbits(rng.random((MAX_STORED, 256)) < 0.05, axis=1)
+        index.add(next_id + added, Features(rng.uniform(0, 384, (MAX_STORED, 2)).astype(np.float32), picked ^ noise))
         added += 1
     return added
 
@@ -111,7 +107,7 @@ def main() -> None:
     parser.add_argument("--uploads", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--kind", default="hnsw", choices=("hnsw", "flat"))
+    parser.add_argument("--kind", default="ivf", choices=("ivf", "hnsw", "flat"))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 

@@ -4,7 +4,8 @@ ORB (oriented FAST corners, rotated BRIEF descriptors; OpenCV) is free of patent
 working image) and gives 256-bit binary descriptors that compare by Hamming distance, like the rest of the
 service. Every image is first brought to the same working size (its long side WORK_SIDE pixels, up or down),
 so that the same picture uploaded at any resolution is described at the same scale; what is left, the scale
-change of a crop (a 20% crop is enlarged 1.25x), is within ORB's 8-level pyramid (factor 1.2 per level).
+change of a crop (a 30% crop is enlarged 1.43x), is within ORB's 5-level pyramid (factor 1.2 per level, 2.1x in
+all).
 """
 
 from __future__ import annotations
