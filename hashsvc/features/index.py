@@ -13,11 +13,12 @@ never a descriptor distance. The index kind is chosen from the measurements in d
   the memory (its graph);
 * "flat": `IndexBinaryFlat`, exact and exhaustive, cost linear in the stored descriptors.
 
-Removal: none of these delete in place cheaply, so removed items are tombstones filtered at lookup, dropped at
-the next snapshot or `compacted()`.
+Removal: none of these delete in place cheaply, so removed items are tombstones filtered at lookup (dead rows,
+owner -1, in snapshots) until `compacted()` rebuilds without them (hashsvc.features.live decides when).
 
-Memory per stored item: MAX_STORED x (32 B descriptor + 8 B position + 8 B row owner) plus, for HNSW, its graph
-(about 2 x M x 4 B per descriptor at the base level): see docs/local-features.md for the measured figures.
+Memory per stored item: MAX_STORED x (32 B descriptor + 8 B position + 8 B row owner), plus 8 B per descriptor
+for IVF's ids and direct map, or HNSW's graph (about 2 x M x 4 B per descriptor): measured in
+docs/local-features.md.
 
 Thread safety: FAISS indexes are not safe to search while adding, so one lock serializes adds, removals and the
 FAISS search itself; the grouping and verification after the search run outside it.
