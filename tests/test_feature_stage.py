@@ -13,6 +13,7 @@ from images import encode, photo
 from PIL import Image
 
 from hashsvc.config import load_settings
+from hashsvc.service import feature_policy
 from hashsvc.service.service import Service
 
 ORIGINAL = photo(640, 480, seed=21)
@@ -49,7 +50,7 @@ def test_an_offgrid_crop_the_hashes_miss_is_blocked_by_local_features(api: Api) 
     assert [m["algorithm"] for m in answer["matches"]] == ["orb"]  # the hashes alone would have allowed it
     [match] = answer["matches"]
     assert match["bank"] == "cases" and match["item_id"] == item_id and match["reference"] == "case-7"
-    assert match["action"] == "block" and match["inliers"] >= 20 and 0.3 <= match["ratio"] <= 1
+    assert match["action"] == "block" and match["inliers"] >= feature_policy.MIN_INLIERS and 0.3 <= match["ratio"] <= 1
     assert _match(api, encode(UNRELATED))["decision"] == "allow"
     status = api.client.get("/v1/banks/cases", headers=api.headers("curate")).json
     assert status["features"] is True

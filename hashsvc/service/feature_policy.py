@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from hashsvc.features import Verification
 
-MIN_INLIERS = 20
+MIN_INLIERS = 30
 MIN_RATIO = 0.30
 
 
