@@ -77,7 +77,7 @@ def test_an_offgrid_crop_verifies_and_unrelated_pictures_do_not(
     crop = _features(_offgrid_crop(originals[0]), MAX_QUERY)
     found = verify(stored[0], crop)
     assert feature_policy.counts(found), found
-    assert found.inliers >= 3 * feature_policy.MIN_INLIERS and found.ratio > 0.8
+    assert found.inliers >= 2 * feature_policy.MIN_INLIERS and found.ratio > 0.8  # a wide margin
     for other in stored[1:]:
         chance = verify(other, crop)
         assert not feature_policy.counts(chance), chance
