@@ -260,6 +260,25 @@ class Settings:
             "an exchange at a time, across replicas). Or run `hashsvc exchange run` beside the server."
         },
     )
+    features: bool = field(
+        default=True,
+        metadata={
+            "help": "Local-feature second stage (crop-robust): items added from images store up to 256 ORB features; "
+            "an upload the hashes did not block is checked against them. 0 = off (nothing extracted or stored)."
+        },
+    )
+    feature_budget_ms: float = field(
+        default=50.0,
+        metadata={"help": "Time the local-feature stage may spend verifying candidates per upload, in ms."},
+    )
+    feature_index: str = field(
+        default="ivf",
+        metadata={
+            "help": "FAISS index of stored features: 'ivf' (inverted lists, exact below 65,536 descriptors), "
+            "'hnsw' (graph) or 'flat' (exact scan); see docs/local-features.md.",
+            "choices": ("ivf", "hnsw", "flat"),
+        },
+    )
 
     @property
     def resolved_database_url(self) -> str:

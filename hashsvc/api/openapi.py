@@ -80,6 +80,9 @@ MATCH = {
                 "labels": {"type": "array", "items": {"type": "string"}},
             },
         },
+        # A local-feature match (algorithm "orb") has these instead of distance and threshold (full disclosure only).
+        "inliers": {"type": "integer", "minimum": 0},
+        "ratio": {"type": "number", "minimum": 0, "maximum": 1},
     },
 }
 INDEX_INFO = {"type": "object", "required": ["sequence"], "properties": {"sequence": {"type": "integer"}}}
@@ -105,6 +108,7 @@ BANK = {
         "enabled": {"type": "boolean"},
         "thresholds": {"type": "object", "additionalProperties": {"type": "integer"}},
         "items": {"type": "integer"},
+        "features": {"type": "boolean"},  # the local-feature stage looks at this bank's items
         "created_at": {"type": "string"},
         "updated_at": {"type": "string"},
     },

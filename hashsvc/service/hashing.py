@@ -9,6 +9,8 @@ import numpy as np
 from PIL import Image
 
 from hashsvc import media
+from hashsvc.features import Features
+from hashsvc.features import extract as extract_features
 from hashsvc.hashes import augment, compute, dihedral64, pdq_geometry
 from hashsvc.hashes.codec import to_hex
 
@@ -42,6 +44,7 @@ class ImageHashes:
     format: str
     extras: tuple[ExtraHashes, ...] = ()
     short_variants: dict[str, tuple[bytes, bytes]] | None = None  # with `dihedral`: see dihedral64
+    features: Features | None = None  # local features (ORB), when asked for: see hashsvc.features
 
     def codes(self) -> dict[str, bytes]:
         """Algorithm name -> packed code, the shape the index and store take."""
@@ -69,6 +72,7 @@ def hash_image(
     work_size: int | None = media.DEFAULT_WORK_SIZE,
     extras: str | None = None,
     crops: tuple[float, ...] = augment.DEFAULT_CROPS,
+    features: int = 0,
 ) -> ImageHashes:
     """Decode `data` once and compute PDQ, pHash, dHash (on the pixels) and MD5, SHA-256 (on the bytes).
 
@@ -76,7 +80,8 @@ def hash_image(
     (docs/robustness.md): "query" = the views of `augment.query_time_variants` (added borders, bars, caption or
     screen chrome trimmed; a small rotation undone), each with its dihedral PDQ where it says so; "index" = the
     views of `augment.index_time_variants` (the trimmed picture and a grid of `crops`), stored with an item so
-    that cropped or re-framed re-uploads match.
+    that cropped or re-framed re-uploads match. `features` > 0 extracts up to that many local features from the
+    same decoded frame (hashsvc.features: the crop-robust second stage), so an upload is decoded once, here.
     Raises MediaError for anything that cannot be decoded within the limits.
     """
     frame = media.decode_first(
@@ -99,6 +104,7 @@ def hash_image(
         format=frame.format,
         extras=_extras(frame.pixels, extras, crops),
         short_variants=variants,
+        features=extract_features(frame.pixels, features) if features > 0 else None,
     )
 
 

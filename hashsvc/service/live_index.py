@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from hashsvc.errors import NotFoundError
+from hashsvc.features.live import LiveFeatures
 from hashsvc.hashes import ALGORITHMS
 from hashsvc.index import HammingIndex, SnapshotError
 from hashsvc.index.core import BATCH_MIN_QUERIES
@@ -44,8 +45,17 @@ class _AlgorithmIndex:
 class LiveIndex:
     """One HammingIndex per algorithm, built from snapshots and the store, updated from the change log."""
 
-    def __init__(self, store: Store, snapshot_dir: Path | None = None, *, poll_interval_s: float = 0.25) -> None:
+    def __init__(
+        self,
+        store: Store,
+        snapshot_dir: Path | None = None,
+        *,
+        poll_interval_s: float = 0.25,
+        features: LiveFeatures | None = None,
+    ) -> None:
         self.store = store
+        # The local-feature index (hashsvc.features) follows the same snapshot + change-log path as the hashes.
+        self.features = features or LiveFeatures(store, snapshot_dir)
         self.snapshot_dir = snapshot_dir
         self.poll_interval_s = poll_interval_s
         self._indexes: dict[str, _AlgorithmIndex] = {}
@@ -68,10 +78,11 @@ class LiveIndex:
     @property
     def sequence(self) -> int:
         """The change-log sequence every index has caught up with."""
-        return min((entry.sequence for entry in self._indexes.values()), default=0)
+        indexes = [entry.sequence for entry in self._indexes.values()]
+        return min([*indexes, self.features.sequence]) if indexes else 0
 
     def sizes(self) -> dict[str, int]:
-        return {name: len(entry.index) for name, entry in self._indexes.items()}
+        return {name: len(entry.index) for name, entry in self._indexes.items()} | {"orb": len(self.features.index)}
 
     def lag(self) -> int:
         return max(0, self.last_store_sequence - self.sequence)
@@ -85,6 +96,7 @@ class LiveIndex:
         """Build every index (snapshot or store), then catch up with the change log; marks the process ready."""
         for name, algorithm in ALGORITHMS.items():
             self._indexes[name] = self._load_one(name, algorithm.bits)
+        self.features.load()
         _warm_up({algorithm.bits for algorithm in ALGORITHMS.values()})
         self.catch_up()
         self._ready.set()
@@ -136,6 +148,7 @@ class LiveIndex:
                 self._remove_item(item_id, pending)
         for _, entry in pending:
             entry.sequence = change.sequence
+        self.features.apply(change)
 
     def _remove_item(self, item_id: int, pending: list[tuple[str, _AlgorithmIndex]]) -> None:
         try:
@@ -198,6 +211,7 @@ class LiveIndex:
                         path = self._snapshot_path(name)
                         assert path is not None
                         entry.index.save(path, sequence=entry.sequence)
+                    self.features.save()
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
         return True

@@ -27,7 +27,7 @@ def warm_up() -> None:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, "PNG")
     hash_image(buffer.getvalue(), dihedral=True, extras="query")
-    hash_image(buffer.getvalue(), extras="index")
+    hash_image(buffer.getvalue(), extras="index", features=8)  # loads OpenCV too (hashsvc.features.native)
     _warm = True
 
 

@@ -19,11 +19,15 @@ import numpy as np
 from hashsvc import json_input, media
 from hashsvc.config import Settings, percentages
 from hashsvc.errors import InvalidHashError, NotFoundError, NotReadyError, ValidationError
+from hashsvc.features import ALGORITHM as FEATURE_ALGORITHM
+from hashsvc.features import MAX_QUERY, MAX_STORED, Features
+from hashsvc.features import codec as feature_codec
+from hashsvc.features.live import LiveFeatures
 from hashsvc.hashes import ALGORITHMS, normalize_hex
 from hashsvc.hashes.codec import hamming
 from hashsvc.hashes.compute import DIHEDRAL_VARIANTS
 from hashsvc.hashes.information import minority_bits
-from hashsvc.service import audit, floodguard, policy, query_views
+from hashsvc.service import audit, feature_policy, feature_stage, floodguard, policy, query_views
 from hashsvc.service.aftermatch import AfterMatch
 from hashsvc.service.disclosure import Caller, redact
 from hashsvc.service.events import MatchContext, context_from
@@ -33,6 +37,7 @@ from hashsvc.service.live_index import LiveIndex
 from hashsvc.service.probing import AUDIT_ACTION, ProbeGuard, ProbeRules
 from hashsvc.service.sandbox import sandbox_from
 from hashsvc.store import UNSET, Actor, ApiKey, Bank, Item, NewItem, Store, validation
+from hashsvc.store.features import DEFAULT_BANK_FEATURES, bank_features, set_bank_features
 from hashsvc.store.owners import HashOwner, item_codes, matching_owners
 
 MAX_BATCH = 1000
@@ -80,7 +85,12 @@ class Service:
         self.index_crops = percentages("index_crops", settings.index_crops)
         self.store = store or Store(settings.resolved_database_url)
         snapshots = Path(settings.data_dir) / "snapshots"
-        self.live = live or LiveIndex(self.store, snapshots, poll_interval_s=settings.poll_interval_s)
+        self.live = live or LiveIndex(
+            self.store,
+            snapshots,
+            poll_interval_s=settings.poll_interval_s,
+            features=LiveFeatures(self.store, snapshots, kind=settings.feature_index),  # type: ignore[arg-type]
+        )
         self._key_cache: dict[str, tuple[float, ApiKey]] = {}
         self._bank_cache: tuple[float, list[Bank]] = (float("-inf"), [])
         self.probes = ProbeGuard(ProbeRules.from_settings(settings))
@@ -150,7 +160,9 @@ class Service:
         """Image bytes -> every hash, without any lookup."""
         return self._hash(data).to_dict()
 
-    def _hash(self, data: bytes, *, dihedral: bool = False, extras: str | None = None) -> ImageHashes:
+    def _hash(
+        self, data: bytes, *, dihedral: bool = False, extras: str | None = None, features: int = 0
+    ) -> ImageHashes:
         options = {
             "dihedral": dihedral,
             "extras": extras,
@@ -158,6 +170,8 @@ class Service:
             "work_size": self.settings.work_size or None,
             "crops": self.index_crops,
         }
+        if features:  # local features come from the same decode (hashsvc.service.feature_stage)
+            options["features"] = features
         if self.sandbox is None:
             return hash_image(data, self.limits, **options)  # type: ignore[arg-type]
         return self.sandbox.hash(data, limits=self.limits, **options)
@@ -173,9 +187,9 @@ class Service:
         one (the local CLI) the answer is complete."""
         started = time.perf_counter()
         self._require_ready()
-        hashes = self._hash(data, dihedral=True, extras="query")
+        hashes = self._hash(data, dihedral=True, extras="query", features=self._query_features())
         query = _query_from_image(hashes)
-        matched = self._match(query)
+        matched = self._with_features(self._match(query), hashes)
         self.after.record(caller, context or MatchContext(), _image_hash_summary(hashes), matched)
         (result,) = self._answers(caller, [query], [matched])
         return _response(result, _image_hash_summary(hashes), _timed(caller, started))
@@ -225,6 +239,19 @@ class Service:
             shown = screened.frozen or caller.key.decision_only
             answers.append(redact(screened.answer) if shown else screened.answer)
         return answers
+
+    def _query_features(self) -> int:
+        """How many local features to extract from an upload: none unless some stored item has features."""
+        return MAX_QUERY if self.settings.features and len(self.live.features.index) else 0
+
+    def _with_features(self, result: dict[str, Any], hashes: ImageHashes) -> dict[str, Any]:
+        """The second stage (feature_stage), for uploads the hash stage did not block."""
+        if not feature_stage.wanted(result, hashes.features):
+            return result
+        assert hashes.features is not None
+        budget_s = self.settings.feature_budget_ms / 1000
+        found = feature_stage.find(self.live.features.index, self.store.engine, hashes.features, budget_s)
+        return feature_stage.combine(result, found)
 
     def _require_ready(self) -> None:
         if not self.live.ready:
@@ -361,15 +388,24 @@ class Service:
     # ------------------------------------------------------------------------------------------- banks
 
     def list_banks(self) -> list[dict[str, Any]]:
-        return [_bank_dict(bank, self.store.count_items(bank.name)) for bank in self.store.list_banks()]
+        flags = bank_features(self.store.engine)
+        return [
+            _bank_dict(bank, self.store.count_items(bank.name), flags.get(bank.name, DEFAULT_BANK_FEATURES))
+            for bank in self.store.list_banks()
+        ]
 
     def get_bank(self, name: str) -> dict[str, Any]:
-        return _bank_dict(self.store.get_bank(name), self.store.count_items(name))
+        return self._bank_dict(self.store.get_bank(name), self.store.count_items(name))
+
+    def _bank_dict(self, bank: Bank, item_count: int) -> dict[str, Any]:
+        return _bank_dict(bank, item_count, bank_features(self.store.engine).get(bank.name, DEFAULT_BANK_FEATURES))
 
     def create_bank(self, fields: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
-        fields = _only(fields, {"name", "description", "category", "action", "enabled", "thresholds"}, "bank")
+        allowed = {"name", "description", "category", "action", "enabled", "thresholds", "features"}
+        fields = _only(fields, allowed, "bank")
         if "name" not in fields or "category" not in fields:
             raise ValidationError("a bank needs a 'name' and a 'category'")
+        features = _boolean(fields.pop("features", DEFAULT_BANK_FEATURES), "features")
         bank = self.store.create_bank(
             fields["name"],
             category=fields["category"],
@@ -379,14 +415,18 @@ class Service:
             enabled=_boolean(fields.get("enabled", True), "enabled"),
             thresholds=fields.get("thresholds"),
         )
-        return _bank_dict(bank, 0)
+        if features != DEFAULT_BANK_FEATURES:
+            set_bank_features(self.store.engine, bank.name, features, actor)
+        return self._bank_dict(bank, 0)
 
     def update_bank(self, name: str, fields: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
-        fields = _only(fields, {"description", "category", "action", "enabled", "thresholds"}, "bank")
+        fields = _only(fields, {"description", "category", "action", "enabled", "thresholds", "features"}, "bank")
         if "enabled" in fields:
             fields = {**fields, "enabled": _boolean(fields["enabled"], "enabled")}
+        if "features" in fields:  # the local-feature stage for this bank's items (hashsvc.store.features)
+            set_bank_features(self.store.engine, name, _boolean(fields.pop("features"), "features"), actor)
         bank = self.store.update_bank(name, actor=actor, **{k: fields.get(k, UNSET) for k in fields})
-        return _bank_dict(bank, self.store.count_items(name))
+        return self._bank_dict(bank, self.store.count_items(name))
 
     def delete_bank(self, name: str, actor: Actor) -> None:
         self.store.delete_bank(name, actor=actor)
@@ -419,7 +459,7 @@ class Service:
         present = self._holder_of_bytes(bank, data)
         if present is not None:
             return {**_item_dict(present), "already_present": True}
-        hashes = self._hash(data, extras="index")
+        hashes = self._hash(data, extras="index", features=MAX_STORED if self.settings.features else 0)
         own = [(name, code) for name, code in hashes.codes().items() if name != "pdq"]
         # A low-quality PDQ would match unrelated flat images; the exact hashes are kept whatever the quality.
         own += [("pdq", hashes.pdq.code)] if hashes.pdq.quality >= 50 else []
@@ -437,6 +477,7 @@ class Service:
             source=fields.get("source"),
             note=fields.get("note"),
             metadata=fields.get("metadata"),
+            features=_feature_row(hashes.features),
         )
         return {**_item_dict(item), "already_present": False}
 
@@ -629,6 +670,13 @@ def _closer(algorithm: str, distance: int, variant: str, best: tuple[str, int, s
     return distance < best[1]
 
 
+def _feature_row(found: Features | None) -> tuple[str, int, bytes] | None:
+    """What the store keeps of an image's local features; none when too few to ever verify a match."""
+    if found is None or len(found) < feature_policy.MIN_INLIERS:
+        return None
+    return FEATURE_ALGORITHM, len(found), feature_codec.encode(found)
+
+
 def _threshold(owner: HashOwner, algorithm: str) -> int:
     """The distance within which a match on this owner's bank counts: the bank's own, else the default."""
     return owner.thresholds.get(algorithm, ALGORITHMS[algorithm].default_threshold)
@@ -709,7 +757,7 @@ def _boolean(value: Any, name: str) -> bool:
     return value
 
 
-def _bank_dict(bank: Bank, item_count: int) -> dict[str, Any]:
+def _bank_dict(bank: Bank, item_count: int, features: bool) -> dict[str, Any]:
     return {
         "name": bank.name,
         "description": bank.description,
@@ -718,6 +766,7 @@ def _bank_dict(bank: Bank, item_count: int) -> dict[str, Any]:
         "enabled": bank.enabled,
         "thresholds": bank.thresholds,
         "items": item_count,
+        "features": features,
         "created_at": bank.created_at.isoformat(),
         "updated_at": bank.updated_at.isoformat(),
     }

@@ -364,3 +364,24 @@ exchange_unknown = sa.Table(
     sa.Column("metadata", sa.JSON, nullable=False),
     sa.Column("seen_at", UtcDateTime, nullable=False),
 )
+
+
+item_features = sa.Table(
+    "item_features",
+    metadata,
+    # Local features (hashsvc.features) of an item added from an image: one blob per item (hashsvc.features.codec,
+    # at most MAX_STORED keypoints, about 10 KiB), written in the item's own transaction so that the item's
+    # 'activate' change in the log brings them to every replica. Hash-list items have no row here.
+    sa.Column("item_id", Id, sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True, autoincrement=False),
+    sa.Column("algorithm", sa.String(16), nullable=False),  # "orb"
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+bank_feature_options = sa.Table(
+    "bank_feature_options",
+    metadata,
+    # Whether the local-feature stage looks at a bank's items; a bank without a row uses the default (on).
+    sa.Column("bank_id", Id, sa.ForeignKey("banks.id", ondelete="CASCADE"), primary_key=True, autoincrement=False),
+    sa.Column("enabled", sa.Boolean(create_constraint=False), nullable=False),
+)

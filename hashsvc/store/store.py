@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from hashsvc.errors import ConflictError, NotFoundError, ValidationError
 from hashsvc.hashes.codec import get_algorithm
 from hashsvc.store import changelog, validation
+from hashsvc.store import features as feature_rows
 from hashsvc.store.bulk import insert_rows
 from hashsvc.store.engine import create_store_engine, parse_url
 from hashsvc.store.records import (
@@ -219,6 +220,7 @@ class Store:
             # connection opened elsewhere with foreign keys off.
             item_ids = sa.select(items.c.id).where(items.c.bank_id == row.id).scalar_subquery()
             tx.conn.execute(sa.delete(item_hashes).where(item_hashes.c.item_id.in_(item_ids)))
+            feature_rows.delete_for_bank(tx.conn, row.id)
             tx.conn.execute(sa.delete(items).where(items.c.bank_id == row.id))
             tx.conn.execute(sa.delete(banks).where(banks.c.id == row.id))
             tx.change("bank_delete", row.id, None, "deactivate")
@@ -237,11 +239,13 @@ class Store:
         note: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         views: HashInput = (),
+        features: tuple[str, int, bytes] | None = None,
     ) -> Item:
-        """Add one item with its hashes (and the hashes of edited views of its image). Raises NotFoundError
-        (bank), ConflictError (reference taken in the bank), ValidationError, InvalidHashError."""
+        """Add one item with its hashes (and the hashes of edited views of its image, and its local features:
+        (algorithm, count, blob), see hashsvc.store.features). Raises NotFoundError (bank), ConflictError
+        (reference taken in the bank), ValidationError, InvalidHashError."""
         new = NewItem(hashes, external_ref=external_ref, source=source, note=note, metadata=metadata, views=views)
-        [item_id] = self._add_items(bank, [new], _actor(actor), action="item.add")
+        [item_id] = self._add_items(bank, [new], _actor(actor), action="item.add", features=features)
         return self.get_item(item_id)
 
     def add_items(self, bank: str, new_items: Iterable[NewItem], *, actor: Actor | str) -> list[int]:
@@ -251,7 +255,10 @@ class Store:
         """
         return self._add_items(bank, list(new_items), _actor(actor), action="items.import")
 
-    def _add_items(self, bank: str, new_items: Sequence[NewItem], who: Actor, *, action: str) -> list[int]:
+    def _add_items(
+        self, bank: str, new_items: Sequence[NewItem], who: Actor, *, action: str,
+        features: tuple[str, int, bytes] | None = None,
+    ) -> list[int]:
         validation.bank_name(bank)
         prepared = []
         for position, new in enumerate(new_items):
@@ -286,6 +293,8 @@ class Store:
             except sa.exc.IntegrityError:
                 raise ConflictError(f"a reference in this import already exists in bank {bank!r}") from None
             insert_rows(tx.conn, item_hashes, HASH_COLUMNS, hash_rows)
+            if features is not None:  # one item added from an image: its features come with its 'activate'
+                feature_rows.insert_features(tx.conn, ids[0], *features)
             effect = "activate" if bank_row.enabled else "none"
             tx.change("item_add", bank_row.id, ids[0], effect, last_item_id=ids[-1])
             details: dict[str, Any] = {"count": len(ids), "hashes": len(hash_rows)}
@@ -397,6 +406,7 @@ class Store:
         with write_transaction(self.engine) as tx:
             row = self._item_row(tx.conn, item_id)
             tx.conn.execute(sa.delete(item_hashes).where(item_hashes.c.item_id == item_id))
+            feature_rows.delete_for_item(tx.conn, item_id)
             tx.conn.execute(sa.delete(items).where(items.c.id == item_id))
             tx.change("item_delete", row.bank_id, item_id, "deactivate")
             tx.audit(

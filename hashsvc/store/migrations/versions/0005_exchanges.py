@@ -1,7 +1,7 @@
 """Partner feeds: exchanges (config, encrypted credentials, checkpoint, lease, status) and entries kept aside.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-29
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from hashsvc.store.schema import UtcDateTime
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,65 @@
+"""Pixels -> ORB keypoints and descriptors, a bounded number per image.
+
+ORB (oriented FAST corners, rotated BRIEF descriptors; OpenCV) is free of patents, fast (a few ms on the
+working image) and gives 256-bit binary descriptors that compare by Hamming distance, like the rest of the
+service. Every image is first brought to the same working size (its long side WORK_SIDE pixels, up or down),
+so that the same picture uploaded at any resolution is described at the same scale; what is left, the scale
+change of a crop (a 30% crop is enlarged 1.43x), is within ORB's 5-level pyramid (factor 1.2 per level, 2.1x in
+all).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from hashsvc.features.native import opencv
+
+ALGORITHM = "orb"
+WORK_SIDE = 384  # long side of the working image, pixels
+MAX_STORED = 256  # descriptors kept per stored item: 256 x (32 B descriptor + 8 B position) = 10 KiB
+MAX_QUERY = 256  # descriptors extracted from an upload (lookup cost grows linearly with it)
+DESCRIPTOR_BYTES = 32
+
+# FAST threshold 10 instead of OpenCV's 20: smooth photos (sky, skin, studio backdrops) otherwise give too
+# few corners to verify a crop. Pyramid levels: see docs/local-features.md (cost vs recall).
+FAST_THRESHOLD = 10
+PYRAMID_LEVELS = 5
+
+@dataclass(frozen=True)
+class Features:
+    """Keypoints of one image at the working size: positions (n, 2) float32 and descriptors (n, 32) uint8."""
+
+    positions: np.ndarray
+    descriptors: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.descriptors.shape[0])
+
+    @classmethod
+    def empty(cls) -> Features:
+        return cls(np.zeros((0, 2), np.float32), np.zeros((0, DESCRIPTOR_BYTES), np.uint8))
+
+
+def working_gray(image: Image.Image) -> np.ndarray:
+    """The greyscale working image: long side WORK_SIDE pixels, aspect ratio kept."""
+    gray = image.convert("L")
+    scale = WORK_SIDE / max(gray.size)
+    size = (max(1, round(gray.width * scale)), max(1, round(gray.height * scale)))
+    if size != gray.size:
+        gray = gray.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.asarray(gray)
+
+
+def extract(image: Image.Image, max_features: int = MAX_STORED) -> Features:
+    """ORB features of a decoded image, strongest first, at most `max_features` (an empty set for flat images)."""
+    gray = working_gray(image)
+    orb = opencv().ORB_create(nfeatures=max_features, fastThreshold=FAST_THRESHOLD, nlevels=PYRAMID_LEVELS)
+    keypoints, descriptors = orb.detectAndCompute(gray, None)
+    if descriptors is None or not keypoints:
+        return Features.empty()
+    order = np.argsort([-kp.response for kp in keypoints], kind="stable")[:max_features]
+    positions = np.array([keypoints[i].pt for i in order], dtype=np.float32).reshape(-1, 2)
+    return Features(positions, np.ascontiguousarray(descriptors[order], dtype=np.uint8))
