@@ -76,6 +76,7 @@ class NewItem:
     source: str | None = None
     note: str | None = None
     metadata: Mapping[str, Any] | None = None
+    video: bool = False  # a video item: its frame PDQs may number up to validation.MAX_VIDEO_HASHES
 
 
 @dataclass(frozen=True)

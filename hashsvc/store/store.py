@@ -228,11 +228,14 @@ class Store:
         source: str | None = None,
         note: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        with_rows: Callable[[Connection, int], None] | None = None,
+        video: bool = False,
     ) -> Item:
         """Add one item with its hashes. Raises NotFoundError (bank), ConflictError (external_ref taken in the
-        bank), ValidationError, InvalidHashError."""
-        new = NewItem(hashes, external_ref=external_ref, source=source, note=note, metadata=metadata)
-        [item_id] = self._add_items(bank, [new], _actor(actor), action="item.add")
+        bank), ValidationError, InvalidHashError. `with_rows(conn, item_id)` writes rows of another table that
+        belong to the item (a video's frame list) in the same transaction."""
+        new = NewItem(hashes, external_ref=external_ref, source=source, note=note, metadata=metadata, video=video)
+        [item_id] = self._add_items(bank, [new], _actor(actor), action="item.add", with_rows=with_rows)
         return self.get_item(item_id)
 
     def add_items(self, bank: str, new_items: Iterable[NewItem], *, actor: Actor | str) -> list[int]:
@@ -242,7 +245,15 @@ class Store:
         """
         return self._add_items(bank, list(new_items), _actor(actor), action="items.import")
 
-    def _add_items(self, bank: str, new_items: Sequence[NewItem], who: Actor, *, action: str) -> list[int]:
+    def _add_items(
+        self,
+        bank: str,
+        new_items: Sequence[NewItem],
+        who: Actor,
+        *,
+        action: str,
+        with_rows: Callable[[Connection, int], None] | None = None,
+    ) -> list[int]:
         validation.bank_name(bank)
         prepared = []
         for position, new in enumerate(new_items):
@@ -277,6 +288,9 @@ class Store:
             except sa.exc.IntegrityError:
                 raise ConflictError(f"an external_ref in this import already exists in bank {bank!r}") from None
             insert_rows(tx.conn, item_hashes, HASH_COLUMNS, hash_rows)
+            if with_rows is not None:
+                for item_id in ids:
+                    with_rows(tx.conn, item_id)
             effect = "activate" if bank_row.enabled else "none"
             tx.change("item_add", bank_row.id, ids[0], effect, last_item_id=ids[-1])
             details: dict[str, Any] = {"count": len(ids), "hashes": len(hash_rows)}
