@@ -25,7 +25,6 @@ BT.601 matrix FFmpeg converts with by default, the RGB weights PDQ applies give 
 from __future__ import annotations
 
 import io
-import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,8 +46,8 @@ ALLOWED_CODECS = frozenset(
 _LIMITED_RANGE_FORMATS = frozenset({"yuv420p", "yuv422p", "yuv444p", "nv12", "nv21", "yuv411p", "yuv410p", "yuv440p"})
 _FULL_RANGE_FORMATS = frozenset({"yuvj420p", "yuvj422p", "yuvj444p", "yuvj440p", "gray"})
 _LUMA = np.array((0.299, 0.587, 0.114), dtype=np.float32)
-_MIN_GIF_DELAY_S = 0.02  # browsers show GIF frames with a smaller delay (often 0) for 0.1 s
-_BROWSER_GIF_DELAY_S = 0.1
+_MIN_GIF_DELAY_MS = 20  # browsers show GIF frames with a smaller delay (often 0) for 0.1 s
+_BROWSER_GIF_DELAY_MS = 100
 ANIMATION_FORMATS = {"gif": "GIF", "webp": "WEBP", "png": "PNG"}
 
 
@@ -170,8 +169,7 @@ def _video_frames(
         context.thread_count = 1  # one core per job: the sandbox's CPU budget and fairness assume it
         info.width, info.height, info.fps, info.codec = context.width, context.height, fps, context.name
         frame_mod = max(1, int(seconds_per_hash * fps))  # vpdq: floor, and every frame when that is 0
-        number = 0
-        for frame in container.decode(stream):
+        for number, frame in enumerate(container.decode(stream)):
             if time.monotonic() > deadline:
                 raise _timeout(limits)
             if number >= limits.max_frames:
@@ -186,7 +184,6 @@ def _video_frames(
             info.duration_s = (number + 1) / fps
             if number % frame_mod == 0:
                 yield Frame(number, timestamp, _video_gray(frame, work_size), frame.height, frame.width)
-            number += 1
 
 
 def _frame_rate(stream: object) -> float:
@@ -261,8 +258,10 @@ def _animation_frames(
     with image:
         _check_size(image.width, image.height, limits, "the animation header declares")
         info.width, info.height, info.codec = image.width, image.height, kind
-        start = 0.0
-        next_sample = 0.0
+        # Times in whole milliseconds (frame delays are whole milliseconds): sums of floats would drift.
+        start_ms = 0
+        next_sample_ms = 0
+        step_ms = round(seconds_per_hash * 1000)
         number = 0
         while True:
             if time.monotonic() > deadline:
@@ -276,21 +275,20 @@ def _animation_frames(
             except EOFError:
                 break
             _check_size(image.width, image.height, limits, "an animation frame has")
-            delay = float(image.info.get("duration") or 0) / 1000.0
-            if delay < _MIN_GIF_DELAY_S:
-                delay = _BROWSER_GIF_DELAY_S
-            end = start + delay
-            if start > limits.max_duration_s:
+            delay_ms = round(float(image.info.get("duration") or 0))
+            if delay_ms < _MIN_GIF_DELAY_MS:
+                delay_ms = _BROWSER_GIF_DELAY_MS
+            end_ms = start_ms + delay_ms
+            if start_ms > limits.max_duration_s * 1000:
                 raise _too_long(limits)
             info.frames_decoded = number + 1
-            info.duration_s = end
-            if next_sample < end or seconds_per_hash <= 0:
-                yield Frame(number, start, _image_gray(image, work_size), image.height, image.width)
-                # The next sample point after this frame: later points it covers are the same picture.
-                step = seconds_per_hash if seconds_per_hash > 0 else math.inf
-                while next_sample < end and step != math.inf:
-                    next_sample += step
-            start = end
+            info.duration_s = end_ms / 1000
+            if step_ms <= 0 or next_sample_ms < end_ms:
+                yield Frame(number, start_ms / 1000, _image_gray(image, work_size), image.height, image.width)
+                # Later sample points this frame also covers would hash the same picture again.
+                while step_ms > 0 and next_sample_ms < end_ms:
+                    next_sample_ms += step_ms
+            start_ms = end_ms
             number += 1
         if info.frames_decoded:
             info.fps = info.frames_decoded / info.duration_s if info.duration_s else 0.0
@@ -311,9 +309,8 @@ def _check_size(width: int, height: int, limits: VideoLimits, what: str) -> None
     if width <= 0 or height <= 0:
         raise MediaError("corrupt", f"{what} an empty size {width}x{height}")
     if width * height > limits.max_pixels:
-        raise MediaError(
-            "too_many_pixels", f"{what} {width}x{height} = {width * height:,} pixels; the limit is {limits.max_pixels:,}"
-        )
+        pixels = f"{width}x{height} = {width * height:,} pixels"
+        raise MediaError("too_many_pixels", f"{what} {pixels}; the limit is {limits.max_pixels:,}")
 
 
 def _too_long(limits: VideoLimits, declared: float | None = None) -> MediaError:

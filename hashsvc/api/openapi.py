@@ -207,6 +207,7 @@ IMAGE_BODY = {
             }
         },
         "image/*": {"schema": {"type": "string", "format": "binary"}},
+        "video/*": {"schema": {"type": "string", "format": "binary"}},
     },
 }
 

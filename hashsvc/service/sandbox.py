@@ -184,7 +184,9 @@ class Sandbox:
             raise result
         return result
 
-    def _run(self, worker: _Worker, data: bytes, job: tuple[Any, int, dict[str, Any]], deadline_s: float) -> tuple[Any, bool]:
+    def _run(
+        self, worker: _Worker, data: bytes, job: tuple[Any, int, dict[str, Any]], deadline_s: float
+    ) -> tuple[Any, bool]:
         """Send one job and wait for its answer: (hashes or the error to raise, whether the worker stays)."""
         try:
             worker.conn.send(job)

@@ -20,12 +20,14 @@ from hashsvc.errors import InvalidHashError, NotFoundError, NotReadyError, Valid
 from hashsvc.hashes import ALGORITHMS, normalize_hex
 from hashsvc.hashes.codec import hamming
 from hashsvc.hashes.compute import DIHEDRAL_VARIANTS
+from hashsvc.media_sniff import video_kind
 from hashsvc.service import policy
 from hashsvc.service.disclosure import Caller, redact
 from hashsvc.service.hashing import ImageHashes, hash_image
 from hashsvc.service.live_index import LiveIndex
 from hashsvc.service.probing import AUDIT_ACTION, ProbeGuard, ProbeRules
 from hashsvc.service.sandbox import sandbox_from
+from hashsvc.service.video import VideoUseCases
 from hashsvc.store import UNSET, Actor, ApiKey, Bank, Item, NewItem, Store, validation
 from hashsvc.store.owners import HashOwner, item_codes, matching_owners
 
@@ -71,6 +73,7 @@ class Service:
         self.sandbox = sandbox_from(settings)
         if self.sandbox is not None:
             self.sandbox.start_in_background()
+        self.video = VideoUseCases(self)  # videos and animations (service/video.py)
 
     def close(self) -> None:
         if self.sandbox is not None:
@@ -105,7 +108,9 @@ class Service:
     # ------------------------------------------------------------------------------------------ hashing
 
     def hash_image(self, data: bytes) -> dict[str, Any]:
-        """Image bytes -> every hash, without any lookup."""
+        """Image bytes -> every hash, without any lookup (a video or an animation: its vPDQ, MD5, SHA-256)."""
+        if video_kind(data):
+            return self.video.hash_dict(data)
         return self._hash(data).to_dict()
 
     def _hash(self, data: bytes, *, dihedral: bool = False, extras: str | None = None) -> ImageHashes:
@@ -126,7 +131,9 @@ class Service:
         """Decode and hash an upload, look every hash up, and decide. Raises MediaError, NotReadyError.
 
         A `caller` (an API key) gets its answer screened for probing and shaped by its key's disclosure; without
-        one (the local CLI) the answer is complete."""
+        one (the local CLI) the answer is complete. Videos and animations are matched by vPDQ (service/video.py)."""
+        if video_kind(data):
+            return self.video.match(data, caller)
         started = time.perf_counter()
         self._require_ready()
         hashes = self._hash(data, dihedral=True, extras="query")
@@ -137,7 +144,10 @@ class Service:
     def match_hashes(self, body: Any, caller: Caller | None = None) -> dict[str, Any]:
         """Match one hash set `{"pdq": "...", "md5": "..."}` or a batch `{"items": [...]}` (up to 1000).
 
-        A batch is screened for probing in order, as if its sets had come one after another."""
+        A batch is screened for probing in order, as if its sets had come one after another. A set with a
+        `vpdq` list is a video's hash (service/video.py)."""
+        if isinstance(body, dict) and "vpdq" in body:
+            return self.video.match_signal(body, caller)
         started = time.perf_counter()
         self._require_ready()
         if isinstance(body, dict) and "items" in body:
@@ -334,6 +344,8 @@ class Service:
         body = _only(body, {"hashes", "reference", "source", "note", "metadata"}, "item")
         if not isinstance(body.get("hashes"), dict) or not body["hashes"]:
             raise ValidationError("'hashes' must be an object such as {\"pdq\": \"<64 hex>\", \"md5\": \"...\"}")
+        if "vpdq" in body["hashes"]:  # a partner's video hash, without the video
+            return self.video.add_item_from_signal(bank, body, actor)
         item = self.store.add_item(
             bank,
             body["hashes"],
@@ -346,7 +358,10 @@ class Service:
         return _item_dict(item)
 
     def add_item_from_image(self, bank: str, data: bytes, fields: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
-        """Hash an image and add it as an item; the image itself is never stored."""
+        """Hash an image and add it as an item; the image itself is never stored. A video or an animation
+        becomes a video item (service/video.py)."""
+        if video_kind(data):
+            return self.video.add_item_from_video(bank, data, fields, actor)
         fields = _only(fields, {"reference", "source", "note", "metadata"}, "item")
         hashes = self._hash(data, extras="index")
         codes = [(name, code) for name, code in hashes.codes().items() if name != "pdq"]

@@ -37,7 +37,9 @@ def upgrade() -> None:
         sa.Column("item_share", sa.Float, nullable=False),
         sa.Column("quality", sa.SmallInteger, nullable=False),
         sa.PrimaryKeyConstraint("bank_id", name="pk_bank_video_rules"),
-        sa.ForeignKeyConstraint(["bank_id"], ["banks.id"], name="fk_bank_video_rules_bank_id_banks", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["bank_id"], ["banks.id"], name="fk_bank_video_rules_bank_id_banks", ondelete="CASCADE"
+        ),
     )
 
 
