@@ -153,7 +153,12 @@ def brute_shares(
     the service gets the same numbers from the index)."""
     if not query or not item:
         return 0.0, 0.0
-    q = np.unpackbits(np.frombuffer(b"".join(f.code for f in query), np.uint8).reshape(len(query), 32), axis=1)
-    i = np.unpackbits(np.frombuffer(b"".join(f.code for f in item), np.uint8).reshape(len(item), 32), axis=1)
-    within = (q[:, None, :] != i[None, :, :]).sum(axis=2) <= distance
+    within = distance_matrix(query, item) <= distance
     return shares(int(within.any(axis=1).sum()), len(query), int(within.any(axis=0).sum()), len(item))
+
+
+def distance_matrix(first: Sequence[Feature], second: Sequence[Feature]) -> np.ndarray:
+    """Hamming distances (len(first), len(second)) between the frames' PDQs, 64 bits at a time."""
+    a = np.frombuffer(b"".join(f.code for f in first), dtype=np.uint64).reshape(len(first), 4)
+    b = np.frombuffer(b"".join(f.code for f in second), dtype=np.uint64).reshape(len(second), 4)
+    return np.bitwise_count(a[:, None, :] ^ b[None, :, :]).sum(axis=2, dtype=np.int32)

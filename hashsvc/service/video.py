@@ -344,9 +344,7 @@ def _video_match(
     theirs = vpdq.prepare(stored, rule.quality)
     if not mine or not theirs:
         return None
-    q = np.unpackbits(np.frombuffer(b"".join(f.code for f in mine), np.uint8).reshape(len(mine), 32), axis=1)
-    i = np.unpackbits(np.frombuffer(b"".join(f.code for f in theirs), np.uint8).reshape(len(theirs), 32), axis=1)
-    distances = (q[:, None, :] != i[None, :, :]).sum(axis=2, dtype=np.int32)
+    distances = vpdq.distance_matrix(mine, theirs)
     within = distances <= threshold
     query_hit, item_hit = within.any(axis=1), within.any(axis=0)
     query_share, item_share = vpdq.shares(int(query_hit.sum()), len(mine), int(item_hit.sum()), len(theirs))
