@@ -11,7 +11,7 @@ import threading
 
 from flask import Flask
 
-from hashsvc.api import admin, context, curate, limits, match, metrics, ops, search
+from hashsvc.api import admin, context, curate, limits, match, metrics, ops, search, video
 from hashsvc.api.errors import register_error_handlers
 from hashsvc.config import Settings, load_settings
 from hashsvc.service.service import Service
@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     register_error_handlers(app)
     limits.init_app(app)
     metrics.init_app(app)
-    for blueprint in (match.bp, curate.bp, admin.bp, ops.bp, search.bp):
+    for blueprint in (match.bp, curate.bp, admin.bp, ops.bp, search.bp, video.bp):
         app.register_blueprint(blueprint)
     if background:
         svc.live.start()

@@ -535,5 +535,49 @@ def spec() -> dict[str, Any]:
                 )
             },
             "/openapi.json": {"get": _op("This document", None, _responses(200, {"type": "object"}))},
+            **_video_paths(),
+        },
+    }
+
+
+STRING = {"type": "string"}
+VIDEO_RULES = {
+    "type": "object",
+    "properties": {
+        "query_share": {"type": "number", "minimum": 0, "maximum": 100},
+        "item_share": {"type": "number", "minimum": 0, "maximum": 100},
+        "quality": {"type": "integer", "minimum": 0, "maximum": 100},
+    },
+}
+
+
+def _video_paths() -> dict[str, Any]:
+    """The video endpoints (docs/video.md); videos themselves go through /v1/match, /v1/hash and items."""
+    rules = {**VIDEO_RULES, "properties": {"bank": {"type": "string"}, **VIDEO_RULES["properties"]}}
+    return {
+        "/v1/banks/{name}/video-rules": {
+            "parameters": [_name_param()],
+            "get": _op(
+                "A bank's vPDQ match shares and frame quality", "curate", _responses(200, rules, *AUTH_ERRORS, 404)
+            ),
+            "put": _op(
+                "Set a bank's vPDQ match shares (percent) and frame quality; absent fields take Meta's defaults",
+                "curate",
+                _responses(200, rules, 400, *AUTH_ERRORS, 404),
+                requestBody={"required": True, **_json(VIDEO_RULES)},
+            ),
+        },
+        "/v1/items/{item_id}/vpdq": {
+            "parameters": [_id_param("item_id")],
+            "get": _op(
+                "A video item's vPDQ hash: \"pdq,quality,timestamp\" per sampled frame",
+                "curate",
+                _responses(
+                    200,
+                    {"type": "object", "properties": {"item_id": ID, "vpdq": {"type": "array", "items": STRING}}},
+                    *AUTH_ERRORS,
+                    404,
+                ),
+            ),
         },
     }

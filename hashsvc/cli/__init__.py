@@ -4,7 +4,7 @@ Commands parse options, call one use case (locally through `Service` and the ser
 through `hashsvc.client`) and print. Errors become a message and an exit code in one place (`app.py`).
 """
 
-from hashsvc.cli import banks, basic, bench, items, keys, transfer  # noqa: F401 - importing registers the commands
+from hashsvc.cli import banks, basic, bench, items, keys, transfer, video  # noqa: F401 - importing registers the commands
 from hashsvc.cli.app import main
 
 __all__ = ["main"]

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hashsvc import media_video
-from hashsvc.errors import InvalidHashError, MediaError, ValidationError
+from hashsvc.errors import InvalidHashError, MediaError, NotFoundError, ValidationError
 from hashsvc.hashes import normalize_hex, vpdq
 from hashsvc.service import policy
 from hashsvc.service.disclosure import Caller, redact
@@ -34,6 +34,7 @@ from hashsvc.store import video as video_store
 from hashsvc.store.owners import HashOwner, matching_owners
 
 if TYPE_CHECKING:
+    from hashsvc.config import Settings
     from hashsvc.service.service import Service
 
 SIGNAL_TYPE = "vpdq"  # python-threatexchange's name for the signal (and HMA's)
@@ -41,8 +42,7 @@ ITEM_FIELDS = {"reference", "source", "note", "metadata"}
 _RULES_CACHE_S = 1.0
 
 
-def limits_from(service: Service) -> media_video.VideoLimits:
-    settings = service.settings
+def video_limits_from(settings: Settings) -> media_video.VideoLimits:
     return media_video.VideoLimits(
         max_bytes=settings.max_upload_bytes,
         max_duration_s=settings.video_max_duration_s,
@@ -65,7 +65,7 @@ class VideoUseCases:
         """Hash a video upload in the sandbox (or in-process when the sandbox is off). Raises MediaError."""
         settings = self.service.settings
         options = {
-            "limits": limits_from(self.service),
+            "limits": video_limits_from(settings),
             "seconds_per_hash": settings.video_seconds_per_hash,
             "work_size": settings.work_size or None,
         }
@@ -236,14 +236,14 @@ class VideoUseCases:
         shown["vpdq_frames"] = len(features)
         return shown
 
-    def get_signal(self, item_id: int) -> str:
-        """The item's vPDQ hash in the exchange format. Raises NotFoundError when the item holds no video."""
-        from hashsvc.errors import NotFoundError
-
+    def get_frames(self, item_id: int) -> list[str]:
+        """The item's vPDQ hash as a list of "pdq,quality,timestamp". Raises NotFoundError (no such video item)."""
+        if not 0 <= item_id < 2**63:
+            raise NotFoundError(f"no item with id {item_id}")
         frames = video_store.frames_of(self.service.store.engine, [item_id]).get(item_id)
         if frames is None:
             raise NotFoundError(f"item {item_id} holds no video hash")
-        return vpdq.dumps(frames)
+        return [str(f) for f in frames]
 
     # ---------------------------------------------------------------------------------------------- lists
 
