@@ -20,7 +20,8 @@ from hashsvc.service.video_hashing import hash_video
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "vpdq-conformance")
+    shared = Path(__file__).resolve().parents[2] / "shared"
+    parser.add_argument("--root", type=Path, default=shared / "vpdq-conformance")
     parser.add_argument("--seconds-per-hash", type=float, default=0.0, help="0: every frame, as the references")
     parser.add_argument("--work-size", type=int, default=400, help="0: full resolution")
     parser.add_argument("--per-frame", action="store_true")
