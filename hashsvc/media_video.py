@@ -14,7 +14,10 @@ typed MediaError before or while decoding:
 Sampling follows Meta's vpdq: frames are numbered in decoding order from 0, frame n is hashed when
 n % floor(seconds_per_hash * fps) == 0 (every frame when that is 0), and its timestamp is n / fps, fps being the
 stream's average frame rate. Animated GIF, WebP and PNG are decoded by Pillow (their frames have their own
-durations): the frame on screen at each multiple of seconds_per_hash is hashed, with its start time.
+durations): the frame on screen at each multiple of seconds_per_hash is hashed, with its start time. An
+animation longer than the duration or frame limit is hashed up to the limit instead of being refused (a long
+animation was never a reason to refuse its first frames, and images were always taken that way); decoding stops
+there, so the cost stays bounded.
 
 The frames come out as PDQ's grey (0.299 R + 0.587 G + 0.114 B, 0..255), reduced by a whole-number box factor
 towards `work_size` when large. For 8-bit YUV video the grey is the Y plane rescaled to full range: for the
@@ -267,9 +270,7 @@ def _animation_frames(
             if time.monotonic() > deadline:
                 raise _timeout(limits)
             if number >= limits.max_frames:
-                raise MediaError(
-                    "too_many_frames", f"the animation has more than {limits.max_frames:,} frames; that is the limit"
-                )
+                break  # an animation is hashed up to the limits (see the module doc), a video is refused
             try:
                 image.seek(number)
             except EOFError:
@@ -279,8 +280,8 @@ def _animation_frames(
             if delay_ms < _MIN_GIF_DELAY_MS:
                 delay_ms = _BROWSER_GIF_DELAY_MS
             end_ms = start_ms + delay_ms
-            if start_ms > limits.max_duration_s * 1000:
-                raise _too_long(limits)
+            if start_ms >= limits.max_duration_s * 1000:
+                break
             info.frames_decoded = number + 1
             info.duration_s = end_ms / 1000
             if step_ms <= 0 or next_sample_ms < end_ms:
