@@ -279,6 +279,23 @@ class Settings:
             "choices": ("ivf", "hnsw", "flat"),
         },
     )
+    video_max_duration_s: float = field(
+        default=600.0,
+        metadata={"help": "Longest video or animation accepted, in seconds (declared or decoded; else 413)."},
+    )
+    video_max_pixels: int = field(
+        default=3840 * 2160, metadata={"help": "Largest video frame, in pixels (from the header and every frame)."}
+    )
+    video_max_frames: int = field(
+        default=40_000, metadata={"help": "Most frames decoded from one video (all of them, not only those hashed)."}
+    )
+    video_timeout_s: float = field(
+        default=60.0, metadata={"help": "Wall-clock budget for decoding and hashing one video, in seconds."}
+    )
+    video_seconds_per_hash: float = field(
+        default=1.0,
+        metadata={"help": "vPDQ frame sampling: one frame hashed per this many seconds (vpdq's default 1; 0 = all)."},
+    )
 
     @property
     def resolved_database_url(self) -> str:

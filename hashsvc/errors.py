@@ -33,7 +33,8 @@ class MediaError(HashsvcError):
     """Untrusted image bytes were rejected: too large, not an image, corrupt, too slow to decode...
 
     Codes: `empty`, `too_large`, `too_many_pixels`, `too_expensive` (decoding would take more memory than
-    allowed), `unsupported_format`, `corrupt`, `decode_timeout`.
+    allowed), `unsupported_format`, `corrupt`, `decode_timeout`; for videos also `video_too_long` and
+    `too_many_frames`.
     """
 
     code = "corrupt"
@@ -47,6 +48,8 @@ class MediaError(HashsvcError):
         "unsupported_format": 415,
         "corrupt": 422,
         "decode_timeout": 422,
+        "video_too_long": 413,
+        "too_many_frames": 413,
     }
 
     def __init__(self, code: str, message: str) -> None:

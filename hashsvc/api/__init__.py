@@ -24,6 +24,7 @@ from hashsvc.api import (
     ops,
     request_log,
     search,
+    video,
 )
 from hashsvc.api.errors import register_error_handlers
 from hashsvc.config import Settings, load_settings
@@ -45,7 +46,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     limits.init_app(app)
     metrics.init_app(app)
     request_log.init_app(app, enabled=settings.request_log)
-    for blueprint in (match.bp, curate.bp, admin.bp, ops.bp, search.bp, aftermatch.bp, exchanges.bp):
+    for blueprint in (match.bp, curate.bp, admin.bp, ops.bp, search.bp, aftermatch.bp, exchanges.bp, video.bp):
         app.register_blueprint(blueprint)
     aftermetrics.init_app(app, svc)
     if background:

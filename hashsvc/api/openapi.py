@@ -249,6 +249,7 @@ IMAGE_BODY = {
             }
         },
         "image/*": {"schema": {"type": "string", "format": "binary"}},
+        "video/*": {"schema": {"type": "string", "format": "binary"}},
     },
 }
 
@@ -628,6 +629,7 @@ def spec() -> dict[str, Any]:
             "/openapi.json": {"get": _op("This document", None, _responses(200, {"type": "object"}))},
             **openapi_aftermatch.paths(),  # events, reviews, quarantines, webhooks
             **_exchange_paths(),
+            **_video_paths(),
         },
     }
 
@@ -711,6 +713,49 @@ def _exchange_paths() -> dict[str, Any]:
                 "Make a feed due now; the scheduler syncs it within seconds",
                 "admin",
                 _responses(202, EXCHANGE, *AUTH_ERRORS, 404),
+            ),
+        },
+    }
+
+
+STRING = {"type": "string"}
+VIDEO_RULES = {
+    "type": "object",
+    "properties": {
+        "query_share": {"type": "number", "minimum": 0, "maximum": 100},
+        "item_share": {"type": "number", "minimum": 0, "maximum": 100},
+        "quality": {"type": "integer", "minimum": 0, "maximum": 100},
+    },
+}
+
+
+def _video_paths() -> dict[str, Any]:
+    """The video endpoints (docs/video.md); videos themselves go through /v1/match, /v1/hash and items."""
+    rules = {**VIDEO_RULES, "properties": {"bank": {"type": "string"}, **VIDEO_RULES["properties"]}}
+    return {
+        "/v1/banks/{name}/video-rules": {
+            "parameters": [_name_param()],
+            "get": _op(
+                "A bank's vPDQ match shares and frame quality", "curate", _responses(200, rules, *AUTH_ERRORS, 404)
+            ),
+            "put": _op(
+                "Set a bank's vPDQ match shares (percent) and frame quality; absent fields take Meta's defaults",
+                "curate",
+                _responses(200, rules, 400, *AUTH_ERRORS, 404),
+                requestBody={"required": True, **_json(VIDEO_RULES)},
+            ),
+        },
+        "/v1/items/{item_id}/vpdq": {
+            "parameters": [_id_param("item_id")],
+            "get": _op(
+                'A video item\'s vPDQ hash: "pdq,quality,timestamp" per sampled frame',
+                "curate",
+                _responses(
+                    200,
+                    {"type": "object", "properties": {"item_id": ID, "vpdq": {"type": "array", "items": STRING}}},
+                    *AUTH_ERRORS,
+                    404,
+                ),
             ),
         },
     }

@@ -15,6 +15,7 @@ from hashsvc.cli import (  # noqa: F401 - importing registers the commands
     keys,
     scan,
     transfer,
+    video,
 )
 from hashsvc.cli.app import main
 

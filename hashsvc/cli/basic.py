@@ -14,6 +14,7 @@ from hashsvc import media
 from hashsvc.cli.app import main
 from hashsvc.config import load_settings
 from hashsvc.errors import HashsvcError, MediaError
+from hashsvc.media_sniff import video_kind
 from hashsvc.private_files import private_dir
 
 PROGRESS_MIN_FILES = 20
@@ -29,10 +30,19 @@ def _read_limited(path: Path, max_bytes: int) -> bytes:
 
 
 def _hash_file(path: Path, limits: media.Limits, rules: media.PixelRules) -> dict[str, object]:
-    from hashsvc.service.hashing import hash_image  # the hashing stack is seconds of imports: not for --help
+    # The hashing stack (and PyAV for videos) is seconds of imports: not for --help.
+    from hashsvc.service.hashing import hash_image
+    from hashsvc.service.video import video_limits_from
+    from hashsvc.service.video_hashing import hash_video
 
     try:
         data = _read_limited(path, limits.max_bytes)
+        if video_kind(data):  # a video or an animation: vPDQ, as the service hashes it
+            settings = load_settings()
+            hashes = hash_video(
+                data, video_limits_from(settings), seconds_per_hash=settings.video_seconds_per_hash
+            )
+            return {"file": str(path), **hashes.to_dict()}
         return {"file": str(path), **hash_image(data, limits, rules=rules).to_dict()}
     except HashsvcError as exc:
         return {"file": str(path), "error": exc.to_dict()}
@@ -50,6 +60,17 @@ def _human(result: dict[str, object]) -> str:
         error = result["error"]
         assert isinstance(error, dict)
         return f"{result['file']}: error {error['code']}: {error['message']}"
+    if result.get("media") == "video":
+        frames = result["vpdq"]
+        assert isinstance(frames, list)
+        return "\n".join(
+            [
+                f"{result['file']} ({result['format']} {result['width']}x{result['height']}, "
+                f"{result['duration_s']} s, {len(frames)} frames hashed)",
+                *(f"  vpdq    {line}" for line in frames),
+                *(f"  {name:<7} {result[name]}" for name in ("md5", "sha256")),
+            ]
+        )
     pdq = result["pdq"]
     assert isinstance(pdq, dict)
     return "\n".join(
@@ -72,7 +93,8 @@ def _human(result: dict[str, object]) -> str:
     help="'threatexchange' reproduces python-threatexchange's conversions for transparent and 16-bit images.",
 )
 def hash_command(files: tuple[Path, ...], as_json: bool, pixel_rules: str) -> None:
-    """Print the PDQ, pHash, dHash, MD5 and SHA-256 of image files.
+    """Print the PDQ, pHash, dHash, MD5 and SHA-256 of image files; for a video or an animation (told by
+    content), its vPDQ frame hashes ("pdq,quality,timestamp", one per second) and MD5 and SHA-256.
 
     Exits with status 1 if any file could not be hashed (its line then carries an error).
 

@@ -30,7 +30,7 @@ import resource
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -155,6 +155,13 @@ class Sandbox:
     def hash(self, data: bytes, **options: Any) -> ImageHashes:
         """`hash_image(data, **options)` in a worker. Raises MediaError for the upload's faults (including
         `decode_timeout` and `too_expensive` from the limits, `corrupt` for a crashed decoder)."""
+        return self.run(self._hasher, data, **options)  # type: ignore[no-any-return]
+
+    def run(self, function: Callable[..., Any], data: bytes, *, deadline_s: float | None = None, **options: Any) -> Any:
+        """`function(data, **options)` in a worker, under the pool's limits; `deadline_s` replaces the pool's
+        wall-clock deadline (and CPU allowance) for this job only: a video takes longer than an image.
+        `function` must be importable by name (a module-level function). Raises as `hash`."""
+        limits = self.limits if deadline_s is None else replace(self.limits, deadline_s=deadline_s)
         self.start()
         if self._closed:
             raise RuntimeError("the sandbox is closed")
@@ -162,7 +169,7 @@ class Sandbox:
         try:
             if worker is None:  # the slot's worker was lost; start its replacement now
                 worker = self._await_ready(self._launch())
-            result, keep = self._run(worker, data, options)
+            result, keep = self._run(worker, data, (function, limits.cpu_seconds, options), limits.deadline_s)
         except BaseException:  # interrupted while a job ran: its worker is in an unknown state
             if worker is not None:
                 worker.kill()
@@ -177,14 +184,16 @@ class Sandbox:
             raise result
         return result
 
-    def _run(self, worker: _Worker, data: bytes, options: dict[str, Any]) -> tuple[ImageHashes | Exception, bool]:
+    def _run(
+        self, worker: _Worker, data: bytes, job: tuple[Any, int, dict[str, Any]], deadline_s: float
+    ) -> tuple[Any, bool]:
         """Send one job and wait for its answer: (hashes or the error to raise, whether the worker stays)."""
         try:
-            worker.conn.send(options)
+            worker.conn.send(job)
             worker.conn.send_bytes(data)
-            if not worker.conn.poll(self.limits.deadline_s):
+            if not worker.conn.poll(deadline_s):
                 worker.kill()
-                return _timeout(self.limits.deadline_s), False
+                return _timeout(deadline_s), False
             reply = worker.conn.recv()
         except (EOFError, OSError):
             return self._died(worker), False
@@ -203,7 +212,7 @@ class Sandbox:
         with self._lock:
             self._all.discard(worker)
         if code == -signal.SIGXCPU:
-            return _timeout(self.limits.deadline_s)
+            return MediaError("decode_timeout", "decoding used more CPU time than is allowed")
         if code == -signal.SIGKILL:  # not ours (we return before killing): the kernel's OOM killer
             return MediaError("too_expensive", "decoding the image ran out of memory")
         cause = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit status {code}"
@@ -239,7 +248,7 @@ class Sandbox:
         parent_end, child_end = _CONTEXT.Pipe(duplex=True)
         process = _CONTEXT.Process(
             target=_worker_main,
-            args=(child_end, self._hasher, self.limits),
+            args=(child_end, self.limits),
             name="hashsvc-sandbox",
             daemon=True,
         )
@@ -292,7 +301,7 @@ def _set_preload() -> None:
 # ------------------------------------------------------------------------------------------ in the worker
 
 
-def _worker_main(conn: Connection, hasher: Hasher, limits: SandboxLimits) -> None:
+def _worker_main(conn: Connection, limits: SandboxLimits) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops us by closing
     _keep_freed_memory()
     from hashsvc.service import sandbox_preload
@@ -302,10 +311,10 @@ def _worker_main(conn: Connection, hasher: Hasher, limits: SandboxLimits) -> Non
     try:
         conn.send(_rss())
         while True:
-            options = conn.recv()
+            function, cpu_seconds, options = conn.recv()
             data = conn.recv_bytes()
-            _allow_cpu(limits.cpu_seconds)
-            conn.send(_job(hasher, data, options))
+            _allow_cpu(cpu_seconds)
+            conn.send(_job(function, data, options))
     except (EOFError, OSError):
         return  # the parent closed the pipe or is gone (a command that exits before its pool warmed up)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 
+import av  # noqa: F401 - FFmpeg's libraries, loaded once here rather than by each worker's first video
 import numpy as np
 from PIL import Image
 

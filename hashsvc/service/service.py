@@ -27,6 +27,7 @@ from hashsvc.hashes import ALGORITHMS, normalize_hex
 from hashsvc.hashes.codec import hamming
 from hashsvc.hashes.compute import DIHEDRAL_VARIANTS
 from hashsvc.hashes.information import minority_bits
+from hashsvc.media_sniff import video_kind
 from hashsvc.service import audit, feature_policy, feature_stage, floodguard, policy, query_views
 from hashsvc.service.aftermatch import AfterMatch
 from hashsvc.service.disclosure import Caller, redact
@@ -36,6 +37,7 @@ from hashsvc.service.hashing import ImageHashes, hash_image
 from hashsvc.service.live_index import LiveIndex
 from hashsvc.service.probing import AUDIT_ACTION, ProbeGuard, ProbeRules
 from hashsvc.service.sandbox import sandbox_from
+from hashsvc.service.video import VideoUseCases
 from hashsvc.store import UNSET, Actor, ApiKey, Bank, Item, NewItem, Store, validation
 from hashsvc.store.features import DEFAULT_BANK_FEATURES, bank_features, set_bank_features
 from hashsvc.store.owners import HashOwner, item_codes, matching_owners
@@ -104,6 +106,7 @@ class Service:
         self.sandbox = sandbox_from(settings)
         if self.sandbox is not None and warm_sandbox:
             self.sandbox.start_in_background()
+        self.video = VideoUseCases(self)  # videos and animations (service/video.py)
 
     def _report_false_positive(self, review: Mapping[str, Any], event: Mapping[str, Any]) -> None:
         if review.get("resolution") != "false_positive" or not review.get("item_id"):
@@ -157,7 +160,9 @@ class Service:
     # ------------------------------------------------------------------------------------------ hashing
 
     def hash_image(self, data: bytes) -> dict[str, Any]:
-        """Image bytes -> every hash, without any lookup."""
+        """Image bytes -> every hash, without any lookup (a video or an animation: its vPDQ, MD5, SHA-256)."""
+        if video_kind(data):
+            return self.video.hash_dict(data)
         return self._hash(data).to_dict()
 
     def _hash(
@@ -184,7 +189,9 @@ class Service:
         """Decode and hash an upload, look every hash up, and decide. Raises MediaError, NotReadyError.
 
         A `caller` (an API key) gets its answer screened for probing and shaped by its key's disclosure; without
-        one (the local CLI) the answer is complete."""
+        one (the local CLI) the answer is complete. Videos and animations are matched by vPDQ (service/video.py)."""
+        if video_kind(data):
+            return self.video.match(data, caller)
         started = time.perf_counter()
         self._require_ready()
         hashes = self._hash(data, dihedral=True, extras="query", features=self._query_features())
@@ -197,7 +204,10 @@ class Service:
     def match_hashes(self, body: Any, caller: Caller | None = None) -> dict[str, Any]:
         """Match one hash set `{"pdq": "...", "md5": "..."}` or a batch `{"items": [...]}` (up to 1000).
 
-        A batch is screened for probing in order, as if its sets had come one after another."""
+        A batch is screened for probing in order, as if its sets had come one after another. A set with a
+        `vpdq` list is a video's hash (service/video.py)."""
+        if isinstance(body, dict) and "vpdq" in body:
+            return self.video.match_signal(body, caller)
         started = time.perf_counter()
         self._require_ready()
         if isinstance(body, dict) and "items" in body:
@@ -437,6 +447,8 @@ class Service:
         body = _only(body, {"hashes", "reference", "source", "note", "metadata"}, "item")
         if not isinstance(body.get("hashes"), dict) or not body["hashes"]:
             raise ValidationError("'hashes' must be an object such as {\"pdq\": \"<64 hex>\", \"md5\": \"...\"}")
+        if "vpdq" in body["hashes"]:  # a partner's video hash, without the video
+            return self.video.add_item_from_signal(bank, body, actor)
         item = self.store.add_item(
             bank,
             body["hashes"],
@@ -449,11 +461,14 @@ class Service:
         return _item_dict(item)
 
     def add_item_from_image(self, bank: str, data: bytes, fields: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
-        """Hash an image and add it as an item; the image itself is never stored.
+        """Hash an image and add it as an item; the image itself is never stored. A video or an animation
+        becomes a video item (service/video.py).
 
-        The same bytes already in the bank are not added twice (as `hashsvc add` does): the answer is the item
-        that holds them, with `already_present` true, and no new reference or note is applied to it.
+        The same image bytes already in the bank are not added twice (as `hashsvc add` does): the answer is the
+        item that holds them, with `already_present` true, and no new reference or note is applied to it.
         """
+        if video_kind(data):
+            return self.video.add_item_from_video(bank, data, fields, actor)
         fields = _only(fields, {"reference", "source", "note", "metadata"}, "item")
         self.store.get_bank(bank)  # a missing bank is 404 before any decoding
         present = self._holder_of_bytes(bank, data)

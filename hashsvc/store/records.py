@@ -78,6 +78,7 @@ class NewItem:
     note: str | None = None
     metadata: Mapping[str, Any] | None = None
     views: HashInput = ()  # hashes of edited views of the item's image: matched, but not exported by default
+    video: bool = False  # a video item: its frame PDQs may number up to validation.MAX_VIDEO_HASHES
 
 
 @dataclass(frozen=True)

@@ -385,3 +385,29 @@ bank_feature_options = sa.Table(
     sa.Column("bank_id", Id, sa.ForeignKey("banks.id", ondelete="CASCADE"), primary_key=True, autoincrement=False),
     sa.Column("enabled", sa.Boolean(create_constraint=False), nullable=False),
 )
+
+
+video_frames = sa.Table(
+    "video_frames",
+    metadata,
+    # The vPDQ hash of a video item as it was hashed or imported, frame by frame (for export and for the time
+    # ranges of a match). The item's distinct frame PDQs of quality >= 50 are also its `pdq` rows in
+    # item_hashes, which is what the index holds: frames match stills, and stills match frames, by that.
+    sa.Column("item_id", sa.BigInteger, sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),  # order in the vPDQ list
+    sa.Column("frame", sa.Integer, nullable=False),
+    sa.Column("timestamp", sa.Float, nullable=False),  # seconds
+    sa.Column("quality", sa.SmallInteger, nullable=False),
+    sa.Column("code", sa.LargeBinary, nullable=False),  # 32 bytes, PDQ packed MSB-first
+)
+
+bank_video_rules = sa.Table(
+    "bank_video_rules",
+    metadata,
+    # A bank's own vPDQ match shares (percent) and frame quality threshold; banks without a row use Meta's
+    # defaults (80, 0, 50). The frame distance is the bank's PDQ threshold.
+    sa.Column("bank_id", sa.BigInteger, sa.ForeignKey("banks.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("query_share", sa.Float, nullable=False),
+    sa.Column("item_share", sa.Float, nullable=False),
+    sa.Column("quality", sa.SmallInteger, nullable=False),
+)

@@ -240,12 +240,19 @@ class Store:
         metadata: Mapping[str, Any] | None = None,
         views: HashInput = (),
         features: tuple[str, int, bytes] | None = None,
+        with_rows: Callable[[Connection, int], None] | None = None,
+        video: bool = False,
     ) -> Item:
         """Add one item with its hashes (and the hashes of edited views of its image, and its local features:
         (algorithm, count, blob), see hashsvc.store.features). Raises NotFoundError (bank), ConflictError
-        (reference taken in the bank), ValidationError, InvalidHashError."""
-        new = NewItem(hashes, external_ref=external_ref, source=source, note=note, metadata=metadata, views=views)
-        [item_id] = self._add_items(bank, [new], _actor(actor), action="item.add", features=features)
+        (reference taken in the bank), ValidationError, InvalidHashError. `with_rows(conn, item_id)` writes rows
+        of another table that belong to the item (a video's frame list) in the same transaction."""
+        new = NewItem(
+            hashes, external_ref=external_ref, source=source, note=note, metadata=metadata, views=views, video=video
+        )
+        [item_id] = self._add_items(
+            bank, [new], _actor(actor), action="item.add", features=features, with_rows=with_rows
+        )
         return self.get_item(item_id)
 
     def add_items(self, bank: str, new_items: Iterable[NewItem], *, actor: Actor | str) -> list[int]:
@@ -256,8 +263,14 @@ class Store:
         return self._add_items(bank, list(new_items), _actor(actor), action="items.import")
 
     def _add_items(
-        self, bank: str, new_items: Sequence[NewItem], who: Actor, *, action: str,
+        self,
+        bank: str,
+        new_items: Sequence[NewItem],
+        who: Actor,
+        *,
+        action: str,
         features: tuple[str, int, bytes] | None = None,
+        with_rows: Callable[[Connection, int], None] | None = None,
     ) -> list[int]:
         validation.bank_name(bank)
         prepared = []
@@ -295,6 +308,9 @@ class Store:
             insert_rows(tx.conn, item_hashes, HASH_COLUMNS, hash_rows)
             if features is not None:  # one item added from an image: its features come with its 'activate'
                 feature_rows.insert_features(tx.conn, ids[0], *features)
+            if with_rows is not None:
+                for item_id in ids:
+                    with_rows(tx.conn, item_id)
             effect = "activate" if bank_row.enabled else "none"
             tx.change("item_add", bank_row.id, ids[0], effect, last_item_id=ids[-1])
             details: dict[str, Any] = {"count": len(ids), "hashes": len(hash_rows)}

@@ -25,6 +25,7 @@ MAX_ACTOR = 128
 MAX_TEXT = 10_000
 MAX_METADATA_BYTES = 16_384
 MAX_HASHES_PER_ITEM = 64
+MAX_VIDEO_HASHES = 10_002  # a video item: up to 10,000 distinct frame PDQs (nearly 3 h at 1 fps), MD5, SHA-256
 # The largest threshold that still means "the same picture", per perceptual algorithm. Unrelated 256-bit PDQ
 # codes are 128 +- 8 bits apart, so 63 is already 8 standard deviations closer than chance; unrelated 64-bit
 # pHash/dHash codes are 32 +- 4 apart, and 16 is 4 standard deviations. Beyond these a bank would match (and
@@ -193,10 +194,11 @@ def new_item(
 ) -> tuple[str | None, str | None, str | None, dict[str, Any], list[tuple[str, bytes, bool]]]:
     """An item's fields validated: (external_ref, source, note, metadata, [(algorithm, code, is_view)]). Raises
     ValidationError, InvalidHashError. A view hash equal to one of the item's own is kept once, as its own."""
-    own = hashes(new.hashes)
+    limit = MAX_VIDEO_HASHES if new.video else MAX_HASHES_PER_ITEM  # a video's distinct frame PDQs
+    own = hashes(new.hashes, limit=limit)
     views = hashes(new.views) if new.views else []
-    if len(own) + len(views) > MAX_HASHES_PER_ITEM:
-        raise ValidationError(f"an item may have at most {MAX_HASHES_PER_ITEM} hashes, got {len(own) + len(views)}")
+    if len(own) + len(views) > limit:
+        raise ValidationError(f"an item may have at most {limit} hashes, got {len(own) + len(views)}")
     known = set(own)
     return (
         text("reference", new.external_ref, max_length=MAX_REF),
@@ -285,7 +287,7 @@ def _code(algorithm: str, value: str | bytes) -> tuple[str, bytes]:
     return algo.name, parse_hex(algo.name, value)
 
 
-def hashes(value: HashInput) -> list[tuple[str, bytes]]:
+def hashes(value: HashInput, limit: int = MAX_HASHES_PER_ITEM) -> list[tuple[str, bytes]]:
     """Validate an item's hashes into [(algorithm, packed code)], dropping exact duplicates, keeping order."""
     result: list[tuple[str, bytes]] = []
     if isinstance(value, Mapping):
@@ -303,6 +305,6 @@ def hashes(value: HashInput) -> list[tuple[str, bytes]]:
             result.append(_code(pair[0], pair[1]))
     if not result:
         raise ValidationError("an item needs at least one hash")
-    if len(result) > MAX_HASHES_PER_ITEM:
-        raise ValidationError(f"an item may have at most {MAX_HASHES_PER_ITEM} hashes, got {len(result)}")
+    if len(result) > limit:
+        raise ValidationError(f"an item may have at most {limit} hashes, got {len(result)}")
     return list(dict.fromkeys(result)) if len(result) > 1 else result

@@ -5,7 +5,7 @@ Exports carry an item's own hashes by default. Hashes stored before this revisio
 own (nothing recorded which were views); re-adding such an item from its image marks them.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-29
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 from hashsvc.store.schema import UtcDateTime
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

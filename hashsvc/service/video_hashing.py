@@ -1,0 +1,71 @@
+"""Use case: video or animation bytes -> vPDQ frame hashes plus MD5 and SHA-256 of the file.
+
+`hash_video` is what a sandbox worker runs for a video upload (service/sandbox.py `Sandbox.run`): the frames
+stream out of the decoder one at a time and only their 32-byte hashes are kept, so a worker's memory is that
+of one decoded frame whatever the length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hashsvc import media_video
+from hashsvc.hashes import compute, vpdq
+from hashsvc.hashes.codec import to_hex
+
+
+@dataclass(frozen=True)
+class VideoHashes:
+    features: tuple[vpdq.Feature, ...]
+    md5: bytes
+    sha256: bytes
+    kind: str  # mp4, mov, webm, mkv, avi, gif, webp, png
+    width: int
+    height: int
+    fps: float
+    duration_s: float
+    frames_decoded: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of the API and the CLI: `vpdq` in the exchange format (a list of
+        "pdq,quality,timestamp" strings, as python-threatexchange serializes a `vpdq` signal)."""
+        return {
+            "media": "video",
+            "format": self.kind,
+            "vpdq": [str(f) for f in self.features],
+            "md5": to_hex(self.md5),
+            "sha256": to_hex(self.sha256),
+            "width": self.width,
+            "height": self.height,
+            "duration_s": round(self.duration_s, 3),
+            "frames_decoded": self.frames_decoded,
+        }
+
+
+def hash_video(
+    data: bytes,
+    limits: media_video.VideoLimits | None = None,
+    *,
+    seconds_per_hash: float = vpdq.SECONDS_PER_HASH,
+    work_size: int | None = 400,
+) -> VideoHashes:
+    """Decode `data` (a video or an animated image) and hash its sampled frames. Raises MediaError."""
+    info = media_video.VideoInfo("")
+    features = tuple(
+        vpdq.Feature(*vpdq.frame_pdq(frame.gray, frame.full_height, frame.full_width), frame.timestamp, frame.number)
+        for frame in media_video.sample(
+            data, limits, seconds_per_hash=seconds_per_hash, work_size=work_size, info=info
+        )
+    )
+    return VideoHashes(
+        features=features,
+        md5=compute.md5(data),
+        sha256=compute.sha256(data),
+        kind=info.kind,
+        width=info.width,
+        height=info.height,
+        fps=info.fps,
+        duration_s=info.duration_s,
+        frames_decoded=info.frames_decoded,
+    )

@@ -1,0 +1,69 @@
+"""vPDQ's exchange format and clean-up rules, and telling videos from images by their bytes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from images import encode as encode_image
+from images import photo
+from videos import animated_gif, clip_frames, encode, tiny_frames_gif
+
+from hashsvc.errors import InvalidHashError
+from hashsvc.hashes import vpdq
+from hashsvc.media_sniff import video_kind
+
+CODE = bytes.fromhex("e271017837246aaccddea259648fb7d62f435c89d9e99b2497763e216c8d055c")
+
+
+def test_features_serialize_as_python_threatexchange_writes_them() -> None:
+    # Its __str__ is f"{pdq_hex},{quality},{timestamp:.3}": three significant digits, not three decimals.
+    assert str(vpdq.Feature(CODE, 100, 0.0)) == f"{CODE.hex()},100,0.0"
+    assert str(vpdq.Feature(CODE, 87, 12.0)) == f"{CODE.hex()},87,12.0"
+    assert str(vpdq.Feature(CODE, 87, 0.0333)) == f"{CODE.hex()},87,0.0333"
+    assert str(vpdq.Feature(CODE, 87, 123.0)) == f"{CODE.hex()},87,1.23e+02"
+    signal = vpdq.dumps([vpdq.Feature(CODE, 100, 0.0), vpdq.Feature(CODE, 90, 1.0)])
+    assert json.loads(signal) == [f"{CODE.hex()},100,0.0", f"{CODE.hex()},90,1.0"]
+    assert [(f.code, f.quality, f.timestamp) for f in vpdq.loads(signal)] == [(CODE, 100, 0.0), (CODE, 90, 1.0)]
+    assert vpdq.loads(json.loads(signal)) == vpdq.loads(signal)
+
+
+@pytest.mark.parametrize(
+    "signal",
+    ["not json", "{}", '["abc"]', f'["{CODE.hex()},101,0.0"]', f'["{CODE.hex()},50,-1"]', f'["{CODE.hex()},50,nan"]',
+     f'["{CODE.hex()[:-1]}g,50,0.0"]', f'["{CODE.hex()},50"]', "[1]", json.dumps([f"{CODE.hex()},50,0"] * 100_001)],
+)  # fmt: skip
+def test_malformed_signals_are_invalid_hashes(signal: str) -> None:
+    with pytest.raises(InvalidHashError):
+        vpdq.loads(signal)
+
+
+def test_prepare_drops_low_quality_frames_then_repeats_and_shares_follow_vpdq() -> None:
+    a, b, c = (bytes([n]) * 32 for n in (1, 2, 3))
+    features = [vpdq.Feature(a, 100, 0), vpdq.Feature(a, 100, 1), vpdq.Feature(b, 49, 2), vpdq.Feature(c, 50, 3)]
+    assert [f.timestamp for f in vpdq.prepare(features)] == [0, 3]
+    near = bytes([1]) * 31 + bytes([0])  # 1 bit from a
+    far = bytes([0xFF ^ 1]) * 32
+    query = [vpdq.Feature(near, 100, 0), vpdq.Feature(far, 100, 1)]
+    other = bytes([0x80]) * 32
+    item = [vpdq.Feature(a, 100, 0), vpdq.Feature(b, 100, 1), vpdq.Feature(c, 100, 2), vpdq.Feature(other, 90, 3)]
+    assert vpdq.brute_shares(query, item) == (50.0, 25.0)
+    assert vpdq.time_ranges([0, 1, 2, 5, 6, 9], 1.0) == [(0, 2), (5, 6), (9, 9)]
+
+
+def test_videos_and_animations_are_told_by_content() -> None:
+    frames = list(clip_frames(1.0, fps=5, size=(64, 48)))
+    assert video_kind(encode(frames, fps=5)) == "mp4"
+    assert video_kind(encode(frames, fps=5, container="matroska")) == "mkv"
+    assert video_kind(encode(frames, fps=5, container="webm", codec="libvpx-vp9")) == "webm"
+    assert video_kind(encode(frames, fps=5, container="avi", codec="mpeg4")) == "avi"
+    assert video_kind(encode(frames, fps=5, container="mov")) == "mov"
+    assert video_kind(animated_gif(frames)) == "gif"
+    assert video_kind(tiny_frames_gif(2)) == "gif"
+    still = photo(64, 48)
+    for fmt in ("GIF", "PNG", "WEBP", "JPEG"):
+        assert video_kind(encode_image(still, fmt)) is None, fmt
+    assert video_kind(encode_image(still, "PNG", save_all=True, append_images=[photo(64, 48, seed=1)])) == "png"
+    assert video_kind(encode_image(still, "WEBP", save_all=True, append_images=[photo(64, 48, seed=1)])) == "webp"
+    assert video_kind(tiny_frames_gif(1)) is None
+    assert video_kind(b"") is None and video_kind(b"\x00\x00\x00\x18ftyp") is None
