@@ -18,7 +18,7 @@ from hashsvc.cli.backend import Backend, LocalBackend, RemoteBackend, require_lo
 from hashsvc.cli.options import backend_options, emit, json_option
 from hashsvc.client import ApiError
 from hashsvc.errors import HashsvcError
-from hashsvc.service.video import SIGNAL_TYPE
+from hashsvc.vocabulary import VPDQ_SIGNAL_TYPE as SIGNAL_TYPE
 
 
 @main.group("video")

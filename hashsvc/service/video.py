@@ -32,12 +32,13 @@ from hashsvc.service.video_hashing import VideoHashes, hash_video
 from hashsvc.store import Actor
 from hashsvc.store import video as video_store
 from hashsvc.store.owners import HashOwner, matching_owners
+from hashsvc.vocabulary import VPDQ_SIGNAL_TYPE
 
 if TYPE_CHECKING:
     from hashsvc.config import Settings
     from hashsvc.service.service import Service
 
-SIGNAL_TYPE = "vpdq"  # python-threatexchange's name for the signal (and HMA's)
+SIGNAL_TYPE = VPDQ_SIGNAL_TYPE
 ITEM_FIELDS = {"reference", "source", "note", "metadata"}
 _RULES_CACHE_S = 1.0
 
