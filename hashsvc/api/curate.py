@@ -65,7 +65,7 @@ def add_item(name: str) -> tuple[dict[str, Any], int]:
     data = image_bytes()
     with key_slot():  # curators' uploads share the slots fairly with the pipelines' (no rate limit: trusted)
         item = service().add_item_from_image(name, data, fields, g.actor)
-    return item, 200 if item["already_present"] else 201
+    return item, 200 if item.get("already_present") else 201
 
 
 @bp.post("/banks/<name>/items:bulk")

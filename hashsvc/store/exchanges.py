@@ -545,11 +545,11 @@ def _insert_items(
     first = tx.allocate("last_item_id", len(prepared))
     next_hash = tx.allocate("last_hash_id", sum(len(p[4]) for p in prepared))
     item_rows: list[tuple[Any, ...]] = []
-    hash_rows: list[tuple[int, int, str, bytes]] = []
+    hash_rows: list[tuple[int, int, str, bytes, bool]] = []
     for item_id, (ref, source, note, meta, codes) in enumerate(prepared, start=first):
         item_rows.append((item_id, bank_row.id, ref, source, note, "active", actor.name, tx.now, meta))
         for algorithm, code in codes:
-            hash_rows.append((next_hash, item_id, algorithm, code))
+            hash_rows.append((next_hash, item_id, algorithm, code, False))  # a partner's signals are its own
             next_hash += 1
     insert_rows(tx.conn, _ITEMS_JSON_TEXT, ITEM_COLUMNS, item_rows)
     insert_rows(tx.conn, item_hashes, HASH_COLUMNS, hash_rows)
