@@ -47,7 +47,8 @@ def _add_one(backend: Backend, bank: str, path: Path, fields: dict[str, Any], ma
     try:
         data = _read_limited(path, max_bytes)
         item = backend.add_image(bank, data, fields)  # the service answers with the holder if the bytes are known
-        return {"file": str(path), "status": "present" if item.get("already_present") else "added", "item_id": item["id"]}
+        status = "present" if item.get("already_present") else "added"
+        return {"file": str(path), "status": status, "item_id": item["id"]}
     except (HashsvcError, ApiError) as exc:
         if getattr(exc, "code", "") in ("not_found", "unauthorized", "forbidden", "unreachable"):
             raise  # the bank or the service is the problem, not this file: stop now
