@@ -260,3 +260,14 @@ def test_the_command_line_s_light_choices_agree_with_the_code_they_stand_for() -
 
     assert set(TYPES) == set(EXCHANGE_TYPES)
     assert RESOLUTIONS == REVIEW_RESOLUTIONS and FORMATS == LIST_FORMATS and SCOPES == CLI_SCOPES
+
+
+def test_the_match_command_prints_every_kind_of_evidence() -> None:
+    """`hashsvc match` crashed (KeyError 'distance') on a local-feature match, found by generating the docs."""
+    from hashsvc.cli.items import _evidence_text
+
+    pdq = {"algorithm": "pdq", "distance": 4, "threshold": 31, "variant": "original", "action": "block"}
+    assert _evidence_text(pdq) == "pdq distance 4/31 original -> block"
+    orb = {"algorithm": "orb", "inliers": 41, "ratio": 0.5, "action": "review"}
+    assert _evidence_text(orb) == "orb 41 inliers, ratio 0.50 -> review"
+    assert _evidence_text({"algorithm": "vpdq", "query_share": 80.0, "action": "block"}).endswith("-> block")

@@ -230,10 +230,7 @@ def match_command(backend: Backend, files: tuple[Path, ...], as_json: bool) -> N
         else:
             click.echo(f"{path}: {result['decision']}")
             for m in result["matches"]:
-                click.echo(
-                    f"  {m['bank']} item {m['item_id']} ({m['reference'] or '-'}) {m['algorithm']} "
-                    f"distance {m['distance']}/{m['threshold']} {m['variant']} -> {m['action']}"
-                )
+                click.echo(f"  {m['bank']} item {m['item_id']} ({m.get('reference') or '-'}) {_evidence_text(m)}")
     if failed:
         sys.exit(1)
 
@@ -254,3 +251,15 @@ def reindex_command(backend: Backend, snapshot_dir: Path | None, as_json: bool) 
     result = require_local(backend, "reindex").reindex(snapshot_dir)
     sizes = ", ".join(f"{k} {v}" for k, v in result["sizes"].items())
     emit(as_json, result, f"wrote snapshots to {result['snapshot_dir']} at sequence {result['sequence']}: {sizes}")
+
+
+def _evidence_text(match: dict[str, Any]) -> str:
+    """One match's evidence: a hash distance, a local-feature verification, or video frame shares."""
+    action = match.get("action", "-")
+    if "distance" in match:
+        return f"{match['algorithm']} distance {match['distance']}/{match['threshold']} {match['variant']} -> {action}"
+    if "inliers" in match:
+        return f"{match['algorithm']} {match['inliers']} inliers, ratio {match['ratio']:.2f} -> {action}"
+    shown = {k: v for k, v in match.items() if k not in ("bank", "item_id", "reference", "category", "action")}
+    return f"{json.dumps(shown, sort_keys=True)} -> {action}"
+
