@@ -23,7 +23,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from PIL import Image
 
-from hashsvc.bench.samples import list_images, mosaic, to_jpeg
+from hashsvc.bench.samples import mosaic, require_images, to_jpeg
 from hashsvc.hashes import compute, dihedral64
 from hashsvc.service import hashing
 
@@ -35,7 +35,7 @@ def upright_only(image: Image.Image) -> dict[str, tuple[bytes, bytes]]:
 
 
 def inputs(corpus: Path, per_class: int) -> dict[str, list[bytes]]:
-    photos = [p for p in list_images(corpus) if p.suffix.lower() in {".jpg", ".jpeg"}]
+    photos = [p for p in require_images(corpus, "a folder argument") if p.suffix.lower() in {".jpg", ".jpeg"}]
     step = max(1, len(photos) // per_class)
     corpus_jpegs = [p.read_bytes() for p in photos[::step][:per_class]]
     big = [to_jpeg(mosaic(photos, 1.0, seed)) for seed in range(per_class)]

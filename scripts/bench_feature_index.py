@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from hashsvc import media
-from hashsvc.bench.samples import list_images
+from hashsvc.bench.samples import require_images
 from hashsvc.features import MAX_QUERY, MAX_STORED, Features, extract, native, verify_pairs
 from hashsvc.features.index import NEIGHBOURS, FeatureIndex
 from hashsvc.features.verify import MAX_DESCRIPTOR_DISTANCE
@@ -78,7 +78,7 @@ def main() -> None:
     faiss = native.faiss()
     rng = np.random.default_rng(11)
 
-    photos = list_images(args.folder)
+    photos = require_images(args.folder, "a folder argument")
     real: list[Features] = []
     for path in photos:
         real.append(extract(media.decode_first(path.read_bytes()).pixels, MAX_STORED))

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from hashsvc.bench.samples import list_images, mosaic, to_jpeg
+from hashsvc.bench.samples import mosaic, require_images, to_jpeg
 from hashsvc.config import load_settings
 from hashsvc.features import MAX_QUERY, MAX_STORED, Features, native
 from hashsvc.service import feature_stage
@@ -143,7 +143,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    photos = list_images(args.folder)
+    photos = require_images(args.folder, "a folder argument")
     process = psutil.Process(os.getpid())
     with tempfile.TemporaryDirectory(prefix="bench-features-") as tmp:
         root = Path(tmp)

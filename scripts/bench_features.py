@@ -39,7 +39,7 @@ from PIL import Image
 
 from hashsvc import media
 from hashsvc.bench.robustness import CORPUS_NEAR_DUPLICATES
-from hashsvc.bench.samples import list_images
+from hashsvc.bench.samples import require_images
 from hashsvc.features import MAX_QUERY, MAX_STORED, Features, Verification, extract, verify
 from hashsvc.hashes import hamming
 from hashsvc.service import feature_policy
@@ -141,7 +141,7 @@ def main() -> None:
     started = time.perf_counter()
     originals: list[Original] = []
     positives: list[dict[str, object]] = []
-    for path in list_images(args.folder)[:: args.every]:
+    for path in require_images(args.folder, "a folder argument")[:: args.every]:
         name = path.relative_to(args.folder).as_posix()
         data = path.read_bytes()
         try:

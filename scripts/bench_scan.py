@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing
 
 from hashsvc import media
-from hashsvc.bench.samples import list_images, mosaic, to_jpeg
+from hashsvc.bench.samples import mosaic, require_images, to_jpeg
 from hashsvc.config import load_settings
 from hashsvc.service import scan
 from hashsvc.service.live_index import LiveIndex
@@ -42,7 +42,7 @@ IMAGES_PER_DAY = 1_000_000_000 / 86_400
 
 def prepare(folder: Path, url: str, images: int, megapixels: float, hashes: int, corpus: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    sources = list_images(corpus)
+    sources = require_images(corpus)
     for n in range(images):
         path = folder / f"img{n:05d}.jpg"
         if not path.exists():

@@ -19,7 +19,7 @@ import numpy as np
 from bench_features import CORPUS_NEAR_DUPLICATES, EDITS, _jpeg, half_of
 
 from hashsvc import media
-from hashsvc.bench.samples import list_images, mosaic, to_jpeg
+from hashsvc.bench.samples import list_images, mosaic, require_images, to_jpeg
 from hashsvc.features import MAX_QUERY, MAX_STORED, extract, orb, verify
 from hashsvc.service import feature_policy
 
@@ -43,7 +43,8 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    paths = [p for p in list_images(args.folder) if half_of(p.relative_to(args.folder).as_posix()) == "tune"]
+    photos = require_images(args.folder, "a folder argument")
+    paths = [p for p in photos if half_of(p.relative_to(args.folder).as_posix()) == "tune"]
     paths = paths[:: args.every]
     frames = {p.relative_to(args.folder).as_posix(): media.decode_first(p.read_bytes()).pixels for p in paths}
     uploads = [media.decode_first(to_jpeg(mosaic(list_images(args.folder), 1.0, seed))).pixels for seed in range(8)]

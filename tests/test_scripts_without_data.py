@@ -19,6 +19,12 @@ RUNS = {
     "bench_offgrid_crops.py": [MISSING],
     "bench_robustness.py": [MISSING],
     "report_conformance.py": ["--data", MISSING],
+    "bench_dihedral_short.py": [MISSING],
+    "bench_feature_index.py": [MISSING],
+    "bench_feature_stage.py": [MISSING],
+    "bench_features.py": [MISSING],
+    "bench_scan.py": ["--corpus", MISSING],
+    "sweep_features.py": [MISSING],
 }
 
 
