@@ -135,6 +135,14 @@ def a_quarantine_on_one_replica_holds_on_the_other(
     status, _ = b.request("POST", f"/v1/quarantines/{item}/rearm", {"reason": "checked"}, keys["analyst-b"])
     assert status == 200
     assert decide(a, keys, md5, "again") == "block"
+    # Events are written in batches (every 50 ms): wait until this one is stored, so that the webhook created
+    # next is not handed an event decided before it existed.
+    eventually(lambda: _stored(b, keys, "again"), 5)
+
+
+def _stored(server: LiveServer, keys: dict[str, str], content_id: str) -> bool:
+    status, found = server.request("GET", f"/v1/events?content_id={content_id}", token=keys["analyst-b"])
+    return status == 200 and len(found["events"]) > 0
 
 
 def a_webhook_event_is_delivered_once_across_replicas(
