@@ -213,7 +213,7 @@ BAD_TEXT = [
 # (field named in the message, method, path, scope, body builder)
 TEXT_FIELDS: list[tuple[str, str, str, str, Callable[[str], Any]]] = [
     ("note", "POST", "/v1/banks/hostile/items", "curate", lambda s: new_item(note=s)),
-    ("external_ref", "POST", "/v1/banks/hostile/items", "curate", lambda s: new_item(reference=s)),
+    ("reference", "POST", "/v1/banks/hostile/items", "curate", lambda s: new_item(reference=s)),
     ("source", "POST", "/v1/banks/hostile/items", "curate", lambda s: new_item(source=s)),
     ("metadata key", "POST", "/v1/banks/hostile/items", "curate", lambda s: new_item(metadata={s: 1})),
     ("metadata['k'][0]", "POST", "/v1/banks/hostile/items", "curate", lambda s: new_item(metadata={"k": [s]})),

@@ -143,11 +143,20 @@ def dask_cluster(tmp_path: Path) -> Iterator[str]:
             client.wait_for_workers(2, timeout=120)
         yield address
     finally:
-        for process in processes:
+        for process in reversed(processes):  # workers first: without their scheduler they linger, reconnecting
             os.killpg(process.pid, signal.SIGTERM)
         for process in processes:
-            process.wait(30)
+            _stop(process)
         logs.close()
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Wait for a process told to stop; one that has not gone after 30 s (a loaded machine) is killed."""
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
 
 
 def test_scan_on_a_scheduler_with_two_worker_processes(
@@ -196,7 +205,7 @@ def s3_bucket(store: tuple[str, Path]) -> Iterator[tuple[str, str]]:
         yield endpoint, "s3://uploads/2019"
     finally:
         os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
+        _stop(server)
 
 
 def test_scan_of_an_s3_bucket_as_parquet(store: tuple[str, Path], s3_bucket: tuple[str, str], tmp_path: Path) -> None:
