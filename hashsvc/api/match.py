@@ -38,8 +38,7 @@ def match_hashes() -> dict[str, Any]:
     charge(_queries_in(body))
     with key_slot():
         result = service().match_hashes(body, caller())
-    for single in result.get("results", [result]):
-        metrics.record_match(single)
+    metrics.record_matches(result.get("results", [result]))
     request_log.note_decisions(single["decision"] for single in result.get("results", [result]))
     return result
 

@@ -7,8 +7,10 @@ Under `hashsvc serve` every worker is its own process; `hashsvc serve` sets PROM
 
 from __future__ import annotations
 
+import collections
 import os
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -38,9 +40,21 @@ INDEX_LAG = Gauge("hashsvc_index_lag", "Change-log entries not yet applied", mul
 
 
 def record_match(result: dict[str, Any]) -> None:
-    DECISIONS.labels(result["decision"]).inc()
-    for match in result["matches"]:
-        MATCHES.labels(match["bank"], match["algorithm"], match["action"]).inc()
+    record_matches([result])
+
+
+def record_matches(results: Iterable[dict[str, Any]]) -> None:
+    """Count a batch's decisions and matches with one increment per label set: each increment of a
+    multiprocess counter writes to its memory-mapped file, which cost about a third of a batch's non-index time."""
+    decisions: collections.Counter[str] = collections.Counter()
+    matches: collections.Counter[tuple[str, str, str]] = collections.Counter()
+    for result in results:
+        decisions[result["decision"]] += 1
+        matches.update((match["bank"], match["algorithm"], match["action"]) for match in result["matches"])
+    for decision, count in decisions.items():
+        DECISIONS.labels(decision).inc(count)
+    for labels, count in matches.items():
+        MATCHES.labels(*labels).inc(count)
 
 
 def record_decode_error(code: str) -> None:
