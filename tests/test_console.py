@@ -5,6 +5,7 @@ The browser tests (tests/test_console_browser.py) drive the same pages in Chromi
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 import stat
@@ -15,7 +16,8 @@ from api_fixtures import Api
 from console_helpers import Console
 from images import encode, photo
 
-from hashsvc.store.aftermatch import EventFilter
+from hashsvc.store import NewItem, Store
+from hashsvc.store.aftermatch import EventFilter, NewEvent, activity, insert_events
 from hashsvc.ui import CSP
 from hashsvc.ui import session as console_session
 from hashsvc.ui.secret import SECRET_FILE
@@ -206,3 +208,28 @@ def test_the_overview_counts_decisions_and_matches_per_bank_and_day(api: Api) ->
     assert facts["activity"] == {"demo": [{"block": 0, "review": 0, "matches": 0}] * 2 + [
         {"block": 1, "review": 0, "matches": 1}]}
     assert facts["reviews"]["open"] == 0 and facts["quarantined"] == 0 and facts["index"]["ready"]
+
+
+def test_activity_is_counted_per_period_bank_and_decision_on_every_back_end(store: Store) -> None:
+    """The overview's one grouped query (a CASE over the period bounds) reads the same on SQLite and PostgreSQL."""
+    store.create_bank("a", category="csam", actor="test")
+    store.create_bank("b", category="csam", actor="test", action="review")
+    (one,) = store.add_items("a", [NewItem({"pdq": PDQ})], actor="test")
+    (two,) = store.add_items("b", [NewItem({"md5": "d35c785545392755e7e4164457657269"})], actor="test")
+    start = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    bounds = [start + dt.timedelta(days=n) for n in range(4)]
+
+    def event(day: float, decision: str, *matched: tuple[str, int]) -> NewEvent:
+        return NewEvent("match", start + dt.timedelta(days=day), f"u{day}{decision}", decision=decision,
+                        matches=[{"bank": bank, "item_id": item} for bank, item in matched])
+
+    insert_events(store.engine, [
+        event(0.5, "block", ("a", one)),
+        event(0.7, "block", ("a", one), ("b", two)),
+        event(2.1, "review", ("b", two)),
+        event(3.5, "block", ("a", one)),  # after the last bound: not counted
+        event(-0.5, "block", ("a", one)),  # before the first: not counted
+    ])
+    found = sorted((r["period"], r["bank"], r["decision"], r["events"], r["matches"])
+                   for r in activity(store.engine, bounds))
+    assert found == [(0, "a", "block", 2, 2), (0, "b", "block", 1, 1), (2, "b", "review", 1, 1)]

@@ -35,6 +35,12 @@ class Chart:
     peak: int
 
 
+def rows(days: list[str], activity: dict[str, list[dict[str, Any]]]) -> list[tuple[str, str, dict[str, Any]]]:
+    """The chart's numbers as table rows (day, bank, counts), days in order, only where something matched."""
+    return [(day, bank, activity[bank][n]) for n, day in enumerate(days) for bank in sorted(activity)
+            if activity[bank][n]["matches"]]
+
+
 def bars(days: list[str], activity: dict[str, list[dict[str, Any]]]) -> Chart:
     """Stacked bars of matches per day, one colour per bank."""
     banks = sorted(activity)
@@ -55,5 +61,6 @@ def bars(days: list[str], activity: dict[str, list[dict[str, Any]]]) -> Chart:
                              round(height, 1), series % SERIES, f"{bank}, {day}: {count} matches"))
     step = max(1, len(days) // 7)
     ticks = [(round(LEFT + n * slot + slot / 2, 1), day[5:]) for n, day in enumerate(days) if n % step == 0]
-    grid = [(round(HEIGHT - BOTTOM - plot_h * f, 1), round(peak * f)) for f in (0.0, 0.5, 1.0)]
+    values = sorted({0, peak // 2, peak})  # whole numbers only, each once (a peak of 1 has no middle line)
+    grid = [(round(HEIGHT - BOTTOM - plot_h * value / peak, 1), value) for value in values]
     return Chart(WIDTH, HEIGHT, drawn, ticks, grid, [(bank, n % SERIES) for n, bank in enumerate(banks)], peak)

@@ -64,7 +64,13 @@ def logout() -> Response:
 @requires("curate")
 def overview() -> tuple[str, int]:
     facts = service().overview(forms.integer("days", 1, 90, 14) or 14)
-    return page("overview.html", facts=facts, chart=chart.bars(facts["days"], facts["activity"]), title="Overview")
+    return page(
+        "overview.html",
+        facts=facts,
+        chart=chart.bars(facts["days"], facts["activity"]),
+        rows=chart.rows(facts["days"], facts["activity"]),
+        title="Overview",
+    )
 
 
 # ------------------------------------------------------------------------------------------------ reviews
