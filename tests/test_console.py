@@ -16,6 +16,7 @@ from api_fixtures import Api
 from console_helpers import Console
 from images import encode, photo
 
+from hashsvc.errors import ValidationError
 from hashsvc.store import NewItem, Store
 from hashsvc.store.aftermatch import EventFilter, NewEvent, activity, insert_events
 from hashsvc.ui import CSP
@@ -179,14 +180,20 @@ def test_an_import_shows_its_bad_lines(api: Api, all_scopes: str) -> None:
     assert response.status_code == 200 and "<dd>1</dd>" in body and "<td>2</td>" in body
 
 
-def test_the_secret_is_made_once_0600_and_shared_by_every_app_on_the_data_folder(make_api, tmp_path: Path) -> None:
+def test_the_secret_is_made_on_first_use_0600_and_shared_by_every_app_on_the_data_folder(make_api, tmp_path: Path) -> None:
     first, second = make_api(), make_api()
     path = tmp_path / "data" / SECRET_FILE
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert not path.exists()  # building the app writes nothing; the first console page does
     signed_in(first, first.keys["curate"])
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     cookie = first.client.get_cookie("hashsvc_console", path="/ui")
     second.client.set_cookie("hashsvc_console", cookie.value, path="/ui")
     assert second.client.get("/ui/banks").status_code == 200  # another worker reads the same session
+
+
+def test_a_configured_secret_too_short_fails_at_start_up(make_api) -> None:
+    with pytest.raises(ValidationError, match="at least 32 characters"):
+        make_api(console_secret_key="short")
 
 
 def test_sign_in_goes_back_only_to_console_pages(api: Api) -> None:

@@ -49,27 +49,41 @@ class CsrfError(BadRequest):
 
 class ConsoleSessions(SecureCookieSessionInterface):
     """Flask's signed cookie, marked Secure when the request came over TLS (a plain-HTTP loopback deployment
-    still gets a cookie the browser sends back)."""
+    still gets a cookie the browser sends back), signed with the console secret, read on first use."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return request.is_secure or bool(app.config["SESSION_COOKIE_SECURE"])
 
+    def get_signing_serializer(self, app: Flask) -> Any:
+        if not app.secret_key:
+            app.secret_key = app.extensions[EXTENSION].secret
+        return super().get_signing_serializer(app)
+
 
 class Sessions:
+    """The console's secrets and time limits. The secret file is read (or made) when a console page is first
+    asked for, not when the app is built: commands that build the app without serving it write nothing."""
+
     def __init__(self, settings: Settings) -> None:
-        secret = session_secret(settings)
-        self.secret = secret
+        self.settings = settings
+        if settings.console_secret_key:
+            session_secret(settings)  # a configured secret that is too short fails at start-up
         self.idle_s = settings.console_idle_s
         self.max_s = settings.console_session_s
-        # A separate key for the token's encryption, derived from the same secret.
-        derived = hashlib.sha256(b"hashsvc console key encryption\0" + secret).digest()
-        self.fernet = Fernet(base64.urlsafe_b64encode(derived))
+
+    @functools.cached_property
+    def secret(self) -> bytes:
+        return session_secret(self.settings)
+
+    @functools.cached_property
+    def fernet(self) -> Fernet:
+        """Encrypts the key inside the cookie, with a key of its own derived from the same secret."""
+        derived = hashlib.sha256(b"hashsvc console key encryption\0" + self.secret).digest()
+        return Fernet(base64.urlsafe_b64encode(derived))
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    sessions = Sessions(settings)
-    app.extensions[EXTENSION] = sessions
-    app.secret_key = sessions.secret
+    app.extensions[EXTENSION] = Sessions(settings)
     app.session_interface = ConsoleSessions()
     app.config.update(
         SESSION_COOKIE_NAME=COOKIE,
