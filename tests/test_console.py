@@ -135,6 +135,8 @@ def test_every_page_sends_the_security_headers_and_no_image(api: Api, all_scopes
         body = response.get_data(as_text=True)
         assert "<img" not in body and "<script" not in body and "style=" not in body, path
     assert "R-1" in console.text(f"/ui/banks/demo?hash={PDQ}&distance=4")
+    assert "R-1" in console.text("/ui/banks/demo?reference=R-1")
+    assert "No items." in console.text("/ui/banks/demo?reference=R-2")
 
 
 def test_testing_an_image_shows_the_decision_and_hashes_but_never_the_image_and_records_no_event(
@@ -180,7 +182,9 @@ def test_an_import_shows_its_bad_lines(api: Api, all_scopes: str) -> None:
     assert response.status_code == 200 and "<dd>1</dd>" in body and "<td>2</td>" in body
 
 
-def test_the_secret_is_made_on_first_use_0600_and_shared_by_every_app_on_the_data_folder(make_api, tmp_path: Path) -> None:
+def test_the_secret_is_made_on_first_use_0600_and_shared_by_every_app_on_the_data_folder(
+    make_api, tmp_path: Path
+) -> None:
     first, second = make_api(), make_api()
     path = tmp_path / "data" / SECRET_FILE
     assert not path.exists()  # building the app writes nothing; the first console page does

@@ -229,6 +229,10 @@ def test_a_match_only_key_sees_no_curation_page_and_a_form_without_its_token_is_
     page.wait_for_url("**/ui/test")
     links = page.get_by_role("navigation", name="Console").get_by_role("link").all_inner_texts()
     assert links == ["Test an image"]
+    page.keyboard.press("Tab")  # the first stop is the skip link, which takes the keyboard to the content
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
     assert page.goto(f"{live.url}/ui/banks").status == 403
     assert page.goto(f"{live.url}/ui/keys").status == 403
 
