@@ -244,3 +244,22 @@ def test_activity_is_counted_per_period_bank_and_decision_on_every_back_end(stor
     found = sorted((r["period"], r["bank"], r["decision"], r["events"], r["matches"])
                    for r in activity(store.engine, bounds))
     assert found == [(0, "a", "block", 2, 2), (0, "b", "block", 1, 1), (2, "b", "review", 1, 1)]
+
+
+def test_a_review_is_claimed_and_resolved_from_the_console(api: Api, all_scopes: str) -> None:
+    api.post_json("/v1/banks", {"name": "watch", "category": "terror", "action": "review"})
+    item = api.post_json("/v1/banks/watch/items", {"hashes": {"pdq": PDQ}}).json
+    api.sync()
+    assert api.post_json("/v1/match/hashes", {"pdq": PDQ}, scope="match").json["decision"] == "review"
+    api.service.after.events.flush()
+    (review,) = api.service.after.reviews.list()["reviews"]
+    console = signed_in(api, all_scopes)
+    assert PDQ in console.text(f"/ui/reviews/{review['id']}")  # the evidence: the upload's own hash
+    assert console.post(f"/ui/reviews/{review['id']}/claim").status_code == 303
+    assert api.service.after.reviews.get(review["id"])["claimed_by"] == "lead"
+    console.post(f"/ui/reviews/{review['id']}/resolve",
+                 {"resolution": "false_positive", "reason": "a meme", "disable_item": "true"})
+    resolved = api.service.after.reviews.get(review["id"])
+    outcome = (resolved["status"], resolved["resolution"], resolved["resolved_by"])
+    assert outcome == ("resolved", "false_positive", "lead")
+    assert api.service.get_item(item["id"])["status"] == "disabled"
