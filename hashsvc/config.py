@@ -296,6 +296,21 @@ class Settings:
         default=1.0,
         metadata={"help": "vPDQ frame sampling: one frame hashed per this many seconds (vpdq's default 1; 0 = all)."},
     )
+    console_secret_key: str = field(
+        default="",
+        metadata={
+            "help": "Secret that signs the web console's session cookies; empty: one is generated into "
+            "<data_dir>/console-secret (mode 0600) and shared by the processes that use that folder. Set the same "
+            "value on every replica behind one load balancer."
+        },
+    )
+    console_idle_s: float = field(
+        default=1800.0, metadata={"help": "A console session unused this long is signed out, in seconds (30 min)."}
+    )
+    console_session_s: float = field(
+        default=43200.0,
+        metadata={"help": "A console session ends this long after sign-in whatever its use, in seconds (12 h)."},
+    )
 
     @property
     def resolved_database_url(self) -> str:

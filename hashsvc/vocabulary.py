@@ -6,6 +6,8 @@ service layer (numba) just to list a few words. The store and the service import
 
 from __future__ import annotations
 
+CATEGORIES = ("csam", "terror", "ncii", "other")  # what a bank holds
+ACTIONS = ("block", "review", "log", "allow")  # a bank's action on a match; allow: an allowlist bank (docs/workflow.md)
 SCOPES = ("match", "curate", "admin", "metrics")  # explicit: a key holds exactly the scopes it was given
 REVIEW_RESOLUTIONS = ("confirmed", "false_positive", "dismissed")  # how an analyst closes a review
 EXCHANGE_TYPES = ("ncmec", "stopncii", "tat", "threatexchange", "url")  # partner feeds (hashsvc.exchanges)

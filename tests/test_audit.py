@@ -76,7 +76,7 @@ def test_the_cli_shows_and_exports_the_same_log_locally(api: Api, tmp_path) -> N
 
 
 def test_exported_cells_never_start_a_spreadsheet_formula() -> None:
-    from hashsvc.cli.audit import _cell
+    from hashsvc.service.audit import _cell
 
     assert _cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
     assert _cell("-2+3") == "'-2+3"

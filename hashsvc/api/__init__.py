@@ -11,6 +11,7 @@ import threading
 
 from flask import Flask
 
+from hashsvc import ui as console
 from hashsvc.api import (
     admin,
     aftermatch,
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     for blueprint in (match.bp, curate.bp, admin.bp, ops.bp, search.bp, aftermatch.bp, exchanges.bp, video.bp):
         app.register_blueprint(blueprint)
     aftermetrics.init_app(app, svc)
+    console.init_app(app, settings)  # the analyst console under /ui/ (hashsvc.ui)
     if background:
         svc.live.listeners.append(lambda: metrics.set_index_gauges(svc.status()))
         svc.live.start()

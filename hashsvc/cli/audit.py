@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 from collections.abc import Iterator
@@ -14,8 +12,7 @@ import click
 from hashsvc.cli.app import main
 from hashsvc.cli.backend import Backend
 from hashsvc.cli.options import backend_options, json_option, table
-
-CSV_COLUMNS = ("id", "at", "actor", "action", "bank", "item_id", "remote_addr", "details")
+from hashsvc.service.audit import csv_lines
 
 
 @main.command("audit")
@@ -85,7 +82,7 @@ def audit_command(
 
 
 def _export(backend: Backend, filters: dict[str, Any], fmt: str, output: str) -> int:
-    lines = _csv_lines if fmt == "csv" else _jsonl_lines
+    lines = csv_lines if fmt == "csv" else _jsonl_lines
     written = 0
 
     def counted() -> Iterator[dict[str, Any]]:
@@ -118,25 +115,6 @@ def _jsonl_lines(entries: Iterator[dict[str, Any]]) -> Iterator[str]:
         yield json.dumps(entry) + "\n"
 
 
-def _csv_lines(entries: Iterator[dict[str, Any]]) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for entry in entries:
-        writer.writerow([_cell(entry[column]) for column in CSV_COLUMNS])
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    yield buffer.getvalue()
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    text = json.dumps(value, sort_keys=True) if isinstance(value, dict) else str(value)
-    # A cell that a spreadsheet would run as a formula is prefixed with a quote (CSV injection): actors and
-    # details can carry text an outsider chose (a key name, a reference).
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _details(details: dict[str, Any]) -> str:

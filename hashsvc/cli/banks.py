@@ -9,9 +9,7 @@ import click
 from hashsvc.cli.app import main
 from hashsvc.cli.backend import Backend
 from hashsvc.cli.options import backend_options, emit, json_option, table
-
-CATEGORIES = ("csam", "terror", "ncii", "other")
-ACTIONS = ("block", "review", "log", "allow")  # allow: an allowlist bank (docs/workflow.md)
+from hashsvc.vocabulary import ACTIONS, CATEGORIES
 
 
 def _thresholds(values: tuple[str, ...]) -> dict[str, int] | None:

@@ -28,7 +28,7 @@ from hashsvc.hashes.codec import hamming
 from hashsvc.hashes.compute import DIHEDRAL_VARIANTS
 from hashsvc.hashes.information import minority_bits
 from hashsvc.media_sniff import video_kind
-from hashsvc.service import audit, feature_policy, feature_stage, floodguard, policy, query_views
+from hashsvc.service import audit, feature_policy, feature_stage, floodguard, overview, policy, query_views
 from hashsvc.service.aftermatch import AfterMatch
 from hashsvc.service.disclosure import Caller, redact
 from hashsvc.service.events import MatchContext, context_from
@@ -184,12 +184,19 @@ class Service:
     # ----------------------------------------------------------------------------------------- matching
 
     def match_image(
-        self, data: bytes, caller: Caller | None = None, context: MatchContext | None = None
+        self,
+        data: bytes,
+        caller: Caller | None = None,
+        context: MatchContext | None = None,
+        *,
+        record: bool = True,
     ) -> dict[str, Any]:
         """Decode and hash an upload, look every hash up, and decide. Raises MediaError, NotReadyError.
 
         A `caller` (an API key) gets its answer screened for probing and shaped by its key's disclosure; without
-        one (the local CLI) the answer is complete. Videos and animations are matched by vPDQ (service/video.py)."""
+        one (the local CLI) the answer is complete. Videos and animations are matched by vPDQ (service/video.py).
+        Without `record`, no match event is kept: an analyst testing an image in the console is not an upload,
+        and must open no review, fire no webhook and count for no flood guard."""
         if video_kind(data):
             return self.video.match(data, caller)
         started = time.perf_counter()
@@ -197,7 +204,8 @@ class Service:
         hashes = self._hash(data, dihedral=True, extras="query", features=self._query_features())
         query = _query_from_image(hashes)
         matched = self._with_features(self._match(query), hashes)
-        self.after.record(caller, context or MatchContext(), _image_hash_summary(hashes), matched)
+        if record:
+            self.after.record(caller, context or MatchContext(), _image_hash_summary(hashes), matched)
         (result,) = self._answers(caller, [query], [matched])
         return _response(result, _image_hash_summary(hashes), _timed(caller, started))
 
@@ -538,6 +546,10 @@ class Service:
             "rejected": rejected,
         }
 
+    def find_item(self, bank: str, reference: str) -> dict[str, Any]:
+        """The bank's item with this external reference. Raises NotFoundError."""
+        return _item_dict(self.store.find_item(bank, reference))
+
     def get_item(self, item_id: int) -> dict[str, Any]:
         return _item_dict(self.store.get_item(_existing_id(item_id, "item")))
 
@@ -621,6 +633,10 @@ class Service:
     def audit_page(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """A page of the audit log, newest first (filters: hashsvc.service.audit.FILTERS)."""
         return audit.audit_page(self.store, params)
+
+    def overview(self, days: int = overview.DEFAULT_DAYS) -> dict[str, Any]:
+        """Activity per bank and day, index state, open reviews, quarantines, feeds (service/overview.py)."""
+        return overview.overview(self, days)
 
     def status(self) -> dict[str, Any]:
         return {

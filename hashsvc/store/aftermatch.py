@@ -338,6 +338,35 @@ def count_events(engine: sa.Engine) -> dict[str, int]:
         return {f"{row[0]}:{row[1]}": int(row[2]) for row in rows}
 
 
+def activity(engine: sa.Engine, bounds: Sequence[dt.datetime]) -> list[dict[str, Any]]:
+    """Match events and matched items per bank and decision in each period [bounds[i], bounds[i + 1]).
+
+    One grouped query over the whole window: the period is a CASE over the bounds, which every back end reads
+    the same way (date functions differ between SQLite and PostgreSQL)."""
+    if len(bounds) < 2:
+        return []
+    period = sa.case(*((events.c.at < bound, n) for n, bound in enumerate(bounds[1:])), else_=None).label("period")
+    query = (
+        sa.select(
+            period,
+            event_items.c.bank,
+            events.c.decision,
+            sa.func.count(sa.distinct(events.c.id)).label("events"),
+            sa.func.count().label("matches"),
+        )
+        .select_from(events.join(event_items, event_items.c.event_id == events.c.id))
+        .where(events.c.type == "match", events.c.at >= bounds[0], events.c.at < bounds[-1])
+        .group_by(period, event_items.c.bank, events.c.decision)
+    )
+    with engine.connect() as conn:
+        return [
+            {"period": int(row.period), "bank": row.bank, "decision": row.decision,
+             "events": int(row.events), "matches": int(row.matches)}
+            for row in conn.execute(query)
+            if row.period is not None
+        ]
+
+
 def prune(engine: sa.Engine, before: dt.datetime) -> int:
     """Delete events older than `before`, except those an open review still points at; return how many."""
     still_open = sa.select(reviews.c.id).where(reviews.c.status == "open")

@@ -14,14 +14,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-from hashsvc.vocabulary import SCOPES  # noqa: F401 - re-exported for validation and the API spec
+from hashsvc.vocabulary import ACTIONS, CATEGORIES, SCOPES  # noqa: F401 - re-exported for validation and the API spec
 
 # SQLite only aliases the rowid (no separate primary-key index, the fastest table layout) for a column declared
 # exactly INTEGER PRIMARY KEY; SQLite integers are 64-bit anyway.
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
-CATEGORIES = ("csam", "terror", "ncii", "other")
-ACTIONS = ("block", "review", "log", "allow")  # allow: an allowlist bank (hashsvc.service.allowlist)
 ITEM_STATUSES = ("active", "disabled")
 DISCLOSURES = ("full", "decision")  # what a key's match answers carry: distances too, or decisions only
 
