@@ -4,8 +4,11 @@
 A = `hash_image(data, dihedral=True, extras="query")` as `POST /v1/match` runs it now: every query view's PDQ
     rotations/flips plus, from `hashes.dihedral64`, the pHash and dHash of each of them.
 B = the same call with the turned pHash/dHash switched off (upright pHash/dHash per view only, as before).
-A and B alternate per image in this one process on one core, so machine noise hits both alike. Prints the
-median per input class and the ratio A/B; the load at the time is printed too, since the machine is shared.
+P = (with --previous FILE) the same call with the `dihedral_short_hashes` of another build's dihedral64.py, e.g.
+    the one before the turned hashes were derived from the upright thumbnails: `--previous
+    /work/main/hashsvc/hashes/dihedral64.py`.
+The arms alternate per image in this one process on one core, so machine noise hits them alike. Prints the
+median per input class and the ratios; the load at the time is printed too, since the machine is shared.
 
     .venv/bin/python scripts/bench_dihedral_short.py ../shared/corpus --per-class 40 --repeats 3
 """
@@ -13,10 +16,12 @@ median per input class and the ratio A/B; the load at the time is printed too, s
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -34,6 +39,15 @@ def upright_only(image: Image.Image) -> dict[str, tuple[bytes, bytes]]:
     return {"original": (compute.phash(gray), compute.dhash(gray))}
 
 
+def previous_build(path: Path) -> Callable[[Image.Image], dict[str, tuple[bytes, bytes]]]:
+    """`dihedral_short_hashes` from another build's dihedral64.py (it imports this build's `compute`)."""
+    spec = importlib.util.spec_from_file_location("previous_dihedral64", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dihedral_short_hashes
+
+
 def inputs(corpus: Path, per_class: int) -> dict[str, list[bytes]]:
     photos = [p for p in require_images(corpus, "a folder argument") if p.suffix.lower() in {".jpg", ".jpeg"}]
     step = max(1, len(photos) // per_class)
@@ -48,15 +62,17 @@ def main() -> int:
     parser.add_argument("--per-class", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--previous", type=Path, help="another build's hashsvc/hashes/dihedral64.py: arm P")
     args = parser.parse_args()
     real = dihedral64.dihedral_short_hashes
+    arms = {"A": real, "B": upright_only} | ({"P": previous_build(args.previous)} if args.previous else {})
     report: dict[str, object] = {"load_before": os.getloadavg()}
     rows = {}
     for name, datas in inputs(args.corpus, args.per_class).items():
-        times: dict[str, list[float]] = {"A": [], "B": []}
+        times: dict[str, list[float]] = {arm: [] for arm in arms}
         for _ in range(args.repeats):
             for data in datas:
-                for arm, fn in (("A", real), ("B", upright_only)):
+                for arm, fn in arms.items():
                     hashing.dihedral64.dihedral_short_hashes = fn  # type: ignore[assignment]
                     started = time.perf_counter()
                     hashing.hash_image(data, dihedral=True, extras="query")
@@ -67,6 +83,11 @@ def main() -> int:
                       "B_median_ms": round(b, 2), "added_ms": round(a - b, 2), "ratio": round(a / b, 3)}
         print(f"{name:20s} A (with turned pHash/dHash) {a:7.2f} ms  B (upright only) {b:7.2f} ms  "
               f"added {a - b:5.2f} ms  A/B {a / b:.3f}  ({len(times['A'])} runs per arm)")
+        if "P" in times:
+            prev = statistics.median(times["P"]) * 1000
+            rows[name] |= {"P_median_ms": round(prev, 2), "A_over_P": round(a / prev, 3),
+                           "P_over_B": round(prev / b, 3)}
+            print(f"{'':20s} P (previous build) {prev:7.2f} ms  A/P {a / prev:.3f}  P/B {prev / b:.3f}")
     report["rows"] = rows
     report["load_after"] = os.getloadavg()
     print(f"load average before {report['load_before']}, after {report['load_after']}")

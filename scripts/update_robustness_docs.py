@@ -18,7 +18,8 @@ import re
 import sys
 from pathlib import Path
 
-FULL = "ours + all"
+FULL = "ours + all + local features"  # the service's full policy (hashsvc.bench.robustness.FULL)
+HASH_SIDE = "ours + all"  # its hash stage alone
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -32,9 +33,9 @@ def methods(document: dict, half: str) -> dict[str, dict]:
 
 def summary(document: dict) -> str:
     lines = ["| half | originals / edits / hard negatives | recall (block) | recall (block or review) "
-             "| PDQ naive (HMA) | recall @ 99.99% precision, PDQ every view (threshold) "
+             "| hash stage alone (block) | PDQ naive (HMA) | recall @ 99.99% precision, PDQ every view (threshold) "
              "| FP pairs of originals (block / any) | FP (edit, other original) (block / any) "
-             "| hard negatives (block / any) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| hard negatives (block / any) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for half in ("held-out", "tune"):
         if half not in document["methods"]:
             continue
@@ -43,7 +44,8 @@ def summary(document: dict) -> str:
         rap = by["PDQ ours + all"]
         lines.append(
             f"| {half} | {info['originals']} / {info['queries']} / {info['hard_negatives']} | {pct(ours['overall'])} "
-            f"| {pct(ours['overall_review'])} | {pct(by['PDQ naive (HMA)']['overall'])} "
+            f"| {pct(ours['overall_review'])} | {pct(by[HASH_SIDE]['overall'])} "
+            f"| {pct(by['PDQ naive (HMA)']['overall'])} "
             f"| {pct(rap['recall_at_precision'])} ({rap['threshold_at_precision']}) "
             f"| {ours['fp_pairs']} / {ours['fp_pairs_review']} of {ours['pairs']:,} "
             f"| {ours['fp_cross']} / {ours['fp_cross_review']} of {ours['cross_pairs']:,} "
@@ -52,15 +54,15 @@ def summary(document: dict) -> str:
 
 
 def family_rows(document: dict, families: tuple[str, ...]) -> str:
-    lines = ["| edit | held-out: block (block or review) | tune: block (block or review) | PDQ naive, held-out |",
-             "|---|---:|---:|---:|"]
+    lines = ["| edit | held-out: block (block or review) | tune: block (block or review) "
+             "| held-out, hash stage alone | PDQ naive, held-out |", "|---|---:|---:|---:|---:|"]
     held, tune = methods(document, "held-out"), methods(document, "tune")
     for name, value in held[FULL]["recall"].items():
         if not any(f in name for f in families):
             continue
         lines.append(f"| {name} | {pct(value)} ({pct(held[FULL]['recall_review'][name])}) | "
                      f"{pct(tune[FULL]['recall'][name])} ({pct(tune[FULL]['recall_review'][name])}) | "
-                     f"{pct(held['PDQ naive (HMA)']['recall'][name])} |")
+                     f"{pct(held[HASH_SIDE]['recall'][name])} | {pct(held['PDQ naive (HMA)']['recall'][name])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -98,11 +100,15 @@ def negative_pairs(document: dict) -> str:
 
 
 def cost(report: dict) -> str:
+    previous = all("P_median_ms" in row for row in report["rows"].values())
     lines = ["| input | images x runs per arm | A: with turned pHash/dHash (median ms) | B: upright only (median ms) "
-             "| added (ms) | A/B |", "|---|---:|---:|---:|---:|---:|"]
+             "| added (ms) | A/B |" + (" P: turned by 8 resizes, the previous build (median ms) | A/P | P/B |"
+                                       if previous else ""),
+             "|---|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if previous else "")]
     for name, row in report["rows"].items():
         lines.append(f"| {name} | {row['images']} x {row['runs_per_arm'] // row['images']} | {row['A_median_ms']} | "
-                     f"{row['B_median_ms']} | {row['added_ms']} | {row['ratio']} |")
+                     f"{row['B_median_ms']} | {row['added_ms']} | {row['ratio']} |"
+                     + (f" {row['P_median_ms']} | {row['A_over_P']} | {row['P_over_B']} |" if previous else ""))
     before = ", ".join(f"{x:.1f}" for x in report["load_before"])
     after = ", ".join(f"{x:.1f}" for x in report["load_after"])
     return "\n".join(lines) + f"\n\nLoad average (1, 5, 15 min) before: {before}; after: {after}.\n"

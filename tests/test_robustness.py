@@ -13,6 +13,7 @@ from PIL import Image, ImageFilter
 
 from hashsvc.bench import robustness as rb
 from hashsvc.bench.transforms import SUITE, select
+from hashsvc.features import MAX_QUERY, MAX_STORED
 from hashsvc.hashes.augment import ANCHORS, central_crop, crop_label, index_time_variants, trim_borders
 from hashsvc.service.hashing import hash_image
 
@@ -87,9 +88,11 @@ def test_index_time_variants_are_a_grid_of_crops_plus_the_trimmed_view(picture) 
 
 def test_probe_hashes_are_the_services_hashes(picture) -> None:
     data = encode(picture)
-    probes, views = rb.probe_hashes(data)
-    service = hash_image(data, dihedral=True, extras="query")
+    probes, views, features = rb.probe_hashes(data)
+    service = hash_image(data, dihedral=True, extras="query", features=MAX_QUERY)
     assert views == tuple(extra.label for extra in service.extras)
+    assert features is not None and service.features is not None
+    assert np.array_equal(features.descriptors, service.features.descriptors)
     assert probes.pdq[0, 0].astype(">u8").tobytes() == service.pdq.code
     assert np.array([probes.phash[0]], dtype=">u8").tobytes() == service.phash
     assert int(probes.quality[0]) == service.pdq.quality
@@ -97,8 +100,9 @@ def test_probe_hashes_are_the_services_hashes(picture) -> None:
 
 def test_stored_hashes_are_what_the_service_stores_for_an_image(picture) -> None:
     data = encode(picture)
-    stored = rb.stored_hashes(data)
-    service = hash_image(data, extras="index")
+    stored, features = rb.stored_hashes(data)
+    service = hash_image(data, extras="index", features=MAX_STORED)
+    assert features is not None and len(features) == len(service.features or ())
     by_label = {extra.label: extra.pdq.code for extra in service.extras}
     for k, label in enumerate(rb.LABELS):
         expected = service.pdq.code if label == "original" else by_label.get(label, service.pdq.code)
@@ -193,6 +197,12 @@ def test_end_to_end_on_generated_images(tmp_path: Path) -> None:
     assert full["recall"]["flip_h+resize_50+jpeg_q60"] == 1.0
     assert held_out["PDQ naive (HMA)"]["recall"]["rot90"] == 0.0
     assert full["fp_pairs_review"] == 0 and full["pairs"] == 3
+    # the full policy is the hash stage, then the local-feature stage for what it did not block: an off-grid crop
+    # the hashes miss is blocked through the features, and nothing the hash stage blocked is lost
+    hash_side = held_out[rb.HASH_SIDE]
+    assert full["recall"]["crop_random_10"] == 1.0 > hash_side["recall"]["crop_random_10"]
+    assert all(full["recall"][name] >= hash_side["recall"][name] for name in names)
+    assert full["feature_runs"] > 0 and hash_side["feature_runs"] == 0
     assert document["halves"]["held-out"]["originals"] == 3 and document["halves"]["tune"]["originals"] == 1
     # every hard negative was looked up, in one half or the other, and none was blocked or sent to review
     negatives = sum(m["negatives"] for half in ("tune", "held-out") for m in document["methods"][half]
