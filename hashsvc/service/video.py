@@ -4,7 +4,9 @@ How a video is matched (vPDQ's rule on the service's exact index):
 1. The upload is hashed in the sandbox: one PDQ per sampled frame (vpdq's sampling), MD5 and SHA-256.
 2. The query's frames are cleaned up as vPDQ does (quality below the bank's threshold dropped, exact repeats
    removed) and looked up in the PDQ index at the largest PDQ threshold of any bank. A video item's frames are
-   `pdq` hashes of the item, so this one search finds still images and video frames alike.
+   `pdq` hashes of the item, kept apart from still images' PDQs (service/live_index.py): every frame is looked
+   up among the stills, and among the frames only as many as pigeonhole needs to name every video that can
+   reach the query share (13 of 60 at 80 %, vpdq.probe_frames).
 3. An item hit by any frame is a candidate. A still image matches when a frame is within its bank's PDQ
    threshold (a video that contains a banked image). A video item matches when vPDQ's two shares, computed
    exactly between the query's frames and the item's stored frames, reach its bank's thresholds (Meta's
@@ -143,11 +145,21 @@ class VideoUseCases:
         service = self.service
         radius = service._search_radii()["pdq"]
         codes = np.frombuffer(b"".join(f.code for f in query), dtype=np.uint8).reshape(len(query), 32)
+        # Still images are looked up with every frame (one frame showing the picture is a match); banked videos'
+        # frames only with the frames pigeonhole needs (vpdq.probe_frames): the shares are then computed over
+        # all frames of each candidate, so no match is lost.
+        in_force = [(r.query_share, r.quality) for r in (*rules.values(), video_store.VideoRules())]
+        probe_positions = vpdq.probe_frames(query, in_force)
+        searches = [(range(len(query)), service.live.search("pdq", codes, radius, part="stills"))]
+        if probe_positions:
+            frames = service.live.search("pdq", codes[probe_positions], radius, part="frames")
+            searches.append((probe_positions, frames))
         # Per stored hash id: the query frames (positions) within the search radius, with their distances.
         hits: dict[int, list[tuple[int, int]]] = {}
-        for position, (ids, distances) in enumerate(service.live.search("pdq", codes, radius)):
-            for hash_id, distance in zip(ids.tolist(), distances.tolist(), strict=True):
-                hits.setdefault(hash_id, []).append((position, distance))
+        for positions, results in searches:
+            for position, (ids, distances) in zip(positions, results, strict=True):
+                for hash_id, distance in zip(ids.tolist(), distances.tolist(), strict=True):
+                    hits.setdefault(hash_id, []).append((position, distance))
         if not hits:
             return []
         owners = matching_owners(service.store.engine, list(hits))
