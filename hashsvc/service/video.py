@@ -64,13 +64,15 @@ class VideoUseCases:
 
     # ------------------------------------------------------------------------------------------ hashing
 
-    def hash(self, data: bytes) -> VideoHashes:
-        """Hash a video upload in the sandbox (or in-process when the sandbox is off). Raises MediaError."""
+    def hash(self, data: bytes, *, views: bool = False) -> VideoHashes:
+        """Hash a video upload in the sandbox (or in-process when the sandbox is off); with `views`, also its
+        trimmed view when it has a border (a query's). Raises MediaError."""
         settings = self.service.settings
         options = {
             "limits": video_limits_from(settings),
             "seconds_per_hash": settings.video_seconds_per_hash,
             "work_size": settings.work_size or None,
+            "views": views,
         }
         sandbox = self.service.sandbox
         if sandbox is None:
@@ -90,10 +92,11 @@ class VideoUseCases:
         """Hash a video upload and match it. Raises MediaError, NotReadyError."""
         started = time.perf_counter()
         self.service._require_ready()
-        hashes = self.hash(data)
+        hashes = self.hash(data, views=True)
         summary = hashes.to_dict()
         summary.pop("width"), summary.pop("height")
-        result = self.match_features(hashes.features, {"md5": hashes.md5, "sha256": hashes.sha256})
+        exact = {"md5": hashes.md5, "sha256": hashes.sha256}
+        result = self.match_features(hashes.features, exact, trimmed=hashes.trimmed)
         return self._answer(result, summary, caller, started)
 
     def match_signal(self, body: Any, caller: Caller | None = None) -> dict[str, Any]:
@@ -123,8 +126,12 @@ class VideoUseCases:
             shaped["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
         return shaped
 
-    def match_features(self, features: Iterable[vpdq.Feature], exact: Mapping[str, bytes]) -> dict[str, Any]:
-        """The decision and matches for a query video's frames plus its exact file hashes."""
+    def match_features(
+        self, features: Iterable[vpdq.Feature], exact: Mapping[str, bytes], trimmed: Iterable[vpdq.Feature] = ()
+    ) -> dict[str, Any]:
+        """The decision and matches for a query video's frames plus its exact file hashes. `trimmed` is the
+        video's trimmed view (video_hashing): it is matched the same way, and an item it matches that the frames
+        did not is reported with the variant "trimmed"."""
         service = self.service
         rules = self._rules()
         min_quality = min([r.quality for r in rules.values()] + [vpdq.QUALITY_THRESHOLD])
@@ -132,6 +139,11 @@ class VideoUseCases:
         matches: list[dict[str, Any]] = []
         if query:
             matches += self._frame_matches(query, rules)
+        trimmed_query = vpdq.prepare(trimmed, min_quality)
+        if trimmed_query:
+            seen = {m["item_id"] for m in matches}
+            matches += [{**m, "variant": "trimmed"} for m in self._frame_matches(trimmed_query, rules)
+                        if m["item_id"] not in seen]  # fmt: skip
         if exact:
             from hashsvc.service.service import _Query  # the image path's query shape, for the exact hashes
 
