@@ -99,3 +99,22 @@ def test_pigeonhole_probe_frames_name_every_video_that_can_match() -> None:
         eligible = [f for f in probed if f.quality >= quality]
         hit = bool(eligible) and bool((vpdq.distance_matrix(eligible, stored) <= 31).any())
         assert hit or not passes, trial
+
+
+def test_a_video_border_is_the_innermost_box_most_frames_agree_on() -> None:
+    from hashsvc.hashes import video_views
+
+    # A pillarboxed grey frame: bars at 0..79 and 560..639 of 640 x 360, noise inside.
+    rng = np.random.default_rng(3)
+    frame = np.zeros((360, 640), dtype=np.float32)
+    frame[:, 80:560] = rng.uniform(0, 255, (360, 480))
+    [box] = video_views.frame_boxes(frame)
+    assert all(abs(a - b) <= 4 for a, b in zip(box, (80, 0, 560, 360), strict=True))
+    assert video_views.frame_boxes(rng.uniform(0, 255, (360, 640)).astype(np.float32)) == []
+
+    window, with_title = (64, 45, 576, 334), (64, 23, 579, 334)  # a screen recording: strict rule keeps the title
+    votes = [[window, with_title]] * 5 + [[(64, 49, 406, 334), with_title]] * 4
+    assert video_views.consensus_box(votes, (360, 640)) == window
+    assert video_views.consensus_box([[window]] * 4 + [[]] * 5, (360, 640)) is None  # on fewer than half
+    assert video_views.consensus_box([], (360, 640)) is None
+    assert video_views.crop(np.zeros((180, 320)), (64, 46, 576, 334), (360, 640)).shape == (144, 256)
