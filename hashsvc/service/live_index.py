@@ -175,17 +175,26 @@ class LiveIndex:
                              len(loaded[0]), len(loaded[1]), loaded[0].sequence)  # fmt: skip
                     sequence = int(loaded[0].sequence or 0)
                     return {"pdq": _AlgorithmIndex(loaded[0], sequence), FRAMES: _AlgorithmIndex(loaded[1], sequence)}
-        stills_index, frames_index = HammingIndex(256), HammingIndex(256)
+        parts: dict[bool, tuple[list[np.ndarray], list[np.ndarray]]] = {False: ([], []), True: ([], [])}
         with self.store.active_hashes("pdq") as active:
             videos = np.array(sorted(video_store.video_item_ids(self.store.engine)), dtype=np.int64)
             for chunk in active:
                 video = np.isin(chunk.item_ids, videos)
-                if video.any():
-                    frames_index.add(chunk.ids[video], chunk.codes[video])
-                if not video.all():
-                    stills_index.add(chunk.ids[~video], chunk.codes[~video])
+                for is_video, rows in ((False, ~video), (True, video)):
+                    if rows.any():
+                        parts[is_video][0].append(chunk.ids[rows])
+                        parts[is_video][1].append(chunk.codes[rows])
             sequence = active.sequence
-        return {"pdq": _AlgorithmIndex(stills_index, sequence), FRAMES: _AlgorithmIndex(frames_index, sequence)}
+        built = {}
+        for is_video, (ids, codes) in parts.items():
+            # One bulk add per part builds its main segment once: rows left in the delta buffer would be
+            # scanned by every query.
+            index = HammingIndex(256)
+            if ids:
+                index.add(np.concatenate(ids), np.concatenate(codes))
+            index.compact()
+            built[FRAMES if is_video else "pdq"] = _AlgorithmIndex(index, sequence)
+        return built
 
     def _snapshot_path(self, name: str) -> Path | None:
         return None if self.snapshot_dir is None else self.snapshot_dir / f"{name}.hidx"

@@ -11,10 +11,13 @@ sampled frame cut to that box. That track is matched like the frames themselves 
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from hashsvc import media_video
+from hashsvc.errors import MediaError
 from hashsvc.hashes import compute, video_views, vpdq
 from hashsvc.hashes.codec import to_hex
 
@@ -59,6 +62,7 @@ def hash_video(
     """Decode `data` (a video or an animated image) and hash its sampled frames; with `views`, also its
     trimmed view (see module doc). Raises MediaError."""
     info = media_video.VideoInfo("")
+    started = time.monotonic()
     features, boxes = [], []
     shape = (0, 0)
     for frame in media_video.sample(data, limits, seconds_per_hash=seconds_per_hash, work_size=work_size, info=info):
@@ -68,9 +72,20 @@ def hash_video(
             shape = frame.gray.shape
             boxes.append(video_views.frame_boxes(frame.gray))
     box = video_views.consensus_box(boxes, shape) if views else None
-    trimmed = ()
+    trimmed: tuple[vpdq.Feature, ...] = ()
     if box is not None:
-        trimmed = tuple(_trimmed(data, limits, box, shape, seconds_per_hash, work_size))
+        # The second pass gets what is left of the time budget, and running out of it only costs the view: a
+        # long letterboxed film that decodes once in time must not fail because its view took a second pass.
+        limits = limits or media_video.VideoLimits()
+        left = limits.timeout_s - (time.monotonic() - started)
+        try:
+            if left <= 0:
+                raise MediaError("decode_timeout", "no time left for the trimmed view")
+            second = dataclasses.replace(limits, timeout_s=left)
+            trimmed = tuple(_trimmed(data, second, box, shape, seconds_per_hash, work_size))
+        except MediaError as exc:
+            if exc.code != "decode_timeout":
+                raise
     return VideoHashes(
         features=features,
         md5=compute.md5(data),
