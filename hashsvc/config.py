@@ -296,13 +296,6 @@ class Settings:
         default=1.0,
         metadata={"help": "vPDQ frame sampling: one frame hashed per this many seconds (vpdq's default 1; 0 = all)."},
     )
-    video_item_seconds_per_hash: float = field(
-        default=1.0,
-        metadata={
-            "help": "Frame sampling of video items added from uploads (0.5: a stored frame within 0.25 s of any "
-            "query frame, for speed-ups and cuts between seconds, at twice the frames in the index)."
-        },
-    )
 
     @property
     def resolved_database_url(self) -> str:

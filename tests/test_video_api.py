@@ -4,7 +4,6 @@ imported from partners' vPDQ hashes, tuned per bank, refused with typed errors w
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -200,14 +199,3 @@ def test_a_screen_recording_of_a_banked_video_matches_through_its_trimmed_view(a
     assert api.service.video.hash(other, views=True).trimmed == ()
     assert len(api.service.video.hash(recorded(list(clip_frames(2.0, seed=22))), views=True).trimmed) == 2
 
-
-def test_items_may_be_sampled_denser_than_queries(make_api: Callable[..., Api], original: bytes) -> None:
-    """HASHSVC_VIDEO_ITEM_SECONDS_PER_HASH=0.5 stores two frames a second; a query is still hashed at one."""
-    api = make_api(video_item_seconds_per_hash=0.5)
-    bank(api)
-    item = upload(api, "/v1/banks/videos/items", original, scope="curate", reference="GIFCT:1").json
-    assert item["vpdq_frames"] == 2 * SECONDS
-    assert len(upload(api, "/v1/hash", original).json["vpdq"]) == SECONDS
-    api.sync()
-    [match] = [m for m in upload(api, "/v1/match", original).json["matches"] if m["algorithm"] == "vpdq"]
-    assert (match["item_id"], match["query_share"], match["item_share"]) == (item["id"], 100.0, 50.0)

@@ -64,13 +64,13 @@ class VideoUseCases:
 
     # ------------------------------------------------------------------------------------------ hashing
 
-    def hash(self, data: bytes, *, views: bool = False, item: bool = False) -> VideoHashes:
+    def hash(self, data: bytes, *, views: bool = False) -> VideoHashes:
         """Hash a video upload in the sandbox (or in-process when the sandbox is off); with `views`, also its
-        trimmed view when it has a border (a query's); `item` samples as for a stored item. Raises MediaError."""
+        trimmed view when it has a border (a query's). Raises MediaError."""
         settings = self.service.settings
         options = {
             "limits": video_limits_from(settings),
-            "seconds_per_hash": settings.video_item_seconds_per_hash if item else settings.video_seconds_per_hash,
+            "seconds_per_hash": settings.video_seconds_per_hash,
             "work_size": settings.work_size or None,
             "views": views,
         }
@@ -212,7 +212,7 @@ class VideoUseCases:
         self, bank: str, data: bytes, fields: Mapping[str, Any], actor: Actor
     ) -> dict[str, Any]:
         """Hash a video and add it as an item (its frames, MD5, SHA-256); the video itself is never stored."""
-        hashes = self.hash(data, item=True)
+        hashes = self.hash(data)
         return self._add(bank, hashes.features, {"md5": hashes.md5, "sha256": hashes.sha256}, fields, actor)
 
     def add_item_from_signal(self, bank: str, body: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
