@@ -31,7 +31,10 @@ _SNAP = 0.01  # boxes within 1 % of the frame's size on every side are the same 
 def frame_boxes(gray: np.ndarray) -> list[Box]:
     """The trim boxes (lenient and strict rules, distinct) of one grey frame, in its pixels; empty if there is
     no border. Found on a copy reduced to _ANALYSIS_SIDE (the trimmer costs tens of ms per frame at 640x360)."""
-    image = Image.fromarray(np.clip(gray, 0, 255).astype(np.uint8))
+    # Every k-th pixel first (k keeps at least twice the analysis side): converting and box-reducing a whole
+    # 1280 x 720 frame cost ~10 ms of the ~50 ms of decoding a second of 720p24; bars are flat, noise averages.
+    k = max(1, max(gray.shape) // (2 * _ANALYSIS_SIDE))
+    image = Image.fromarray(np.clip(gray[::k, ::k], 0, 255).astype(np.uint8))
     scale = min(1.0, _ANALYSIS_SIDE / max(image.size))
     if scale < 1.0:
         image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BOX)
