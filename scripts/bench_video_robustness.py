@@ -10,6 +10,11 @@ Edits: low bitrate re-encode; VP9 in WebM; MPEG-4 part 2 in AVI; half size; 10 %
 from both ends; a logo and a caption; 24 -> 15 fps; 1.25x speed-up; a 10 s excerpt; a screen-recording look
 (shrunk into a window with a title bar on a desktop, gamma shifted, 30 fps).
 
+Each edited clip is hashed as the service hashes a query: its frames and, when a border shows on most frames,
+its trimmed view (hashes/video_views.py); it matches when either track passes. Recall is reported for both
+rules in the same run ("frames only" is the service before trimmed views), and per half of the originals (split
+by a hash of the original's name: "tune" is the half the settings were chosen on, "held_out" the other).
+
 False positives counted: an edited clip or an original matching a different original; a corpus photo (as a
 still query) within PDQ 31 of a frame of a video it was not used in; a video frame within PDQ 31 of a stored
 view (the photo and its index crops, as items from images store them) of a photo not used in that video.
@@ -20,6 +25,7 @@ view (the photo and its index crops, as items from images store them) of a photo
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import os
@@ -149,6 +155,10 @@ def matches(query: list[vpdq.Feature], item: list[vpdq.Feature]) -> bool:
     return vpdq.passes(*shares, vpdq.QUERY_SHARE, vpdq.ITEM_SHARE)
 
 
+def half(name: str) -> str:
+    return "tune" if hashlib.sha256(name.encode()).digest()[0] % 2 == 0 else "held_out"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     shared = Path(__file__).resolve().parents[2] / "shared"
@@ -156,6 +166,7 @@ def main() -> None:
     parser.add_argument("--samples", type=Path, default=shared / "vpdq-conformance" / "videos")
     parser.add_argument("--clips", type=int, default=12)
     parser.add_argument("--seconds", type=float, default=24.0)
+    parser.add_argument("--item-seconds", type=float, default=0.5, help="item sampling for the dense figures")
     parser.add_argument("--out", type=Path, default=Path("bench_video_robustness.json"))
     args = parser.parse_args()
     started = time.time()
@@ -173,23 +184,45 @@ def main() -> None:
             originals[name] = (path.read_bytes(), set())
     used = set().union(*(s for _, s in originals.values()))
     hashes = {name: list(hash_video(data).features) for name, (data, _) in originals.items()}
+    # The originals also hashed as items sampled every `--item-seconds` (denser than the queries' 1 s): a query
+    # frame sampled between two of an item's frames (a speed-up, a trim by a fraction of a second) then has one
+    # nearer in time. Reported beside the default rule, same clips.
+    dense = {name: list(hash_video(data, seconds_per_hash=args.item_seconds).features)
+             for name, (data, _) in originals.items()}  # fmt: skip
+    as_queries = {name: hash_video(data, views=True) for name, (data, _) in originals.items()}
 
     per_edit: dict[str, list[bool]] = {edit: [] for edit in EDITS}
+    frames_only: dict[str, list[bool]] = {edit: [] for edit in EDITS}
+    dense_items: dict[str, list[bool]] = {edit: [] for edit in EDITS}
+    false_dense: list[str] = []
+    per_half: dict[str, list[bool]] = {"tune": [], "held_out": []}
     false_video: list[str] = []
     edited_hashes: dict[tuple[str, str], list[vpdq.Feature]] = {}
+    trimmed_views = 0
     for name, (data, _) in originals.items():
         frames, fps = decode(data)
         for edit, make in EDITS.items():
             if edit in ("trim_2s_both_ends", "excerpt_10s") and len(frames) < 12 * fps:
                 continue  # too short for this edit (the doorknob sample is 4 s)
-            features = list(hash_video(make(frames, fps)).features)
-            edited_hashes[name, edit] = features
-            per_edit[edit].append(matches(features, hashes[name]))
+            query = hash_video(make(frames, fps), views=True)
+            tracks = [list(query.features)] + ([list(query.trimmed)] if query.trimmed else [])
+            trimmed_views += len(tracks) - 1
+            edited_hashes[name, edit] = [f for track in tracks for f in track]
+            hit = any(matches(track, hashes[name]) for track in tracks)
+            per_edit[edit].append(hit)
+            per_half[half(name)].append(hit)
+            frames_only[edit].append(matches(tracks[0], hashes[name]))
+            dense_items[edit].append(any(matches(track, dense[name]) for track in tracks))
+            false_dense += [f"{edit} of {name} -> {other}" for other in originals
+                            if other != name and any(matches(t, dense[other]) for t in tracks)]  # fmt: skip
             false_video += [f"{edit} of {name} -> {other}" for other in originals
-                            if other != name and matches(features, hashes[other])]  # fmt: skip
-    for name in originals:
+                            if other != name and any(matches(t, hashes[other]) for t in tracks)]  # fmt: skip
+    for name, query in as_queries.items():
+        tracks = [list(query.features)] + ([list(query.trimmed)] if query.trimmed else [])
         false_video += [f"{name} -> {other}" for other in originals if other != name
-                        and matches(hashes[name], hashes[other])]  # fmt: skip
+                        and any(matches(t, hashes[other]) for t in tracks)]  # fmt: skip
+        false_dense += [f"{name} -> {other}" for other in originals if other != name
+                        and any(matches(t, dense[other]) for t in tracks)]  # fmt: skip
 
     # Photos against videos, both ways, at PDQ 31 on frames of quality >= 50.
     photo_codes: dict[Path, list[bytes]] = {}
@@ -214,10 +247,23 @@ def main() -> None:
             elif close:
                 photo_fp.append(f"{path.name} ~ {key}")
     recall = {edit: round(100.0 * sum(hits) / len(hits), 1) for edit, hits in per_edit.items() if hits}
+    before = {edit: round(100.0 * sum(hits) / len(hits), 1) for edit, hits in frames_only.items() if hits}
     total = [hit for hits in per_edit.values() for hit in hits]
+    total_before = [hit for hits in frames_only.values() for hit in hits]
+    total_dense = [hit for hits in dense_items.values() for hit in hits]
     summary = {
         "originals": len(originals), "edited_clips": len(total), "recall_per_edit_pct": recall,
         "recall_all_pct": round(100.0 * sum(total) / len(total), 1),
+        "frames_only_recall_per_edit_pct": before,
+        "frames_only_recall_all_pct": round(100.0 * sum(total_before) / len(total_before), 1),
+        f"items_every_{args.item_seconds}s_recall_per_edit_pct": {
+            edit: round(100.0 * sum(hits) / len(hits), 1) for edit, hits in dense_items.items() if hits},
+        f"items_every_{args.item_seconds}s_recall_all_pct": round(100.0 * sum(total_dense) / len(total_dense), 1),
+        f"items_every_{args.item_seconds}s_false_positives_between_videos": false_dense,
+        "recall_per_half_pct": {h: round(100.0 * sum(v) / len(v), 1) for h, v in per_half.items() if v},
+        "clips_per_half": {h: len(v) for h, v in per_half.items()},
+        "edited_clips_with_a_trimmed_view": trimmed_views,
+        "originals_with_a_trimmed_view": sorted(n for n, q in as_queries.items() if q.trimmed),
         "false_positives_between_videos": false_video, "photos_compared": len(photo_codes),
         "photos_unused_in_clips": len(set(pool) - used),
         "false_positives_photo_vs_video": photo_fp,

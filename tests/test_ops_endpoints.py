@@ -181,7 +181,7 @@ def test_the_data_folder_store_and_snapshots_are_private(tmp_path: Path) -> None
         assert mode(snapshots) == 0o700
         files = sorted(snapshots.iterdir())
         assert [f.name for f in files if f.suffix == ".hidx"] == sorted(
-            f"{a}.hidx" for a in ("dhash", "md5", "pdq", "phash", "sha256")
+            f"{a}.hidx" for a in ("dhash", "md5", "pdq", "pdq-frames", "phash", "sha256")
         )
         assert {f.name: mode(f) for f in files} == {f.name: 0o600 for f in files}
     finally:

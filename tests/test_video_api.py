@@ -173,3 +173,29 @@ def test_hostile_uploads_get_typed_errors(api: Api, original: bytes) -> None:
     ]:
         response = upload(api, "/v1/match", data)
         assert (response.status_code, response.json["error"]["code"]) == (status, code)
+
+
+def test_a_screen_recording_of_a_banked_video_matches_through_its_trimmed_view(api: Api, original: bytes,
+                                                                               other: bytes) -> None:  # fmt: skip
+    """The clip shrunk to 70 % into a flat desktop: every frame's PDQ is far off, the trimmed view's is not."""
+
+    def recorded(frames: list[np.ndarray]) -> bytes:
+        shown = []
+        for rgb in frames:
+            desktop = Image.new("RGB", (320, 240), (52, 101, 164))
+            desktop.paste(Image.fromarray(rgb).resize((224, 168)), (48, 40))
+            shown.append(np.asarray(desktop))
+        return encode(shown)
+
+    bank(api)
+    item = upload(api, "/v1/banks/videos/items", original, scope="curate", reference="GIFCT:1").json
+    api.sync()
+    result = upload(api, "/v1/match", recorded(list(clip_frames(SECONDS, seed=21)))).json
+    assert result["decision"] == "block", result
+    [match] = result["matches"]
+    assert (match["item_id"], match["variant"], match["query_share"]) == (item["id"], "trimmed", 100.0)
+    # The same look around another video matches nothing; a video without a border gets no trimmed view.
+    assert upload(api, "/v1/match", recorded(list(clip_frames(SECONDS, seed=22)))).json["matches"] == []
+    assert api.service.video.hash(other, views=True).trimmed == ()
+    assert len(api.service.video.hash(recorded(list(clip_frames(2.0, seed=22))), views=True).trimmed) == 2
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from images import encode as encode_image
 from images import photo
@@ -67,3 +68,53 @@ def test_videos_and_animations_are_told_by_content() -> None:
     assert video_kind(encode_image(still, "WEBP", save_all=True, append_images=[photo(64, 48, seed=1)])) == "webp"
     assert video_kind(tiny_frames_gif(1)) is None
     assert video_kind(b"") is None and video_kind(b"\x00\x00\x00\x18ftyp") is None
+
+
+def test_pigeonhole_probe_frames_name_every_video_that_can_match() -> None:
+    # At Meta's 80 %, 48 of 60 frames must match: any 13 frames include one of them.
+    assert vpdq.frames_needed(80.0, 60) == 48 and vpdq.frames_needed(0.0, 60) == 1
+    assert all(100.0 * vpdq.frames_needed(s, n) / n >= s > 100.0 * (vpdq.frames_needed(s, n) - 1) / n
+               for s in (0.5, 33.3, 50.0, 80.0, 99.9, 100.0) for n in (1, 3, 7, 60, 61))  # fmt: skip
+    frames = [vpdq.Feature(bytes([n]) * 32, 100 if n % 3 else 60, float(n)) for n in range(60)]
+    assert len(vpdq.probe_frames(frames, [(80.0, 50)])) == 13
+    assert len(vpdq.probe_frames(frames, [(80.0, 50), (0.0, 50)])) == 60  # a 0 % rule needs every frame
+    # Under a stricter quality rule only the 40 frames of quality 100 count: 40 - 32 + 1 = 9, the best first.
+    assert [frames[p].quality for p in vpdq.probe_frames(frames, [(80.0, 70)])] == [100] * 9
+
+    # Exactness on random videos: whenever the shares pass, a probed frame is within the distance of the item.
+    rng = np.random.default_rng(7)
+    for trial in range(300):
+        item = rng.integers(0, 256, (int(rng.integers(1, 12)), 32), dtype=np.uint8)
+        n = int(rng.integers(1, 16))
+        near = item[rng.integers(0, len(item), n)].copy()
+        for row in near:  # 0-40 bits off a frame of the item: some within 31, some not
+            for bit in rng.choice(256, int(rng.integers(0, 41)), replace=False):
+                row[bit // 8] ^= 0x80 >> (bit % 8)
+        query = [vpdq.Feature(bytes(c), int(rng.integers(40, 101)), float(t)) for t, c in enumerate(near)]
+        stored = [vpdq.Feature(bytes(c), 100, float(t)) for t, c in enumerate(item)]
+        share, quality = float(rng.choice([50.0, 80.0, 100.0])), int(rng.choice([50, 80]))
+        mine = [f for f in query if f.quality >= quality]
+        passes = vpdq.passes(*vpdq.brute_shares(mine, stored), share, 0.0)
+        probed = [query[p] for p in vpdq.probe_frames(query, [(share, quality)])]
+        eligible = [f for f in probed if f.quality >= quality]
+        hit = bool(eligible) and bool((vpdq.distance_matrix(eligible, stored) <= 31).any())
+        assert hit or not passes, trial
+
+
+def test_a_video_border_is_the_innermost_box_most_frames_agree_on() -> None:
+    from hashsvc.hashes import video_views
+
+    # A pillarboxed grey frame: bars at 0..79 and 560..639 of 640 x 360, noise inside.
+    rng = np.random.default_rng(3)
+    frame = np.zeros((360, 640), dtype=np.float32)
+    frame[:, 80:560] = rng.uniform(0, 255, (360, 480))
+    [box] = video_views.frame_boxes(frame)
+    assert all(abs(a - b) <= 4 for a, b in zip(box, (80, 0, 560, 360), strict=True))
+    assert video_views.frame_boxes(rng.uniform(0, 255, (360, 640)).astype(np.float32)) == []
+
+    window, with_title = (64, 45, 576, 334), (64, 23, 579, 334)  # a screen recording: strict rule keeps the title
+    votes = [[window, with_title]] * 5 + [[(64, 49, 406, 334), with_title]] * 4
+    assert video_views.consensus_box(votes, (360, 640)) == window
+    assert video_views.consensus_box([[window]] * 4 + [[]] * 5, (360, 640)) is None  # on fewer than half
+    assert video_views.consensus_box([], (360, 640)) is None
+    assert video_views.crop(np.zeros((180, 320)), (64, 46, 576, 334), (360, 640)).shape == (144, 256)

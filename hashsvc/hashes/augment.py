@@ -124,6 +124,14 @@ def trim_borders(image: Image.Image, *, strict: bool = False) -> Image.Image | N
     return None if box is None else rgb.crop(box)
 
 
+def trim_box(image: Image.Image, *, strict: bool = False) -> Box | None:
+    """The box (left, top, right, bottom) `trim_borders` keeps, or None."""
+    rgb = image.convert("RGB")
+    if min(rgb.size) < _MIN_SIDE:
+        return None
+    return _trim_box(rgb, strict, _reduced(rgb, (0, 0, rgb.width, rgb.height)))
+
+
 def _reduced(rgb: Image.Image, box: Box) -> np.ndarray:
     """The part of `rgb` in `box` (left, top, right, bottom), reduced to at most _ANALYSIS_SIDE, as float32."""
     left, top, right, bottom = box

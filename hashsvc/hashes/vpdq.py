@@ -135,6 +135,37 @@ def passes(query_share: float, item_share: float, query_threshold: float, item_t
     return query_share >= query_threshold and item_share >= item_threshold
 
 
+def frames_needed(query_threshold: float, total: int) -> int:
+    """The fewest of `total` query frames that must match for the query share to reach `query_threshold`
+    (at least 1: a video is only a candidate once one of its frames is hit). Computed with `shares`' own
+    arithmetic, so the count agrees with the share test to the last float rounding."""
+    needed = max(0, min(total, math.ceil(query_threshold * total / 100.0) - 1))
+    while needed < total and shares(needed, total, 0, 0)[0] < query_threshold:
+        needed += 1
+    return max(1, needed)
+
+
+def probe_frames(query: Sequence[Feature], rules: Iterable[tuple[float, int]]) -> list[int]:
+    """Positions in `query` of the frames to look up so that every video a rule can match is hit (pigeonhole).
+
+    `rules` are (query share threshold, quality threshold) pairs, one per rule in force. Under a rule, a
+    matching video needs `frames_needed` of the query's n frames of sufficient quality to match, so at most
+    n - needed of them do not: any n - needed + 1 of those frames include a matching one, whose lookup names the
+    video as a candidate. Its shares are then computed exactly over all frames, so the answer is the same as
+    looking up every frame. At Meta's 80 % that is 13 of 60 frames. Frames of higher quality are taken first
+    (they count under every rule); a rule with a low query share may need every frame.
+    """
+    order = sorted(range(len(query)), key=lambda i: -query[i].quality)  # stable: ties keep time order
+    chosen = 0
+    for share, quality in rules:
+        # By falling quality, a rule's eligible frames are a prefix of `order`: taking the first k frames of
+        # `order` takes k of them.
+        eligible = sum(1 for f in query if f.quality >= quality)
+        if eligible:
+            chosen = max(chosen, eligible - frames_needed(share, eligible) + 1)
+    return sorted(order[:chosen])
+
+
 def time_ranges(timestamps: Iterable[float], gap_s: float) -> list[tuple[float, float]]:
     """Merge sorted sample times into [start, end] ranges: samples at most `gap_s` apart join one range."""
     ranges: list[list[float]] = []

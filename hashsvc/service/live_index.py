@@ -5,6 +5,12 @@ active hashes from the store; then replay the change log from each index's seque
 keeps tailing the log every `poll_interval_s`, so a change made through any replica becomes matchable here
 within about that interval. Nothing is ever rebuilt from scratch on the request path.
 
+PDQ codes live in two indexes: those of still images (`pdq`) and the frames of video items (`pdq-frames`).
+`search("pdq", ...)` searches both, so an image finds a video's frame as before; a video query searches the
+stills with every frame but the frames with only the few frames that pigeonhole needs (service/video.py), which
+is what makes a 60-frame query over millions of banked frames cheap. A code in the wrong part would only cost
+speed, never a match: a video query's still lookup uses every frame.
+
 The index is allowed to be a superset of what matches: a hash whose item was deleted or whose bank was
 disabled may linger in it until the next rebuild, because the store is asked about every candidate before
 it is reported (see `Service.match_*`), and the store is the source of truth. Disabled items are removed
@@ -30,10 +36,13 @@ from hashsvc.index import HammingIndex, SnapshotError
 from hashsvc.index.core import BATCH_MIN_QUERIES
 from hashsvc.private_files import open_private, private_dir
 from hashsvc.store import Change, Store
+from hashsvc.store import video as video_store
 
 log = logging.getLogger(__name__)
 
 CHANGE_BATCH = 1000
+FRAMES = "pdq-frames"  # the index of video items' frame PDQs, the second part of "pdq"
+_PARTS = {"stills": "pdq", "frames": FRAMES}
 
 
 @dataclass
@@ -82,20 +91,47 @@ class LiveIndex:
         return min([*indexes, self.features.sequence]) if indexes else 0
 
     def sizes(self) -> dict[str, int]:
-        return {name: len(entry.index) for name, entry in self._indexes.items()} | {"orb": len(self.features.index)}
+        """Codes per index; "pdq" counts still images and video frames, "pdq-frames" the frames alone."""
+        sizes = {name: len(entry.index) for name, entry in self._indexes.items()}
+        if FRAMES in sizes:
+            sizes["pdq"] += sizes[FRAMES]
+        return sizes | {"orb": len(self.features.index)}
 
     def lag(self) -> int:
         return max(0, self.last_store_sequence - self.sequence)
 
-    def search(self, algorithm: str, codes: np.ndarray, radius: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        return self._indexes[algorithm].index.range_search(codes, radius)
+    def search(
+        self, algorithm: str, codes: np.ndarray, radius: int, *, part: str | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per query row, (hash ids, distances) within `radius`. For "pdq", `part` ("stills" or "frames")
+        searches only the still images' codes or only the video frames'; by default both."""
+        if algorithm != "pdq":
+            return self._indexes[algorithm].index.range_search(codes, radius)
+        if part is not None:
+            return self._indexes[_PARTS[part]].index.range_search(codes, radius)
+        stills = self._indexes["pdq"].index.range_search(codes, radius)
+        frames = self._indexes[FRAMES].index
+        if not len(frames):
+            return stills
+        both = []
+        for (a_ids, a_dist), (b_ids, b_dist) in zip(stills, frames.range_search(codes, radius), strict=True):
+            if not len(b_ids):
+                both.append((a_ids, a_dist))
+            elif not len(a_ids):
+                both.append((b_ids, b_dist))
+            else:
+                both.append((np.concatenate([a_ids, b_ids]), np.concatenate([a_dist, b_dist])))
+        return both
 
     # ------------------------------------------------------------------------------------------ loading
 
     def load(self) -> None:
         """Build every index (snapshot or store), then catch up with the change log; marks the process ready."""
         for name, algorithm in ALGORITHMS.items():
-            self._indexes[name] = self._load_one(name, algorithm.bits)
+            if name == "pdq":
+                self._indexes.update(self._load_pdq())
+            else:
+                self._indexes[name] = self._load_one(name, algorithm.bits)
         self.features.load()
         _warm_up({algorithm.bits for algorithm in ALGORITHMS.values()})
         self.catch_up()
@@ -124,6 +160,42 @@ class LiveIndex:
             index.compact()
             return _AlgorithmIndex(index, active.sequence)
 
+    def _load_pdq(self) -> dict[str, _AlgorithmIndex]:
+        """The stills and frames parts of PDQ: both from snapshots, or both from the store. (A `pdq.hidx`
+        without its frames companion was written before the split and holds the frames too.)"""
+        paths = [self._snapshot_path(name) for name in ("pdq", FRAMES)]
+        if all(path is not None and path.exists() for path in paths):
+            try:
+                loaded = [HammingIndex.load(path) for path in paths if path is not None]
+            except SnapshotError as exc:  # a damaged snapshot only costs a rebuild from the store
+                log.warning("ignoring the pdq snapshots: %s", exc)
+            else:
+                if loaded[0].sequence == loaded[1].sequence:  # written together, under the same lock
+                    log.info("loaded pdq index snapshots: %d stills, %d video frames at sequence %s",
+                             len(loaded[0]), len(loaded[1]), loaded[0].sequence)  # fmt: skip
+                    sequence = int(loaded[0].sequence or 0)
+                    return {"pdq": _AlgorithmIndex(loaded[0], sequence), FRAMES: _AlgorithmIndex(loaded[1], sequence)}
+        parts: dict[bool, tuple[list[np.ndarray], list[np.ndarray]]] = {False: ([], []), True: ([], [])}
+        with self.store.active_hashes("pdq") as active:
+            videos = np.array(sorted(video_store.video_item_ids(self.store.engine)), dtype=np.int64)
+            for chunk in active:
+                video = np.isin(chunk.item_ids, videos)
+                for is_video, rows in ((False, ~video), (True, video)):
+                    if rows.any():
+                        parts[is_video][0].append(chunk.ids[rows])
+                        parts[is_video][1].append(chunk.codes[rows])
+            sequence = active.sequence
+        built = {}
+        for is_video, (ids, codes) in parts.items():
+            # One bulk add per part builds its main segment once: rows left in the delta buffer would be
+            # scanned by every query.
+            index = HammingIndex(256)
+            if ids:
+                index.add(np.concatenate(ids), np.concatenate(codes))
+            index.compact()
+            built[FRAMES if is_video else "pdq"] = _AlgorithmIndex(index, sequence)
+        return built
+
     def _snapshot_path(self, name: str) -> Path | None:
         return None if self.snapshot_dir is None else self.snapshot_dir / f"{name}.hidx"
 
@@ -135,19 +207,22 @@ class LiveIndex:
         with self._apply_lock:
             while True:
                 changes = self.store.changes_since(self.sequence, limit=CHANGE_BATCH)
+                activated = {row.item_id for change in changes for row in change.hashes if row.algorithm == "pdq"}
+                videos = video_store.video_item_ids(self.store.engine, list(activated)) if activated else set()
                 for change in changes:
-                    self._apply(change)
+                    self._apply(change, videos)
                 applied += len(changes)
                 if len(changes) < CHANGE_BATCH:
                     break
             self.last_store_sequence = max(self.sequence, self.store.max_sequence())
         return applied
 
-    def _apply(self, change: Change) -> None:
+    def _apply(self, change: Change, videos: set[int]) -> None:
+        """Apply one change; `videos` holds the ids of the video items among those it activates."""
         pending = [(name, e) for name, e in self._indexes.items() if change.sequence > e.sequence]
         if change.effect == "activate":
             for name, entry in pending:
-                rows = [row for row in change.hashes if row.algorithm == name]
+                rows = [row for row in change.hashes if _index_of(row.algorithm, row.item_id in videos) == name]
                 if rows:
                     codes = np.frombuffer(b"".join(row.code for row in rows), dtype=np.uint8).reshape(len(rows), -1)
                     entry.index.add(np.array([row.hash_id for row in rows], dtype=np.int64), codes)
@@ -164,7 +239,7 @@ class LiveIndex:
         except NotFoundError:
             return  # deleted: its rows are gone, and the store filters its lingering codes at match time
         for name, entry in pending:
-            ids = np.array([h.id for h in item.hashes if h.algorithm == name], dtype=np.int64)
+            ids = np.array([h.id for h in item.hashes if h.algorithm == name.removesuffix("-frames")], dtype=np.int64)
             if len(ids):
                 entry.index.remove(ids)
 
@@ -223,6 +298,11 @@ class LiveIndex:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
         return True
+
+
+def _index_of(algorithm: str, video: bool) -> str:
+    """The index a stored hash belongs in: a video item's PDQs are its frames."""
+    return FRAMES if video and algorithm == "pdq" else algorithm
 
 
 def _warm_up(bit_lengths: set[int]) -> None:

@@ -4,7 +4,9 @@ How a video is matched (vPDQ's rule on the service's exact index):
 1. The upload is hashed in the sandbox: one PDQ per sampled frame (vpdq's sampling), MD5 and SHA-256.
 2. The query's frames are cleaned up as vPDQ does (quality below the bank's threshold dropped, exact repeats
    removed) and looked up in the PDQ index at the largest PDQ threshold of any bank. A video item's frames are
-   `pdq` hashes of the item, so this one search finds still images and video frames alike.
+   `pdq` hashes of the item, kept apart from still images' PDQs (service/live_index.py): every frame is looked
+   up among the stills, and among the frames only as many as pigeonhole needs to name every video that can
+   reach the query share (13 of 60 at 80 %, vpdq.probe_frames).
 3. An item hit by any frame is a candidate. A still image matches when a frame is within its bank's PDQ
    threshold (a video that contains a banked image). A video item matches when vPDQ's two shares, computed
    exactly between the query's frames and the item's stored frames, reach its bank's thresholds (Meta's
@@ -62,13 +64,15 @@ class VideoUseCases:
 
     # ------------------------------------------------------------------------------------------ hashing
 
-    def hash(self, data: bytes) -> VideoHashes:
-        """Hash a video upload in the sandbox (or in-process when the sandbox is off). Raises MediaError."""
+    def hash(self, data: bytes, *, views: bool = False) -> VideoHashes:
+        """Hash a video upload in the sandbox (or in-process when the sandbox is off); with `views`, also its
+        trimmed view when it has a border (a query's). Raises MediaError."""
         settings = self.service.settings
         options = {
             "limits": video_limits_from(settings),
             "seconds_per_hash": settings.video_seconds_per_hash,
             "work_size": settings.work_size or None,
+            "views": views,
         }
         sandbox = self.service.sandbox
         if sandbox is None:
@@ -88,10 +92,11 @@ class VideoUseCases:
         """Hash a video upload and match it. Raises MediaError, NotReadyError."""
         started = time.perf_counter()
         self.service._require_ready()
-        hashes = self.hash(data)
+        hashes = self.hash(data, views=True)
         summary = hashes.to_dict()
         summary.pop("width"), summary.pop("height")
-        result = self.match_features(hashes.features, {"md5": hashes.md5, "sha256": hashes.sha256})
+        exact = {"md5": hashes.md5, "sha256": hashes.sha256}
+        result = self.match_features(hashes.features, exact, trimmed=hashes.trimmed)
         return self._answer(result, summary, caller, started)
 
     def match_signal(self, body: Any, caller: Caller | None = None) -> dict[str, Any]:
@@ -121,8 +126,12 @@ class VideoUseCases:
             shaped["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
         return shaped
 
-    def match_features(self, features: Iterable[vpdq.Feature], exact: Mapping[str, bytes]) -> dict[str, Any]:
-        """The decision and matches for a query video's frames plus its exact file hashes."""
+    def match_features(
+        self, features: Iterable[vpdq.Feature], exact: Mapping[str, bytes], trimmed: Iterable[vpdq.Feature] = ()
+    ) -> dict[str, Any]:
+        """The decision and matches for a query video's frames plus its exact file hashes. `trimmed` is the
+        video's trimmed view (video_hashing): it is matched the same way, and an item it matches that the frames
+        did not is reported with the variant "trimmed"."""
         service = self.service
         rules = self._rules()
         min_quality = min([r.quality for r in rules.values()] + [vpdq.QUALITY_THRESHOLD])
@@ -130,6 +139,11 @@ class VideoUseCases:
         matches: list[dict[str, Any]] = []
         if query:
             matches += self._frame_matches(query, rules)
+        trimmed_query = vpdq.prepare(trimmed, min_quality)
+        if trimmed_query:
+            seen = {m["item_id"] for m in matches}
+            matches += [{**m, "variant": "trimmed"} for m in self._frame_matches(trimmed_query, rules)
+                        if m["item_id"] not in seen]  # fmt: skip
         if exact:
             from hashsvc.service.service import _Query  # the image path's query shape, for the exact hashes
 
@@ -143,11 +157,21 @@ class VideoUseCases:
         service = self.service
         radius = service._search_radii()["pdq"]
         codes = np.frombuffer(b"".join(f.code for f in query), dtype=np.uint8).reshape(len(query), 32)
+        # Still images are looked up with every frame (one frame showing the picture is a match); banked videos'
+        # frames only with the frames pigeonhole needs (vpdq.probe_frames): the shares are then computed over
+        # all frames of each candidate, so no match is lost.
+        in_force = [(r.query_share, r.quality) for r in (*rules.values(), video_store.VideoRules())]
+        probe_positions = vpdq.probe_frames(query, in_force)
+        searches = [(range(len(query)), service.live.search("pdq", codes, radius, part="stills"))]
+        if probe_positions:
+            frames = service.live.search("pdq", codes[probe_positions], radius, part="frames")
+            searches.append((probe_positions, frames))
         # Per stored hash id: the query frames (positions) within the search radius, with their distances.
         hits: dict[int, list[tuple[int, int]]] = {}
-        for position, (ids, distances) in enumerate(service.live.search("pdq", codes, radius)):
-            for hash_id, distance in zip(ids.tolist(), distances.tolist(), strict=True):
-                hits.setdefault(hash_id, []).append((position, distance))
+        for positions, results in searches:
+            for position, (ids, distances) in zip(positions, results, strict=True):
+                for hash_id, distance in zip(ids.tolist(), distances.tolist(), strict=True):
+                    hits.setdefault(hash_id, []).append((position, distance))
         if not hits:
             return []
         owners = matching_owners(service.store.engine, list(hits))

@@ -3,15 +3,22 @@
 `hash_video` is what a sandbox worker runs for a video upload (service/sandbox.py `Sandbox.run`): the frames
 stream out of the decoder one at a time and only their 32-byte hashes are kept, so a worker's memory is that
 of one decoded frame whatever the length.
+
+A query video is also hashed as its trimmed view when a border shows on most of its frames (letterbox bars, a
+screen recording's desktop; hashes/video_views.py): a second decoding pass, only for such videos, hashes every
+sampled frame cut to that box. That track is matched like the frames themselves and never exported.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from hashsvc import media_video
-from hashsvc.hashes import compute, vpdq
+from hashsvc.errors import MediaError
+from hashsvc.hashes import compute, video_views, vpdq
 from hashsvc.hashes.codec import to_hex
 
 
@@ -26,6 +33,7 @@ class VideoHashes:
     fps: float
     duration_s: float
     frames_decoded: int
+    trimmed: tuple[vpdq.Feature, ...] = ()  # the frames cut to the video's border box, when it has one
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of the API and the CLI: `vpdq` in the exchange format (a list of
@@ -49,15 +57,35 @@ def hash_video(
     *,
     seconds_per_hash: float = vpdq.SECONDS_PER_HASH,
     work_size: int | None = 400,
+    views: bool = False,
 ) -> VideoHashes:
-    """Decode `data` (a video or an animated image) and hash its sampled frames. Raises MediaError."""
+    """Decode `data` (a video or an animated image) and hash its sampled frames; with `views`, also its
+    trimmed view (see module doc). Raises MediaError."""
     info = media_video.VideoInfo("")
-    features = tuple(
-        vpdq.Feature(*vpdq.frame_pdq(frame.gray, frame.full_height, frame.full_width), frame.timestamp, frame.number)
-        for frame in media_video.sample(
-            data, limits, seconds_per_hash=seconds_per_hash, work_size=work_size, info=info
-        )
-    )
+    started = time.monotonic()
+    features, boxes = [], []
+    shape = (0, 0)
+    for frame in media_video.sample(data, limits, seconds_per_hash=seconds_per_hash, work_size=work_size, info=info):
+        code, quality = vpdq.frame_pdq(frame.gray, frame.full_height, frame.full_width)
+        features.append(vpdq.Feature(code, quality, frame.timestamp, frame.number))
+        if views:
+            shape = frame.gray.shape
+            boxes.append(video_views.frame_boxes(frame.gray))
+    box = video_views.consensus_box(boxes, shape) if views else None
+    trimmed: tuple[vpdq.Feature, ...] = ()
+    if box is not None:
+        # The second pass gets what is left of the time budget, and running out of it only costs the view: a
+        # long letterboxed film that decodes once in time must not fail because its view took a second pass.
+        limits = limits or media_video.VideoLimits()
+        left = limits.timeout_s - (time.monotonic() - started)
+        try:
+            if left <= 0:
+                raise MediaError("decode_timeout", "no time left for the trimmed view")
+            second = dataclasses.replace(limits, timeout_s=left)
+            trimmed = tuple(_trimmed(data, second, box, shape, seconds_per_hash, work_size))
+        except MediaError as exc:
+            if exc.code != "decode_timeout":
+                raise
     return VideoHashes(
         features=features,
         md5=compute.md5(data),
@@ -68,4 +96,24 @@ def hash_video(
         fps=info.fps,
         duration_s=info.duration_s,
         frames_decoded=info.frames_decoded,
+        trimmed=trimmed,
     )
+
+
+def _trimmed(
+    data: bytes,
+    limits: media_video.VideoLimits | None,
+    box: video_views.Box,
+    shape: tuple[int, int],
+    seconds_per_hash: float,
+    work_size: int | None,
+) -> list[vpdq.Feature]:
+    """The second pass: every sampled frame cut to `box` (found on frames of `shape`), hashed."""
+    features = []
+    for frame in media_video.sample(data, limits, seconds_per_hash=seconds_per_hash, work_size=work_size):
+        part = video_views.crop(frame.gray, box, shape)
+        scale = frame.full_height / frame.gray.shape[0]
+        height, width = round(part.shape[0] * scale), round(part.shape[1] * scale)
+        code, quality = vpdq.frame_pdq(part, height, width)
+        features.append(vpdq.Feature(code, quality, frame.timestamp, frame.number))
+    return features

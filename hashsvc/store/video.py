@@ -63,6 +63,23 @@ def frames_of(engine: Engine, item_ids: Sequence[int]) -> dict[int, list[vpdq.Fe
     return found
 
 
+def video_item_ids(engine: Engine, item_ids: Sequence[int] | None = None) -> set[int]:
+    """Which of these items (every item when None) are video items, i.e. hold a frame list.
+
+    The serving process keeps video frames in an index of their own (service/live_index.py) and asks this
+    when it builds it and when it applies a page of the change log."""
+    first_frame = sa.select(video_frames.c.item_id).where(video_frames.c.position == 0)
+    found: set[int] = set()
+    with read_snapshot(engine, lookups=item_ids is not None) as conn:
+        if item_ids is None:
+            return {int(row.item_id) for row in conn.execute(first_frame)}
+        ids = sorted({int(i) for i in item_ids})
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            found.update(int(row.item_id) for row in conn.execute(first_frame.where(video_frames.c.item_id.in_(chunk))))
+    return found
+
+
 def video_items_of_bank(engine: Engine, bank: str, *, page: int = 500) -> Iterator[tuple[int, str | None]]:
     """(item id, reference) of the bank's active video items, in id order, read page by page."""
     after = 0
