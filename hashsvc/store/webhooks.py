@@ -78,6 +78,19 @@ def get(engine: sa.Engine, webhook_id: int) -> dict[str, Any]:
     return webhook_dict(row)
 
 
+def target(engine: sa.Engine, webhook_id: int) -> tuple[str, str]:
+    """A live webhook's URL and signing secret (for a test delivery)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(webhooks.c.url, webhooks.c.secret).where(
+                webhooks.c.id == webhook_id, webhooks.c.deleted.is_(False)
+            )
+        ).one_or_none()
+    if row is None:
+        raise NotFoundError(f"no webhook with id {webhook_id}")
+    return str(row.url), str(row.secret)
+
+
 def delete(engine: sa.Engine, webhook_id: int) -> None:
     """Stop a webhook: its pending deliveries are cancelled; its attempts stay visible."""
     get(engine, webhook_id)
