@@ -284,3 +284,21 @@ def test_scanned_block_and_review_decisions_are_match_events_named_by_path(tmp_p
     assert [tuple(r) for r in recorded] == want
     assert event_content_id("s3://b/" + "k" * 300).startswith("sha256:")
     assert event_content_id("s3://bucket/a.jpg") == "s3://bucket/a.jpg"
+
+    # Remote mode: the service answering /v1/match/hashes records them, under the scan key's name.
+    from live_server import LiveServer
+
+    with Store(url) as store:
+        key = store.create_api_key("scanner", ["match"], actor="test")[1]
+    server = LiveServer(url, tmp_path / "served").start()
+    try:
+        server.wait_for("/readyz", 60)
+        result = scan_partition(0, entries, Lookup(url=server.url, key=key))
+        assert [r["decision"] for r in result.records] == ["block", "review", "allow"]
+    finally:
+        server.stop()  # a clean shutdown writes the buffered events
+    with Store(url) as store, store.engine.connect() as conn:
+        recorded = conn.execute(
+            sa.select(events.c.content_id, events.c.decision, events.c.key_name).where(events.c.key_name == "scanner")
+        ).all()
+    assert sorted(tuple(r) for r in recorded) == sorted((*pair, "scanner") for pair in want)
