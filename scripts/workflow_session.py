@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -133,6 +134,7 @@ def session() -> str:
     finally:
         server.terminate()
         server.wait(30)
+        shutil.rmtree(data, ignore_errors=True)
     text = "\n".join(shown)
     text = re.sub(r"hashsvc-demo-[a-z0-9_]+", "hashsvc-demo", text)
     text = _TABLE_TIME.sub("YYYY-MM-DDThh:mm:ss", stable(text))
