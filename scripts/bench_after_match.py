@@ -130,7 +130,9 @@ def recording(args: argparse.Namespace) -> dict[str, Any]:
     }
     # The flood guard still counts (its cost is part of recording) but never trips: the same few uploads match
     # thousands of times here, which in production would quarantine them.
-    common = {"flood_max_contents": 10**9, "workers": 2}
+    common: dict[str, Any] = {"flood_max_contents": 10**9, "workers": 2}
+    if args.events_flush_s is not None:  # the writer's batch interval (the most a SIGKILL can lose)
+        common["events_flush_s"] = args.events_flush_s
     results: dict[str, dict[str, list[dict[str, Any]]]] = {name: {"off": [], "on": []} for name in scenarios}
     loads = []
     for round_number, mode in enumerate(["off", "on", "on", "off"]):
@@ -408,6 +410,7 @@ def main() -> None:
     parser.add_argument("--database-url", help="default: a SQLite file in a fresh temporary folder")
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
     parser.add_argument("--items", type=int, default=100_000, help="recording: stored items")
+    parser.add_argument("--events-flush-s", type=float, help="recording: HASHSVC_EVENTS_FLUSH_S (default: the default)")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--port", type=int, default=18280)
     parser.add_argument("--retained", type=int, default=10_000_000)
