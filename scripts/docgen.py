@@ -214,6 +214,13 @@ def console(commands: list[str], *, serve: bool = True) -> None:
         _out("```console\n" + s.console(commands) + "\n```")
 
 
+def workflow() -> None:
+    """docs/workflow.md's session (scripts/workflow_session.py: a server, a webhook receiver, three keys)."""
+    import workflow_session
+
+    _out("```console\n" + workflow_session.session() + "\n```")
+
+
 def help_text(*command: str) -> None:
     done = subprocess.run([BIN / "hashsvc", *command, "--help"], capture_output=True, text=True, check=True)
     _out("```console\n$ " + shlex.join(["hashsvc", *command, "--help"]) + "\n" + done.stdout.rstrip() + "\n```")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import Cli
+from webhook_receiver import receiving
 
 from hashsvc.config import load_settings
 from hashsvc.service.service import Service
@@ -80,3 +81,34 @@ def test_quarantines_from_the_command_line(cli: Cli, store_url: str, tmp_path: P
     assert done["status"] == "rearmed"
     assert cli.json("quarantine", "list") == []
     assert cli.json("quarantine", "release", str(item.id), "--action", "rearm", code=1)["error"]["code"] == "conflict"
+
+
+def test_webhooks_from_the_command_line(store_url: str, tmp_path: Path) -> None:
+    env = {"HASHSVC_DATA_DIR": str(tmp_path / "data"), "HASHSVC_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}
+    cli = Cli(env, ["--database-url", store_url])
+    cli("bank", "create", "known", "--category", "csam")
+    with receiving() as receiver:
+        out = cli("webhook", "add", receiver.url, "--event", "block", "--event", "review").stdout
+        assert out.startswith("created webhook 1") and "signing secret (shown once): whsec_" in out
+        receiver.secret = out.rsplit(": ", 1)[1].strip()
+        banked = cli.json("webhook", "add", receiver.url, "--event", "retrohunt_hit", "--bank", "known")
+        assert banked["banks"] == ["known"] and banked["secret"] != receiver.secret
+        listed = cli.json("webhook", "list")
+        assert [(h["id"], h["event_types"], h["banks"]) for h in listed] == [
+            (1, ["block", "review"], None),
+            (2, ["retrohunt_hit"], ["known"]),
+        ]
+        assert all("secret" not in h for h in listed)
+        assert "whsec_" not in cli("webhook", "list").stdout
+
+        tested = cli.json("webhook", "test", "1")
+        assert tested["delivered"] and tested["status"] == 204
+        assert receiver.bad_signatures == 0 and [r["event"] for r in receiver.requests] == ["test"]
+        receiver.fail_next = 1
+        assert "NOT delivered (HTTP 500" in cli("webhook", "test", "1", code=1).stdout
+
+        assert cli.json("webhook", "remove", "2") == {"id": 2, "removed": True}
+        assert [h["id"] for h in cli.json("webhook", "list")] == [1]
+        assert cli.json("webhook", "test", "2", code=1)["error"]["code"] == "not_found"
+    cli("webhook", "add", "http://10.1.2.3/hook", "--event", "block", code=1)  # not an allowed network
+    cli("webhook", "add", "https://example.org/", "--event", "nope", code=2)

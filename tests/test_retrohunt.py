@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 import sqlalchemy as sa
@@ -66,3 +67,22 @@ def test_retention_is_off_by_default(api: Api) -> None:
     api.service.after.events.flush()
     with api.service.store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(recent_uploads)).scalar() == 0
+
+
+def test_uploads_pruned_from_the_store_leave_the_hunters_index(make_api: Callable[..., Api], store_url: str) -> None:
+    api = make_api(database_url=store_url, retrohunt_days=7)
+    hunter = api.service.after.hunter
+    assert hunter is not None
+    for n in range(3):
+        api.post_json("/v1/match/hashes", {"pdq": near(PDQ, 4 + n), "content_id": f"up-{n}"}, "match")
+    api.service.after.events.flush()
+    assert hunter.refresh() == 3 and len(hunter.index) == 3
+    with api.service.store.engine.begin() as conn:  # the two oldest uploads fall out of retention
+        oldest = sa.select(recent_uploads.c.id).order_by(recent_uploads.c.id).limit(2).scalar_subquery()
+        long_ago = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+        conn.execute(sa.update(recent_uploads).where(recent_uploads.c.id.in_(oldest)).values(at=long_ago))
+    hunter.prune()
+    assert hunter.refresh() == 0 and len(hunter.index) == 1
+    api.post_json("/v1/match/hashes", {"pdq": near(PDQ, 9), "content_id": "up-3"}, "match")
+    api.service.after.events.flush()
+    assert hunter.refresh() == 1 and len(hunter.index) == 2

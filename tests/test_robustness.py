@@ -231,3 +231,27 @@ def test_end_to_end_on_generated_images(tmp_path: Path) -> None:
     assert redone[rb.FULL]["recall"]["crop_random_10"] == 1.0
     assert redone[rb.AUGMENTS[0].name]["recall"] == held_out[rb.AUGMENTS[0].name]["recall"]
     assert ("p0.jpg", "crop_random_10") in seen and ("p0.jpg", "originals") in seen
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_hashing_on_a_dask_scheduler_gives_what_local_processes_give(tmp_path: Path) -> None:
+    """`--scheduler`: originals and their edits hashed by a Dask cluster's worker process, in the images' order."""
+    from distributed import LocalCluster
+
+    folder = tmp_path / "originals"
+    folder.mkdir()
+    for seed in range(3):
+        (folder / f"p{seed}.jpg").write_bytes(encode(photo(160, 120, seed=seed + 20)))
+    images = sorted(folder.iterdir())
+    transforms = select(["jpeg_q50", "rot90"])
+    local = rb.collect(images, folder, transforms, tmp_path / "cache", processes=1)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        remote = rb.collect(images, folder, transforms, tmp_path / "cache", scheduler=cluster.scheduler_address)
+    assert [r.name for r in remote] == [r.name for r in local] == ["p0.jpg", "p1.jpg", "p2.jpg"]
+    for got, want in zip(remote, local, strict=True):
+        assert got.md5 == want.md5 and np.array_equal(got.stored.pdq, want.stored.pdq)
+        assert sorted(got.queries) == sorted(want.queries) == ["jpeg_q50", "rot90"]
+        for name, query in got.queries.items():
+            assert query.md5 == want.queries[name].md5
+            assert np.array_equal(query.probes.pdq, want.queries[name].probes.pdq)

@@ -252,3 +252,53 @@ def test_a_scan_killed_half_way_resumes_with_nothing_done_twice_or_missed(
     assert {p.name: p.read_bytes() for p in out.glob("part-*") if p.name in done_before} == done_before
     assert len(list(out.glob("part-*"))) == 25
     assert outcomes(out) == expected(url, folder)  # every file exactly once, each decided as `match` decides
+
+
+def test_scanned_block_and_review_decisions_are_match_events_named_by_path(tmp_path: Path) -> None:
+    """Local mode: a partition's events (content_id = the file's path) are in the store when it is done."""
+    import hashlib
+
+    import sqlalchemy as sa
+
+    from hashsvc.service.scan import FileEntry, Lookup, event_content_id, scan_partition
+    from hashsvc.store import Store
+    from hashsvc.store.schema import events
+
+    url = f"sqlite:///{tmp_path}/store.db"
+    upgrade(url)
+    files = {}
+    for name, seed in (("blocked.png", 1), ("reviewed.png", 2), ("unknown.png", 3)):
+        files[name] = tmp_path / name
+        files[name].write_bytes(encode(photo(64, 48, seed=seed), "PNG"))
+    with Store(url) as store:
+        store.create_bank("known", category="csam", actor="test")
+        store.create_bank("maybe", category="csam", action="review", actor="test")
+        for bank, name in (("known", "blocked.png"), ("maybe", "reviewed.png")):
+            store.add_item(bank, {"md5": hashlib.md5(files[name].read_bytes()).hexdigest()}, actor="test")
+    entries = [FileEntry(str(path), path.stat().st_size) for path in files.values()]
+    result = scan_partition(0, entries, Lookup(database_url=url))
+    assert [r["decision"] for r in result.records] == ["block", "review", "allow"]
+    with Store(url) as store, store.engine.connect() as conn:
+        recorded = conn.execute(sa.select(events.c.content_id, events.c.decision).order_by(events.c.id)).all()
+    want = [(str(files["blocked.png"]), "block"), (str(files["reviewed.png"]), "review")]
+    assert [tuple(r) for r in recorded] == want
+    assert event_content_id("s3://b/" + "k" * 300).startswith("sha256:")
+    assert event_content_id("s3://bucket/a.jpg") == "s3://bucket/a.jpg"
+
+    # Remote mode: the service answering /v1/match/hashes records them, under the scan key's name.
+    from live_server import LiveServer
+
+    with Store(url) as store:
+        key = store.create_api_key("scanner", ["match"], actor="test")[1]
+    server = LiveServer(url, tmp_path / "served").start()
+    try:
+        server.wait_for("/readyz", 60)
+        result = scan_partition(0, entries, Lookup(url=server.url, key=key))
+        assert [r["decision"] for r in result.records] == ["block", "review", "allow"]
+    finally:
+        server.stop()  # a clean shutdown writes the buffered events
+    with Store(url) as store, store.engine.connect() as conn:
+        recorded = conn.execute(
+            sa.select(events.c.content_id, events.c.decision, events.c.key_name).where(events.c.key_name == "scanner")
+        ).all()
+    assert sorted(tuple(r) for r in recorded) == sorted((*pair, "scanner") for pair in want)

@@ -214,3 +214,22 @@ def test_refused_targets_at_delivery_time_are_retried_not_sent(
     assert receiver.requests == []
     (delivery,) = svc.service.after.webhooks.deliveries(hook["id"], 10, None)["deliveries"]
     assert delivery["status"] == "pending" and "metadata" in delivery["history"][0]["error"]
+
+
+def test_a_test_request_reaches_the_receiver_signed_and_is_not_a_delivery(svc: Api, receiver: Receiver) -> None:
+    hook = subscribe(svc, receiver)
+    path = f"/v1/webhooks/{hook['id']}/test"
+    assert svc.client.post(path, headers=svc.headers("curate")).status_code == 403
+    answer = svc.client.post(path, headers=svc.headers("admin")).json
+    assert (answer["delivered"], answer["status"], answer["error"]) == (True, 204, None)
+    (request,) = receiver.requests
+    assert receiver.bad_signatures == 0 and request["event"] == "test"
+    assert request["key"] == answer["idempotency_key"] == request["body"]["id"]
+    assert request["body"]["event"]["webhook_id"] == hook["id"]
+    assert svc.client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=svc.headers("admin")).json[
+        "deliveries"
+    ] == []
+    receiver.fail_next = 1
+    failed = svc.client.post(path, headers=svc.headers("admin")).json
+    assert (failed["delivered"], failed["status"], failed["error"]) == (False, 500, "HTTP 500")
+    assert svc.client.post("/v1/webhooks/999/test", headers=svc.headers("admin")).status_code == 404

@@ -174,6 +174,12 @@ def delete_webhook(webhook_id: int) -> Response:
     return Response(status=204)
 
 
+@bp.post("/webhooks/<int:webhook_id>/test")
+@require("admin")
+def test_webhook(webhook_id: int) -> dict[str, Any]:
+    return service().after.webhooks.test(webhook_id, g.actor)
+
+
 @bp.get("/webhooks/<int:webhook_id>/deliveries")
 @require("admin")
 def webhook_deliveries(webhook_id: int) -> dict[str, Any]:

@@ -74,6 +74,18 @@ WEBHOOK = {
         "secret": {"type": "string", "description": "only in the answer to POST, once"},
     },
 }
+TEST_DELIVERY = {
+    "type": "object",
+    "required": ["webhook_id", "idempotency_key", "delivered", "status", "error", "duration_ms"],
+    "properties": {
+        "webhook_id": ID,
+        "idempotency_key": {"type": "string"},
+        "delivered": {"type": "boolean", "description": "the receiver answered 2xx"},
+        "status": {"type": ["integer", "null"], "description": "the receiver's HTTP status, null if none"},
+        "error": {"type": ["string", "null"]},
+        "duration_ms": {"type": "number"},
+    },
+}
 DELIVERY = {
     "type": "object",
     "required": ["id", "idempotency_key", "event_type", "status", "attempts", "history"],
@@ -257,6 +269,16 @@ def paths() -> dict[str, Any]:
             "parameters": [_path_id("webhook_id")],
             "get": _op("A webhook", "admin", 200, WEBHOOK, 404),
             "delete": {**_op("Delete a webhook (pending deliveries are cancelled)", "admin", 204, None, 404)},
+        },
+        "/v1/webhooks/{webhook_id}/test": {
+            "parameters": [_path_id("webhook_id")],
+            "post": _op(
+                "Send one signed `test` request now (not through the outbox) and report the receiver's answer",
+                "admin",
+                200,
+                TEST_DELIVERY,
+                404,
+            ),
         },
         "/v1/webhooks/{webhook_id}/deliveries": {
             "parameters": [_path_id("webhook_id")],

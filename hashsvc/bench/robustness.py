@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -244,15 +245,19 @@ def _collect_one(job: tuple[Path, str, Sequence[str], Path]) -> OriginalRecord:
 
 def collect(
     images: Sequence[Path], root: Path, transforms: Sequence[Transform], cache_dir: Path, processes: int = 2,
-    edit_every: int = 1,
+    edit_every: int = 1, scheduler: str | None = None,
 ) -> list[OriginalRecord]:
     """Hash every original, and every edit of every `edit_every`-th one; order follows `images`.
 
     All originals are always hashed: false positives are counted over all their pairs, which is cheap; the
-    edits are what cost time, so quick runs edit a systematic sample of the originals."""
+    edits are what cost time, so quick runs edit a systematic sample of the originals. With `scheduler` (a
+    Dask scheduler's address) every original and its edits are one task on that cluster, as `hashsvc scan`
+    runs; the images and the cache folder must then be at the same paths on every worker."""
     names = [tr.name for tr in transforms]
     jobs = [(p, p.relative_to(root).as_posix(), names if i % edit_every == 0 else [], cache_dir)
             for i, p in enumerate(images)]
+    if scheduler:
+        return _on_dask(scheduler, _collect_one, jobs)
     if processes <= 1:
         return [_collect_one(job) for job in jobs]
     # spawn, not fork: the parent may hold threads (numba, BLAS) that fork would copy in a locked state.
@@ -266,14 +271,23 @@ def _collect_negative(job: tuple[Path, str]) -> NegativeRecord:
     return NegativeRecord(path.name, family, probes, features)
 
 
-def collect_negatives(folder: Path, processes: int = 2) -> list[NegativeRecord]:
+def collect_negatives(folder: Path, processes: int = 2, scheduler: str | None = None) -> list[NegativeRecord]:
     """Hash every hard negative in `folder` (built by `hard_negatives.build`) as the service hashes a query."""
     family = hard_negatives.families(folder)
     jobs = [(folder / name, fam) for name, fam in sorted(family.items())]
+    if scheduler:
+        return _on_dask(scheduler, _collect_negative, jobs)
     if processes <= 1:
         return [_collect_negative(job) for job in jobs]
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         return list(pool.imap(_collect_negative, jobs, chunksize=4))
+
+
+def _on_dask(scheduler: str, function: Callable[[Any], Any], jobs: list[Any]) -> list[Any]:
+    from hashsvc.service.dask_pool import dask_client, map_in_order  # Dask loads only when asked for
+
+    with dask_client(scheduler) as client:
+        return map_in_order(client, function, jobs)
 
 
 # ------------------------------------------------------------------------------------------------ distances
@@ -1000,6 +1014,7 @@ class RunOptions:
     quick_negatives: bool = False  # a few per family only (tests)
     extra_evidence: ExtraEvidence | None = None  # e.g. the local-feature stage, for the full policy
     calibrate: bool = False  # sweep the policy's issue-12 constants on the tune half (calibration.md / .json)
+    scheduler: str | None = None  # a Dask scheduler's address: hash there instead of in `processes` local ones
 
 
 def _edited_path(cache_dir: Path, transform: Transform, key: str) -> Path:
@@ -1033,11 +1048,13 @@ def run(options: RunOptions) -> dict[str, object]:
         # Re-evaluating (other thresholds, report changes) without re-hashing; stale if augment.py changed.
         records, negatives = pickle.loads(saved.read_bytes())
     else:
-        records = collect(images, options.folder, transforms, options.cache_dir, options.processes, options.every)
+        records = collect(
+            images, options.folder, transforms, options.cache_dir, options.processes, options.every, options.scheduler
+        )
         negatives = []
         if options.negatives:
             hard_negatives.build(negatives_dir, quick=options.quick_negatives)
-            negatives = collect_negatives(negatives_dir, options.processes)
+            negatives = collect_negatives(negatives_dir, options.processes, options.scheduler)
         options.results_dir.mkdir(parents=True, exist_ok=True)
         saved.write_bytes(pickle.dumps((records, negatives)))
     hashed = time.perf_counter()

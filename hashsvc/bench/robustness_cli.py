@@ -28,6 +28,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--transforms", nargs="*", help="only these transforms (default: the whole suite)")
     parser.add_argument("--processes", type=int, default=2, help="worker processes (default 2: a 2-core box)")
     parser.add_argument(
+        "--scheduler",
+        help="hash on the Dask cluster at this address (as `hashsvc scan --scheduler`); the folder and the cache "
+        "must be at the same paths on every worker",
+    )
+    parser.add_argument(
         "--every", type=int, default=1, help="edit every k-th image (all are hashed as originals for false positives)"
     )
     parser.add_argument("--limit", type=int, help="use at most this many images")
@@ -69,6 +74,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             quick_negatives=args.quick_negatives,
             extra_evidence=_load_callable(args.extra_evidence) if args.extra_evidence else None,
             calibrate=args.calibrate,
+            scheduler=args.scheduler,
         )
     )
     print((args.results / "robustness.md").read_text())

@@ -1,6 +1,7 @@
-"""`hashsvc events`, `hashsvc review list|claim|resolve`, `hashsvc quarantine list|rearm|disable`.
+"""`hashsvc events`, `review list|claim|resolve`, `quarantine list|release`, `webhook add|list|remove|test`.
 
-Locally they call the service's after-match modules on the store; remotely the API (scope curate)."""
+Locally they call the service's after-match modules on the store; remotely the API (scope curate; admin for
+webhooks)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from hashsvc.cli.backend import Backend, LocalBackend, RemoteBackend
 from hashsvc.cli.options import backend_options, emit, json_option, table
 from hashsvc.errors import ValidationError
 from hashsvc.vocabulary import REVIEW_RESOLUTIONS as RESOLUTIONS
+from hashsvc.vocabulary import WEBHOOK_TYPES
 
 EVENT_TYPES = ["match", "suppression", "quarantine", "retrohunt", "review_resolved"]
 
@@ -271,3 +273,115 @@ def quarantine_release(backend: Backend, item_id: int, action: str, reason: str 
 
         done = floodguard.release(local.store, item_id, action, local.actor, reason)
     emit(as_json, done, f"item {item_id}: quarantine {done['status']}")
+
+
+@main.group("webhook")
+def webhook_group() -> None:
+    """Webhooks (signed POSTs of events to your systems): add, list, remove, test. Needs an admin key remotely.
+
+    \b
+    Example:
+        hashsvc webhook add https://hooks.example.org/hashsvc --event block --event review
+        hashsvc webhook test 1
+        hashsvc webhook remove 1
+    """
+
+
+@webhook_group.command("add")
+@click.argument("target")
+@click.option(
+    "--event", "events", multiple=True, required=True, type=click.Choice(WEBHOOK_TYPES), help="Repeat for several."
+)
+@click.option("--bank", "banks", multiple=True, help="Only events about these banks (repeat; default: all).")
+@json_option
+@backend_options
+def webhook_add(
+    backend: Backend, target: str, events: tuple[str, ...], banks: tuple[str, ...], as_json: bool
+) -> None:
+    """Subscribe the URL TARGET to event types; prints the signing secret, which is never shown again.
+
+    \b
+    Example:
+        hashsvc webhook add https://hooks.example.org/hashsvc --event block --event retrohunt_hit --bank ncmec
+    """
+    body: dict[str, Any] = {"url": target, "events": list(events)}
+    if banks:
+        body["banks"] = list(banks)
+    remote = _remote(backend)
+    if remote is not None:
+        hook = remote.client.request("POST", "/v1/webhooks", json_body=body)
+    else:
+        local = _local(backend)
+        hook = local.service.after.webhooks.create(body, local.actor)
+    emit(
+        as_json,
+        hook,
+        f"created webhook {hook['id']} -> {hook['url']} ({', '.join(hook['event_types'])})\n"
+        f"signing secret (shown once): {hook['secret']}",
+    )
+
+
+@webhook_group.command("list")
+@json_option
+@backend_options
+def webhook_list(backend: Backend, as_json: bool) -> None:
+    """List webhooks (never their secrets).
+
+    \b
+    Example:
+        hashsvc webhook list --json
+    """
+    remote = _remote(backend)
+    if remote is not None:
+        found = remote.client.request("GET", "/v1/webhooks")["webhooks"]
+    else:
+        found = _local(backend).service.after.webhooks.list()
+    rows = [
+        (h["id"], h["url"], ",".join(h["event_types"]), ",".join(h["banks"] or ["(all)"]), h["created_by"])
+        for h in found
+    ]
+    emit(as_json, found, table(rows, ["id", "url", "events", "banks", "created_by"]))
+
+
+@webhook_group.command("remove")
+@click.argument("webhook_id", type=int)
+@json_option
+@backend_options
+def webhook_remove(backend: Backend, webhook_id: int, as_json: bool) -> None:
+    """Remove a webhook: its pending deliveries are cancelled, its past attempts stay visible.
+
+    \b
+    Example:
+        hashsvc webhook remove 3
+    """
+    remote = _remote(backend)
+    if remote is not None:
+        remote.client.request("DELETE", f"/v1/webhooks/{webhook_id}")
+    else:
+        local = _local(backend)
+        local.service.after.webhooks.delete(webhook_id, local.actor)
+    emit(as_json, {"id": webhook_id, "removed": True}, f"removed webhook {webhook_id}")
+
+
+@webhook_group.command("test")
+@click.argument("webhook_id", type=int)
+@json_option
+@backend_options
+def webhook_test(backend: Backend, webhook_id: int, as_json: bool) -> None:
+    """Send one signed `test` request to a webhook now and show the receiver's answer (exit 1 unless 2xx).
+
+    \b
+    Example:
+        hashsvc webhook test 3
+    """
+    remote = _remote(backend)
+    if remote is not None:
+        outcome = remote.client.request("POST", f"/v1/webhooks/{webhook_id}/test")
+    else:
+        local = _local(backend)
+        outcome = local.service.after.webhooks.test(webhook_id, local.actor)
+    answer = f"HTTP {outcome['status']}" if outcome["status"] is not None else outcome["error"]
+    verdict = "delivered" if outcome["delivered"] else "NOT delivered"
+    emit(as_json, outcome, f"webhook {webhook_id}: test {verdict} ({answer}, {outcome['duration_ms']} ms)")
+    if not outcome["delivered"]:
+        raise SystemExit(1)

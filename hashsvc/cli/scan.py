@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -112,25 +111,12 @@ def _run(
     workers: int | None,
     progress: bool,
 ) -> scan.Summary:
-    from distributed import Client, LocalCluster
+    from hashsvc.service.dask_pool import dask_client
 
-    if scheduler:
-        cluster = None
-        client = Client(scheduler)
-    else:
-        # One single-threaded process per core: hashing holds the GIL for part of its time.
-        cluster = LocalCluster(
-            n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, dashboard_address=":0"
-        )
-        client = Client(cluster)
-    try:
+    with dask_client(scheduler, workers) as client:
         click.echo(f"Dask dashboard: {client.dashboard_link}", err=True)
         remaining = plan.partitions - len(scan.done_partitions(output, plan))
         with tqdm(total=remaining, unit="partition", disable=not progress, file=sys.stderr) as bar:
             return scan.run_scan(
                 client, plan, output, lookup, storage_options=options, on_partition=lambda _result: bar.update()
             )
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()

@@ -35,7 +35,7 @@ class AfterMatch:
         flood = FloodRule(settings.flood_max_contents, settings.flood_window_s) if settings.flood_max_contents else None
         self.events = EventRecorder(store, flush_s=settings.events_flush_s, buffer=settings.events_buffer, flood=flood)
         self.reviews = Reviews(store, settings.review_claim_s)
-        self.webhooks = Webhooks(store, settings.webhook_allowed_networks)
+        self.webhooks = Webhooks(store, settings.webhook_allowed_networks, settings.webhook_timeout_s)
         self.deliverer = Deliverer(
             store,
             allowed_networks=settings.webhook_allowed_networks,

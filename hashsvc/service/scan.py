@@ -12,6 +12,11 @@ hashes it with the service's own hashing code and limits, and looks it up either
   batches of up to 1,000. Only the image's own hashes are looked up then, not its rotations and trimmed views
   that an upload to `/v1/match` is also matched by.
 A file that cannot be read or decoded is a record with its error code; it never stops the scan.
+Either way, `block` and `review` decisions become match events (hashsvc.service.events) whose content_id is the
+file's path or URL, so what a scan found shows up in `hashsvc events`, the review queue and webhooks like an upload
+would: in local mode the worker's service records them and writes them before its partition counts as done; in
+remote mode the service answering `/v1/match/hashes` does, from the content_id sent with each hash set.
+A partition that is scanned again (a crash before its part file was written) records its events again.
 
 The checkpoint: the client writes each finished partition's records to `part-NNNNN.jsonl` (or `.parquet`) in
 one atomic rename. A part file exists entirely or not at all, so a scan that is stopped or crashes resumes
@@ -39,6 +44,15 @@ DEFAULT_PARTITION_FILES = 256
 MAX_PARTITION_FILES = 100_000
 FORMATS = ("jsonl", "parquet")
 LOOKUP_BATCH = 1000  # hash sets per /v1/match/hashes call: the API's own maximum
+MAX_CONTENT_ID = 255  # as the API's content_id
+
+
+def event_content_id(path: str) -> str:
+    """The content_id of a scanned file's events: its path or URL, or `sha256:<hex of it>` when that is too long
+    or not printable (a content_id is 1-255 printable characters)."""
+    if 1 <= len(path) <= MAX_CONTENT_ID and path.isprintable():
+        return path
+    return "sha256:" + hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -219,7 +233,7 @@ def scan_partition(
                     hashes = hash_image(data, limits).to_dict()
                     del hashes["width"], hashes["height"]
                     record["hashes"] = hashes
-                    pending.append((record, hashes))
+                    pending.append((record, {**hashes, "content_id": event_content_id(entry.path)}))
                 except HashsvcError as exc:
                     record["error"] = exc.to_dict()
                 seconds["hash"] += time.perf_counter() - started
@@ -228,18 +242,23 @@ def scan_partition(
         _remote_lookup(lookup, pending)
         seconds["lookup"] += time.perf_counter() - started
     else:
+        from hashsvc.service.events import MatchContext
+
         service = _local_service(settings, lookup)
         for entry in entries:
             record, data = _read(entry, settings.max_upload_bytes, storage_options, seconds)
             if data is not None:
                 started = time.perf_counter()
                 try:
-                    result = service.match_image(data)
+                    result = service.match_image(data, context=MatchContext(event_content_id(entry.path)))
                     record.update(hashes=result["hashes"], decision=result["decision"], matches=result["matches"])
                 except HashsvcError as exc:
                     record["error"] = exc.to_dict()
                 seconds["hash_and_lookup"] += time.perf_counter() - started
             records.append(record)
+        started = time.perf_counter()
+        service.after.events.flush()  # the partition's events are in the store before it counts as done
+        seconds["events"] += time.perf_counter() - started
     return PartitionResult(number, records, dict(seconds))
 
 

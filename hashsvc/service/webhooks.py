@@ -43,7 +43,11 @@ SIGNATURE_HEADER = "X-Hashsvc-Signature"
 MAX_URL = 2048
 MAX_BACKOFF_S = 3600.0
 BATCH = 200
-CONCURRENCY = 8  # deliveries on the wire at once (one slow receiver does not hold up the others for long)
+# Deliveries on the wire at once, and rows per round (claimed and settled in one transaction each). At 8, a pass
+# of the deliverer ran ~17 deliveries/s against 115 events/s (a loaded server, a receiver answering in ~45 ms):
+# every round paid two commits and waited for its slowest receiver. A round is still one wave of attempts, so it
+# lasts at most one attempt's longest duration, well inside a third of the delivery lease.
+CONCURRENCY = 32
 # Addresses cloud providers serve instance credentials from; refused even when a wider allowed network holds them.
 METADATA_ADDRESSES = {
     ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254")
@@ -112,12 +116,27 @@ def check_target(url: str, allowed: list[IpNetwork]) -> tuple[urllib.parse.Split
     return parts, addresses[0]
 
 
-class Webhooks:
-    """Subscriptions (scope admin) and what the API shows of deliveries."""
+def delivery_body(idempotency_key: str, event_type: str, payload: Mapping[str, Any]) -> bytes:
+    return json.dumps({"id": idempotency_key, "type": event_type, "event": payload}, separators=(",", ":")).encode()
 
-    def __init__(self, store: Store, allowed_networks: str) -> None:
+
+def delivery_headers(secret: str, idempotency_key: str, event_type: str, body: bytes) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": "hashsvc-webhook",
+        "Idempotency-Key": idempotency_key,
+        "X-Hashsvc-Event": event_type,
+        SIGNATURE_HEADER: signature_header(secret, body),
+    }
+
+
+class Webhooks:
+    """Subscriptions (scope admin), what the API shows of deliveries, and test deliveries."""
+
+    def __init__(self, store: Store, allowed_networks: str, timeout_s: float = 5.0) -> None:
         self.store = store
         self.allowed = networks(allowed_networks)
+        self.timeout_s = timeout_s
 
     def create(self, body: Any, actor: Actor) -> dict[str, Any]:
         if not isinstance(body, Mapping):
@@ -153,6 +172,49 @@ class Webhooks:
     def deliveries(self, webhook_id: int, limit: int, before_id: int | None) -> dict[str, Any]:
         found = table.deliveries(self.store.engine, webhook_id, limit, before_id)
         return {"deliveries": found, "next_before_id": found[-1]["id"] if len(found) == limit else None}
+
+    def test(self, webhook_id: int, actor: Actor) -> dict[str, Any]:
+        """Send one signed `test` request to the webhook now and say how the receiver answered.
+
+        It bypasses the outbox (nothing is retried or recorded as a delivery) so that an operator can check a
+        receiver's URL, network path and signature check before real events flow; the same target checks and
+        headers as a delivery apply. Audited as `webhook.test`.
+        """
+        url, secret = table.target(self.store.engine, webhook_id)
+        key = f"test-{webhook_id}-{secrets.token_hex(8)}"
+        payload = {"webhook_id": webhook_id, "at": utcnow().isoformat(), "requested_by": actor.name}
+        body = delivery_body(key, "test", payload)
+        started = time.perf_counter()
+        status: int | None = None
+        error: str | None = None
+        try:
+            parts, address = check_target(url, self.allowed)
+            assert parts.hostname is not None
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            kind = _PinnedHTTPS if parts.scheme == "https" else _PinnedHTTP
+            conn = kind(parts.hostname, port, str(address), self.timeout_s)
+            try:
+                path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+                conn.request("POST", path, body=body, headers=delivery_headers(secret, key, "test", body))
+                response = conn.getresponse()
+                response.read(65536)
+                status = int(response.status)
+            finally:
+                conn.close()
+            if not 200 <= status < 300:
+                error = f"HTTP {status}"
+        except (HashsvcError, OSError, http.client.HTTPException) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        outcome = {
+            "webhook_id": webhook_id,
+            "idempotency_key": key,
+            "delivered": error is None,
+            "status": status,
+            "error": error,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+        }
+        self.store.record_audit(actor, "webhook.test", details=outcome)
+        return outcome
 
 
 class _PinnedHTTP(http.client.HTTPConnection):
@@ -238,21 +300,13 @@ class Deliverer:
 
     def _attempt(self, row: table.Due) -> table.Outcome:
         started = time.perf_counter()
-        body = json.dumps(
-            {"id": row.idempotency_key, "type": row.event_type, "event": row.payload}, separators=(",", ":")
-        ).encode()
+        body = delivery_body(row.idempotency_key, row.event_type, row.payload)
         status: int | None = None
         error: str | None = None
         try:
             assert row.url is not None and row.secret is not None
             parts, address = check_target(row.url, self.allowed)
-            headers = {
-                "Content-Type": "application/json",
-                "User-Agent": "hashsvc-webhook",
-                "Idempotency-Key": row.idempotency_key,
-                "X-Hashsvc-Event": row.event_type,
-                SIGNATURE_HEADER: signature_header(row.secret, body),
-            }
+            headers = delivery_headers(row.secret, row.idempotency_key, row.event_type, body)
             path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             status = self._post(parts, str(address), path, body, headers)
             if not 200 <= status < 300:

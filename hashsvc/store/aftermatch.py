@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from hashsvc import vocabulary
 from hashsvc.errors import ConflictError, NotFoundError
 from hashsvc.store.bulk import insert_rows
 from hashsvc.store.schema import (
@@ -43,7 +44,7 @@ OUTBOX_COLUMNS = (
     "attempts",
     "next_attempt_at",
 )
-WEBHOOK_TYPES = ("block", "review", "retrohunt_hit", "quarantine", "review_resolved")
+WEBHOOK_TYPES = vocabulary.WEBHOOK_TYPES
 _CHUNK = 500
 
 

@@ -78,6 +78,19 @@ def get(engine: sa.Engine, webhook_id: int) -> dict[str, Any]:
     return webhook_dict(row)
 
 
+def target(engine: sa.Engine, webhook_id: int) -> tuple[str, str]:
+    """A live webhook's URL and signing secret (for a test delivery)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(webhooks.c.url, webhooks.c.secret).where(
+                webhooks.c.id == webhook_id, webhooks.c.deleted.is_(False)
+            )
+        ).one_or_none()
+    if row is None:
+        raise NotFoundError(f"no webhook with id {webhook_id}")
+    return str(row.url), str(row.secret)
+
+
 def delete(engine: sa.Engine, webhook_id: int) -> None:
     """Stop a webhook: its pending deliveries are cancelled; its attempts stay visible."""
     get(engine, webhook_id)
@@ -166,18 +179,21 @@ def settle(engine: sa.Engine, outcomes: Sequence[Outcome]) -> None:
                 for o in outcomes
             ],
         )
-        for o in outcomes:
-            if o.delivered:
-                values: dict[str, Any] = {"status": "delivered", "delivered_at": o.at}
-            elif o.retry_at is None:
-                values = {"status": "failed"}
-            else:
-                values = {"next_attempt_at": o.retry_at}
-            conn.execute(
-                sa.update(webhook_outbox)
-                .where(webhook_outbox.c.id == o.outbox_id, webhook_outbox.c.status == "pending")
-                .values(attempts=webhook_outbox.c.attempts + 1, **values)
-            )
+        # One executemany per kind of outcome (most rounds are all "delivered"), not one statement per row.
+        pending = sa.and_(webhook_outbox.c.id == sa.bindparam("oid"), webhook_outbox.c.status == "pending")
+        attempts = webhook_outbox.c.attempts + 1
+        delivered = [{"oid": o.outbox_id, "when": o.at} for o in outcomes if o.delivered]
+        failed = [{"oid": o.outbox_id} for o in outcomes if not o.delivered and o.retry_at is None]
+        retried = [{"oid": o.outbox_id, "when": o.retry_at} for o in outcomes if not o.delivered and o.retry_at]
+        update = sa.update(webhook_outbox).where(pending)
+        if delivered:
+            when = sa.bindparam("when", type_=webhook_outbox.c.delivered_at.type)
+            conn.execute(update.values(attempts=attempts, status="delivered", delivered_at=when), delivered)
+        if failed:
+            conn.execute(update.values(attempts=attempts, status="failed"), failed)
+        if retried:
+            when = sa.bindparam("when", type_=webhook_outbox.c.next_attempt_at.type)
+            conn.execute(update.values(attempts=attempts, next_attempt_at=when), retried)
 
 
 def cancel(engine: sa.Engine, outbox_ids: Sequence[int]) -> None:
