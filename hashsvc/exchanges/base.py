@@ -25,6 +25,7 @@ import httpx
 
 from hashsvc.errors import InvalidHashError
 from hashsvc.hashes import get_algorithm, normalize_hex
+from hashsvc.netguard import Guard, TargetRefused
 
 USER_AGENT = "hashsvc-exchange/1"
 MAX_BODY = 64 * 1024 * 1024  # one page of a partner feed; a URL list is streamed instead
@@ -140,10 +141,19 @@ def split_signals(
     return tuple(dict.fromkeys(hashes)), unknown, problem
 
 
+def refused(exc: TargetRefused) -> PermanentFeedError:
+    """The feed error for a partner address the guard refused: permanent (retrying will not change the
+    address; the admin must fix the URL or allow its network)."""
+    return PermanentFeedError(f"refused to connect: {exc.message}")
+
+
 class Http:
     """An httpx client with bounded timeouts that turns HTTP failures into FeedErrors.
 
-    Redirects are not followed: credentials go only to the configured host.
+    Every connection goes through `guard` (hashsvc.netguard): the partner's host is resolved, each address
+    checked (no loopback, private, link-local or metadata address unless HASHSVC_EXCHANGE_ALLOWED_NETWORKS
+    allows it), and the connection made to a checked address. Redirects are not followed: credentials go only
+    to the configured host, and a redirect could point anywhere.
     """
 
     def __init__(
@@ -151,6 +161,7 @@ class Http:
         base_url: str,
         *,
         timeout_s: float,
+        guard: Guard,
         headers: Mapping[str, str] | None = None,
         auth: httpx.Auth | tuple[str, str] | None = None,
     ) -> None:
@@ -160,6 +171,8 @@ class Http:
             headers={"User-Agent": USER_AGENT, **(headers or {})},
             auth=auth,
             follow_redirects=False,
+            transport=guard.transport(),
+            trust_env=False,
         )
 
     def close(self) -> None:
@@ -176,6 +189,8 @@ class Http:
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self.client.request(method, self.url(path), **kwargs)
+        except TargetRefused as exc:
+            raise refused(exc) from None
         except httpx.TimeoutException as exc:
             raise TransientFeedError(f"timed out: {type(exc).__name__}") from None
         except httpx.HTTPError as exc:

@@ -21,6 +21,7 @@ from typing import Any
 
 from hashsvc.exchanges.base import Entry, Http, MalformedFeedError, Page, PermanentFeedError
 from hashsvc.hashes import get_algorithm
+from hashsvc.netguard import Guard
 
 DEFAULT_BASE_URL = "https://report.cybertip.org/hashsharing"
 NAMESPACE = "https://hashsharing.ncmec.org/hashsharing/v2"
@@ -129,6 +130,7 @@ class NcmecClient:
         credentials: Mapping[str, str],
         *,
         timeout_s: float,
+        guard: Guard,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.clock = clock
@@ -137,6 +139,7 @@ class NcmecClient:
         self.http = Http(
             config.get("base_url") or DEFAULT_BASE_URL,
             timeout_s=timeout_s,
+            guard=guard,
             auth=(credentials["username"], credentials["password"]),
         )
 

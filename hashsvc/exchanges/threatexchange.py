@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hashsvc.exchanges.base import Entry, Http, MalformedFeedError, Page, PermanentFeedError, split_signals
+from hashsvc.netguard import Guard
 
 DEFAULT_BASE_URL = "https://graph.facebook.com/v21.0"
 FIELDS = "id,indicator,type,creation_time,last_updated,should_delete,tags"
@@ -56,6 +57,7 @@ class ThreatExchangeClient:
         credentials: Mapping[str, str],
         *,
         timeout_s: float,
+        guard: Guard,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.clock = clock
@@ -65,7 +67,7 @@ class ThreatExchangeClient:
             raise PermanentFeedError("the threatexchange exchange needs a numeric privacy_group")
         self.token = credentials["access_token"]
         self.group = str(config["privacy_group"])
-        self.http = Http(config.get("base_url") or DEFAULT_BASE_URL, timeout_s=timeout_s)
+        self.http = Http(config.get("base_url") or DEFAULT_BASE_URL, timeout_s=timeout_s, guard=guard)
 
     def close(self) -> None:
         self.http.close()

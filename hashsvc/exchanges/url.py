@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 
-from hashsvc.exchanges.base import Entry, Http, Page, PermanentFeedError, TransientFeedError, check
+from hashsvc.exchanges.base import Entry, Http, Page, PermanentFeedError, TransientFeedError, check, refused
+from hashsvc.netguard import Guard, TargetRefused
 
 PAGE_SIZE = 10_000
 MAX_LIST_BYTES = 4 * 1024**3
@@ -41,7 +42,13 @@ class UrlClient:
     """Config: `url`, `format` (csv, jsonl, hex, threatexchange), `algorithm`. Credentials: optional `bearer`."""
 
     def __init__(
-        self, config: Mapping[str, Any], credentials: Mapping[str, str], *, timeout_s: float, parse: Parser
+        self,
+        config: Mapping[str, Any],
+        credentials: Mapping[str, str],
+        *,
+        timeout_s: float,
+        parse: Parser,
+        guard: Guard,
     ) -> None:
         url = str(config.get("url") or "")
         if not url.startswith(("http://", "https://")):
@@ -51,7 +58,7 @@ class UrlClient:
         self.format = str(config.get("format") or "csv")
         self.algorithm = config.get("algorithm")
         self.parse = parse
-        self.http = Http(url, timeout_s=timeout_s, headers=headers)
+        self.http = Http(url, timeout_s=timeout_s, headers=headers, guard=guard)
 
     def close(self) -> None:
         self.http.close()
@@ -80,6 +87,8 @@ class UrlClient:
                         yield Page(entries, None, done=False, snapshot=True)
                         entries = []
                 yield Page(entries, validators, done=True, snapshot=True)
+        except TargetRefused as exc:
+            raise refused(exc) from None
         except httpx.TimeoutException as exc:
             raise TransientFeedError(f"timed out reading the list: {type(exc).__name__}") from None
         except httpx.HTTPError as exc:
