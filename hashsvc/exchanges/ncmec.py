@@ -37,7 +37,7 @@ def _date(timestamp: int) -> str:
 
 
 def _local(tag: str) -> str:
-    return tag.rpartition("}")[2]
+    return tag.rpartition("}")[2] if tag[:1] == "{" else tag
 
 
 def parse_entries(body: bytes) -> tuple[list[Entry], str]:
@@ -72,9 +72,7 @@ def _entry(element: ET.Element) -> Entry:
     kind = _local(element.tag).lower()
     deleted = kind.startswith("deleted")
     kind = kind.removeprefix("deleted")
-    fields: dict[str, ET.Element] = {}
-    for child in element:
-        fields[_local(child.tag)] = child
+    fields = {_local(child.tag): child for child in element}
     id_element, member = fields.get("id"), fields.get("member")
     raw_id = (id_element.text or "").strip() if id_element is not None else ""
     member_id = (member.get("id") or "").strip() if member is not None else ""

@@ -481,7 +481,7 @@ def _prepare(
     if len(entry_id) > validation.MAX_REF:
         raise ValidationError(f"entry id longer than {validation.MAX_REF} characters")
     validation.storable("entry id", entry_id)
-    codes = list(dict.fromkeys((algorithm, bytes.fromhex(value)) for algorithm, value in hashes))
+    codes = list(dict.fromkeys([(algorithm, bytes.fromhex(value)) for algorithm, value in hashes]))
     if len(codes) > validation.MAX_HASHES_PER_ITEM:
         raise ValidationError(f"an item may have at most {validation.MAX_HASHES_PER_ITEM} hashes")
     return entry_id, source, None, metadata, codes
