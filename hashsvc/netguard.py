@@ -22,8 +22,10 @@ This module sits beside `errors`: both `service` (webhooks) and `exchanges` (fee
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
+import ssl
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -127,17 +129,25 @@ class Guard:
 
         Environment proxies (HTTPS_PROXY...) are not used: through a proxy the guard would check the proxy's
         address, not the partner's."""
-        transport = httpx.HTTPTransport(trust_env=False, **kwargs)
+        context = _ssl_context()
+        transport = httpx.HTTPTransport(verify=context, trust_env=False, **kwargs)
         # httpx has no public way to give its connection pool a network backend; the pool it built is replaced
         # by the same pool with ours (tests/test_netguard.py fails if a new httpx stops reading `_pool`).
         transport._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            max_connections=10,
-            max_keepalive_connections=10,
+            ssl_context=context,
+            max_connections=100,
+            max_keepalive_connections=20,
             keepalive_expiry=5.0,
             network_backend=GuardedBackend(self),
         )
         return transport
+
+
+@functools.lru_cache(maxsize=1)
+def _ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context for every guarded client: loading the CA bundle costs tens of milliseconds,
+    which a sync with nothing new (one request) would otherwise pay twice. Contexts are safe to share."""
+    return httpx.create_ssl_context(trust_env=False)
 
 
 class GuardedBackend(httpcore.SyncBackend):
