@@ -19,6 +19,7 @@ from hashsvc.config import load_settings
 from hashsvc.errors import ValidationError
 from hashsvc.exchanges import Entry, Page, TransientFeedError, make_client
 from hashsvc.netguard import TargetRefused
+from hashsvc.service import exchanges as exchange_service
 from hashsvc.service.credentials import CredentialsKeyError
 from hashsvc.service.exchanges import ExchangeService, batched
 from hashsvc.store import Actor, Store
@@ -205,6 +206,29 @@ def test_pages_written_in_batches_leave_the_bank_as_page_by_page_writing_does(
         states.append(bank_state(store, bank))
     assert states[0] == states[1]
     assert states[1]["42-img2"][0] == "disabled" and states[1]["42-img3"][1] == (f"md5:{md5(33)}",)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_first_sync_that_grows_a_bank_refreshes_postgresql_statistics(
+    store: Store, clock: Clock, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without fresh statistics the planner reads the whole bank for every lookup of a page's ids (quadratic)."""
+    monkeypatch.setattr(exchange_service, "ANALYZE_FROM", 40)
+    store.create_bank("ncmec", category="csam", actor=ADMIN)
+    service = make_service(store, clock, sleeps, exchange_batch_entries=20)
+    query = sa.text(
+        "SELECT count(last_analyze) FROM pg_stat_user_tables WHERE relname = 'items' AND schemaname = current_schema()"
+    )
+    with FakeNcmec(page_size=20) as fake:
+        for n in range(60):
+            fake.add(T0 + n, f"img{n}", md5=md5(n))
+        add_ncmec(service, fake)
+        with store.engine.connect() as conn:
+            assert conn.execute(query).scalar_one() == 0
+        assert service.sync("ncmec-feed", "w").counts["added"] == 60
+    with store.engine.connect() as conn:
+        assert conn.execute(query).scalar_one() == 1
 
 
 def test_batches_end_at_the_last_page_at_the_size_limit_and_before_a_repeated_entry() -> None:

@@ -60,6 +60,7 @@ BACKOFF_BASE_S = 60.0
 # resumes after a whole batch.
 BATCH_WAIT_S = 2.0
 PREFETCH_PAGES = 4  # pages read ahead while a batch is written
+ANALYZE_FROM = 10_000  # a sync that has added this many items refreshes the planner's statistics, then at doublings
 ALLOWED_SETTING = "HASHSVC_EXCHANGE_ALLOWED_NETWORKS"
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -415,6 +416,7 @@ class ExchangeService:
     def _sync_pages(self, record: ExchangeRecord, owner: str, result: SyncResult, totals: PageCounts) -> None:
         checkpoint = record.checkpoint
         attempt = 0
+        analyzed_at = ANALYZE_FROM // 2
         client = self._client(record)
         try:
             while True:
@@ -425,6 +427,9 @@ class ExchangeService:
                         counts = self._apply(record, owner, page, seen, read)
                         result.pages += read
                         _add(totals, counts)
+                        if totals.added >= analyzed_at * 2:
+                            feeds.refresh_statistics(self.store)
+                            analyzed_at = totals.added
                         result.problems.extend(counts.problems[: 20 - len(result.problems)])
                         if page.checkpoint is not None:
                             checkpoint = page.checkpoint
