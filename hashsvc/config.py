@@ -244,6 +244,20 @@ class Settings:
     exchange_timeout_s: float = field(
         default=60.0, metadata={"help": "Timeout of each request to a partner feed, in seconds."}
     )
+    exchange_allowed_networks: str = field(
+        default="",
+        metadata={
+            "help": "Comma-separated CIDRs partner feeds may reach although they are private, loopback or link-local "
+            "(refused otherwise, when added and at every connection; cloud metadata addresses always are)."
+        },
+    )
+    exchange_batch_entries: int = field(
+        default=10_000,
+        metadata={
+            "help": "A sync writes consecutive partner pages in one transaction, with the checkpoint, up to this many "
+            "entries (fewer commits: a first sync is faster; an interrupted one redoes at most one batch)."
+        },
+    )
     exchange_lease_s: float = field(
         default=300.0,
         metadata={

@@ -13,12 +13,15 @@ import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from exchange_fakes import FakeHashList, FakeNcmec, FakeStopNcii, FakeTat, FakeThreatExchange, Fault
+from fake_dns import answer
 
 from hashsvc.config import load_settings
 from hashsvc.errors import ValidationError
-from hashsvc.exchanges import make_client
+from hashsvc.exchanges import Entry, Page, TransientFeedError, make_client
+from hashsvc.netguard import TargetRefused
+from hashsvc.service import exchanges as exchange_service
 from hashsvc.service.credentials import CredentialsKeyError
-from hashsvc.service.exchanges import ExchangeService
+from hashsvc.service.exchanges import ExchangeService, batched
 from hashsvc.store import Actor, Store
 from hashsvc.store import exchanges as feeds
 from hashsvc.store.exchanges import FeedEntry, LeaseLostError
@@ -26,6 +29,7 @@ from hashsvc.store.schema import audit_log
 
 ADMIN = Actor("admin")
 T0 = 1_750_000_000
+LOOPBACK = "127.0.0.0/8"
 
 
 def pdq(n: int) -> str:
@@ -56,6 +60,8 @@ def sleeps() -> list[float]:
 
 def make_service(store: Store, clock: Clock, sleeps: list[float], **settings: Any) -> ExchangeService:
     key = settings.pop("exchange_key", None) or Fernet.generate_key().decode()
+    # The fake partners listen on 127.0.0.1, which the address guard refuses unless it is allowed.
+    settings.setdefault("exchange_allowed_networks", LOOPBACK)
     loaded = load_settings({"exchange_key": key, "exchange_timeout_s": 2.0, **settings}, environ={})
     factory = functools.partial(make_client, clock=clock)
     return ExchangeService(store, loaded, client_factory=factory, sleep=sleeps.append)
@@ -166,6 +172,88 @@ def test_updates_retractions_and_restorations_reach_the_bank(
     clock.now += 3600
     again = service.sync("ncmec-feed", "w")
     assert again.counts["restored"] == 1 and store.find_item("ncmec", "42-img3").status == "active"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_pages_written_in_batches_leave_the_bank_as_page_by_page_writing_does(
+    store: Store, clock: Clock, sleeps: list[float]
+) -> None:
+    """Several partner pages go into one transaction; an entry added on one page and retracted or changed on a
+    later one still ends as page-by-page writing leaves it (a retracted item, disabled), and the totals count
+    partner pages."""
+    states = []
+    for max_entries in (1, 10_000):  # page by page, then every page of the feed in one batch where possible
+        bank = f"bank{max_entries}"
+        store.create_bank(bank, category="csam", actor=ADMIN)
+        service = make_service(store, clock, sleeps, exchange_batch_entries=max_entries)
+        with FakeNcmec(page_size=2) as fake:
+            for n in range(1, 7):
+                fake.add(T0 + n, f"img{n}", md5=md5(n))
+            fake.add(T0 + 7, "img2", deleted=True)  # page 4 retracts what page 1 added
+            fake.add(T0 + 8, "img3", md5=md5(33))  # and changes what page 2 added
+            service.add(
+                {
+                    "name": bank,
+                    "type": "ncmec",
+                    "bank": bank,
+                    "config": {"base_url": fake.url},
+                    "credentials": {"username": "esp", "password": "secret"},
+                },
+                ADMIN,
+            )
+            result = service.sync(bank, "w")
+        assert result.ok and result.pages == 4 and service.show(bank)["totals"]["pages"] == 4
+        states.append(bank_state(store, bank))
+    assert states[0] == states[1]
+    assert states[1]["42-img2"][0] == "disabled" and states[1]["42-img3"][1] == (f"md5:{md5(33)}",)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_first_sync_that_grows_a_bank_refreshes_postgresql_statistics(
+    store: Store, clock: Clock, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without fresh statistics the planner reads the whole bank for every lookup of a page's ids (quadratic)."""
+    monkeypatch.setattr(exchange_service, "ANALYZE_FROM", 40)
+    store.create_bank("ncmec", category="csam", actor=ADMIN)
+    service = make_service(store, clock, sleeps, exchange_batch_entries=20)
+    query = sa.text(
+        "SELECT count(last_analyze) FROM pg_stat_user_tables WHERE relname = 'items' AND schemaname = current_schema()"
+    )
+    with FakeNcmec(page_size=20) as fake:
+        for n in range(60):
+            fake.add(T0 + n, f"img{n}", md5=md5(n))
+        add_ncmec(service, fake)
+        with store.engine.connect() as conn:
+            assert conn.execute(query).scalar_one() == 0
+        assert service.sync("ncmec-feed", "w").counts["added"] == 60
+    with store.engine.connect() as conn:
+        assert conn.execute(query).scalar_one() == 1
+
+
+def test_batches_end_at_the_last_page_at_the_size_limit_and_before_a_repeated_entry() -> None:
+    def page(*ids: str, checkpoint: int | None = None, done: bool = False) -> Page:
+        return Page([Entry(i) for i in ids], None if checkpoint is None else {"n": checkpoint}, done)
+
+    pages = [page("a", "b", checkpoint=1), page("c", checkpoint=2), page("d"), page("a", checkpoint=4), page(done=True)]
+    merged = [([e.entry_id for e in p.entries], p.checkpoint, p.done, n) for p, n in batched(pages, max_entries=4)]
+    assert merged == [
+        (["a", "b", "c", "d"], {"n": 2}, False, 3),  # size limit; the last checkpoint given
+        (["a"], {"n": 4}, True, 2),  # "a" again starts a new batch, which the last page ends
+    ]
+
+
+def test_a_partner_failure_mid_batch_writes_the_pages_read_before_it() -> None:
+    def failing() -> Iterator[Page]:
+        yield Page([Entry("a")], {"n": 1}, False)
+        yield Page([Entry("b")], {"n": 2}, False)
+        raise TransientFeedError("GET /v2/entries: 500 from the partner")
+
+    batches = batched(failing(), max_entries=100)
+    page, read = next(batches)
+    assert ([e.entry_id for e in page.entries], page.checkpoint, read) == (["a", "b"], {"n": 2}, 2)
+    with pytest.raises(TransientFeedError):
+        next(batches)
 
 
 def test_a_sync_with_no_changes_asks_once_and_changes_nothing(
@@ -330,6 +418,73 @@ def test_bad_configurations_are_refused(service: ExchangeService, ncmec: FakeNcm
             },
             ADMIN,
         )
+
+
+# ------------------------------------------------------------------------------- the address guard (SSRF)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://127.0.0.1:8080",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]:8080",
+        "http://localhost:9",
+        "https://hashes.partner.internal/v2",  # a name that resolves to a private address
+    ],
+)
+def test_partner_urls_at_loopback_metadata_or_private_addresses_are_refused_unless_allowed(
+    store: Store, clock: Clock, sleeps: list[float], monkeypatch: pytest.MonkeyPatch, base_url: str
+) -> None:
+    answer(monkeypatch, {"hashes.partner.internal": ["10.20.30.40"], "partner.example": ["93.184.215.14"]})
+    store.create_bank("ncmec", category="csam", actor=ADMIN)
+    store.create_bank("list", category="csam", actor=ADMIN)
+    service = make_service(store, clock, sleeps, exchange_allowed_networks="")
+    ncmec = {
+        "name": "ncmec-feed",
+        "type": "ncmec",
+        "bank": "ncmec",
+        "credentials": {"username": "esp", "password": "secret"},
+    }
+    with pytest.raises(TargetRefused, match=r"metadata|HASHSVC_EXCHANGE_ALLOWED_NETWORKS"):
+        service.add({**ncmec, "config": {"base_url": base_url}}, ADMIN)
+    with pytest.raises(TargetRefused):
+        service.add({"name": "list", "type": "url", "bank": "list", "config": {"url": base_url + "/l.csv"}}, ADMIN)
+    assert service.list() == []
+    # A feed added at a public address cannot be moved to a refused one either.
+    service.add({**ncmec, "config": {"base_url": "https://partner.example/hashsharing"}}, ADMIN)
+    with pytest.raises(TargetRefused):
+        service.update("ncmec-feed", {"config": {"base_url": base_url}}, ADMIN)
+    assert service.show("ncmec-feed")["config"]["base_url"] == "https://partner.example/hashsharing"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_partner_name_that_resolves_to_loopback_at_sync_time_is_refused_dns_rebinding(
+    store: Store, clock: Clock, sleeps: list[float], monkeypatch: pytest.MonkeyPatch, ncmec: FakeNcmec
+) -> None:
+    """The name answered a public address when the feed was added, then loopback (where the fake listens): the
+    connection is refused, nothing reaches the server, and the error says why (not retried: it is permanent)."""
+    ncmec.add(T0, "img1", md5=md5(1))
+    answer(monkeypatch, {"partner.example": ["93.184.215.14", "127.0.0.1"]})
+    store.create_bank("ncmec", category="csam", actor=ADMIN)
+    service = make_service(store, clock, sleeps, exchange_allowed_networks="")
+    port = ncmec.url.rsplit(":", 1)[1]
+    add_ncmec(service, ncmec, config={"base_url": f"http://partner.example:{port}"})
+    result = service.sync("ncmec-feed", "me")
+    assert not result.ok and result.error is not None
+    assert "refused to connect" in result.error and "127.0.0.1" in result.error
+    assert ncmec.requests == [] and sleeps == [] and store.count_items("ncmec") == 0
+    assert service.show("ncmec-feed")["status"]["state"] == "failing"
+
+
+def test_a_redirect_from_the_partner_is_refused_not_followed(service: ExchangeService, ncmec: FakeNcmec) -> None:
+    ncmec.add(T0, "img1", md5=md5(1))
+    add_ncmec(service, ncmec)
+    ncmec.fail(Fault(302, {"Location": "http://169.254.169.254/latest/meta-data/"}))
+    result = service.sync("ncmec-feed", "me")
+    assert not result.ok and result.error is not None and "redirect" in result.error
+    assert len(ncmec.requests) == 1 and service.store.count_items("ncmec") == 0
 
 
 # ---------------------------------------------------------------------------------- the other partner types

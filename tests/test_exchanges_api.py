@@ -21,7 +21,7 @@ MD5 = hashlib.md5(b"feed-1").hexdigest()
 
 
 def test_admin_configures_curate_reads_and_credentials_never_come_back(make_api: Callable[..., Api]) -> None:
-    api = make_api(exchange_key=Fernet.generate_key().decode())
+    api = make_api(exchange_key=Fernet.generate_key().decode(), exchange_allowed_networks="127.0.0.0/8")
     assert api.post_json("/v1/banks", {"name": "ncmec", "category": "csam"}).status_code == 201
     body = {
         "name": "ncmec",
@@ -53,8 +53,24 @@ def test_admin_configures_curate_reads_and_credentials_never_come_back(make_api:
     assert api.client.get("/v1/exchanges/ncmec", headers=api.headers("curate")).status_code == 404
 
 
+def test_a_feed_at_a_loopback_or_metadata_address_is_refused_with_400(make_api: Callable[..., Api]) -> None:
+    api = make_api(exchange_key=Fernet.generate_key().decode())  # HASHSVC_EXCHANGE_ALLOWED_NETWORKS unset
+    api.post_json("/v1/banks", {"name": "ncmec", "category": "csam"})
+    for base_url in ("http://127.0.0.1:8080", "http://169.254.169.254/"):
+        body = {
+            "name": "ncmec",
+            "type": "ncmec",
+            "bank": "ncmec",
+            "config": {"base_url": base_url},
+            "credentials": {"username": "esp", "password": "secret"},
+        }
+        refused = api.post_json("/v1/exchanges", body, scope="admin")
+        assert refused.status_code == 400 and refused.json["error"]["code"] == "target_refused"
+    assert api.client.get("/v1/exchanges", headers=api.headers("curate")).json["exchanges"] == []
+
+
 def test_a_match_on_a_feed_item_names_the_partner_entry_and_its_labels(make_api: Callable[..., Api]) -> None:
-    api = make_api(exchange_key=Fernet.generate_key().decode())
+    api = make_api(exchange_key=Fernet.generate_key().decode(), exchange_allowed_networks="127.0.0.0/8")
     api.post_json("/v1/banks", {"name": "ncmec", "category": "csam"})
     with FakeNcmec() as fake:
         fake.add(T0, "img1", md5=MD5, pdq=PDQ, classification="A1")
@@ -81,7 +97,11 @@ def test_the_cli_adds_syncs_and_shows_a_feed_without_printing_credentials(tmp_pa
     key_file = tmp_path / "exchange.key"
     runner = CliRunner()
     key_file.write_text(runner.invoke(main, ["exchange", "new-key"]).output)
-    env = {"HASHSVC_DATA_DIR": str(tmp_path / "data"), "HASHSVC_EXCHANGE_KEY_FILE": str(key_file)}
+    env = {
+        "HASHSVC_DATA_DIR": str(tmp_path / "data"),
+        "HASHSVC_EXCHANGE_KEY_FILE": str(key_file),
+        "HASHSVC_EXCHANGE_ALLOWED_NETWORKS": "127.0.0.0/8",  # the fake NCMEC listens on loopback
+    }
     assert runner.invoke(main, ["migrate"], env=env).exit_code == 0
     assert runner.invoke(main, ["bank", "create", "ncmec", "--category", "csam"], env=env).exit_code == 0
     credentials = tmp_path / "ncmec.json"

@@ -60,11 +60,15 @@ def env(store_url: str) -> Iterator[dict[str, str]]:
         "HASHSVC_DATABASE_URL": store_url,
         "HASHSVC_EXCHANGE_KEY": Fernet.generate_key().decode(),
         "HASHSVC_EXCHANGE_LEASE_S": "2",
+        "HASHSVC_EXCHANGE_ALLOWED_NETWORKS": "127.0.0.0/8",  # the fake NCMEC listens on loopback
+        "HASHSVC_EXCHANGE_BATCH_ENTRIES": "100",  # pages of 40: a kill lands between batches of three pages
     }
 
 
 def configure(store: Store, env: dict[str, str], fake: FakeNcmec, name: str, every: str = "1h") -> ExchangeService:
-    settings = load_settings({"exchange_key": env["HASHSVC_EXCHANGE_KEY"]}, environ={})
+    settings = load_settings(
+        {"exchange_key": env["HASHSVC_EXCHANGE_KEY"], "exchange_allowed_networks": "127.0.0.0/8"}, environ={}
+    )
     service = ExchangeService(store, settings)
     store.create_bank(name, category="csam", actor=ADMIN)
     service.add(

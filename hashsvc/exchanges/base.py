@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ import httpx
 
 from hashsvc.errors import InvalidHashError
 from hashsvc.hashes import get_algorithm, normalize_hex
+from hashsvc.netguard import Guard, TargetRefused
 
 USER_AGENT = "hashsvc-exchange/1"
 MAX_BODY = 64 * 1024 * 1024  # one page of a partner feed; a URL list is streamed instead
@@ -100,6 +102,36 @@ class Client(Protocol):
         ...
 
 
+def time_range_pages(
+    checkpoint: Mapping[str, Any] | None,
+    clock: Callable[[], float],
+    keys: tuple[str, str],
+    first: Callable[[int, int], tuple[list[Entry], str]],
+    follow: Callable[[str], tuple[list[Entry], str]],
+    *,
+    end_on_empty_page: bool = False,
+) -> Iterator[Page]:
+    """The pages of a feed read by time range, then by the range's `next` links (NCMEC, ThreatExchange).
+
+    `first(start, end)` fetches the range's first page and `follow(link)` a next link; each returns the page's
+    entries and its next link ('' on the last). The checkpoint is `{keys[0]: start, keys[1]: end, "next": link}`
+    while a range is read (resuming keeps its end, so its links stay valid), then `{keys[0]: end}` once it is
+    whole: the partners do not return a range in time order, so only a whole range moves the time forward.
+    `end_on_empty_page` ends the range at a page with no entries even if it has a next link."""
+    begin, stop = keys
+    checkpoint = dict(checkpoint or {})
+    start = int(checkpoint.get(begin, 0))
+    end = int(checkpoint.get(stop) or clock())
+    link = str(checkpoint.get("next") or "")
+    while True:
+        entries, link = follow(link) if link else first(start, end)
+        if link and (entries or not end_on_empty_page):
+            yield Page(entries, {begin: start, stop: end, "next": link}, done=False)
+        else:
+            yield Page(entries, {begin: end, stop: None, "next": None}, done=True)
+            return
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), bounded to a day."""
     if not value:
@@ -140,10 +172,29 @@ def split_signals(
     return tuple(dict.fromkeys(hashes)), unknown, problem
 
 
+@contextmanager
+def feed_errors(doing: str) -> Iterator[None]:
+    """Turn what an HTTP exchange with a partner can raise into FeedErrors; `doing` says what failed.
+
+    A refused address (hashsvc.netguard) is permanent: retrying will not change the address, the admin must fix
+    the URL or allow its network. Timeouts and connection errors are transient."""
+    try:
+        yield
+    except TargetRefused as exc:
+        raise PermanentFeedError(f"refused to connect: {exc.message}") from None
+    except httpx.TimeoutException as exc:
+        raise TransientFeedError(f"{doing} timed out: {type(exc).__name__}") from None
+    except httpx.HTTPError as exc:
+        raise TransientFeedError(f"{doing} failed: {type(exc).__name__}: {exc}"[:300]) from None
+
+
 class Http:
     """An httpx client with bounded timeouts that turns HTTP failures into FeedErrors.
 
-    Redirects are not followed: credentials go only to the configured host.
+    Every connection goes through `guard` (hashsvc.netguard): the partner's host is resolved, each address
+    checked (no loopback, private, link-local or metadata address unless HASHSVC_EXCHANGE_ALLOWED_NETWORKS
+    allows it), and the connection made to a checked address. Redirects are not followed: credentials go only
+    to the configured host, and a redirect could point anywhere.
     """
 
     def __init__(
@@ -151,6 +202,7 @@ class Http:
         base_url: str,
         *,
         timeout_s: float,
+        guard: Guard,
         headers: Mapping[str, str] | None = None,
         auth: httpx.Auth | tuple[str, str] | None = None,
     ) -> None:
@@ -160,6 +212,8 @@ class Http:
             headers={"User-Agent": USER_AGENT, **(headers or {})},
             auth=auth,
             follow_redirects=False,
+            transport=guard.transport(),
+            trust_env=False,
         )
 
     def close(self) -> None:
@@ -174,12 +228,8 @@ class Http:
         return path
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
+        with feed_errors(f"{method} {path.split('?')[0][:100]}"):
             response = self.client.request(method, self.url(path), **kwargs)
-        except httpx.TimeoutException as exc:
-            raise TransientFeedError(f"timed out: {type(exc).__name__}") from None
-        except httpx.HTTPError as exc:
-            raise TransientFeedError(f"connection failed: {type(exc).__name__}: {exc}"[:300]) from None
         check(response)
         if len(response.content) > MAX_BODY:
             raise MalformedFeedError(f"response larger than {MAX_BODY} bytes")

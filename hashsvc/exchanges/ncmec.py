@@ -19,8 +19,9 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from hashsvc.exchanges.base import Entry, Http, MalformedFeedError, Page, PermanentFeedError
+from hashsvc.exchanges.base import Entry, Http, MalformedFeedError, Page, PermanentFeedError, time_range_pages
 from hashsvc.hashes import get_algorithm
+from hashsvc.netguard import Guard
 
 DEFAULT_BASE_URL = "https://report.cybertip.org/hashsharing"
 NAMESPACE = "https://hashsharing.ncmec.org/hashsharing/v2"
@@ -36,7 +37,7 @@ def _date(timestamp: int) -> str:
 
 
 def _local(tag: str) -> str:
-    return tag.rpartition("}")[2]
+    return tag.rpartition("}")[2] if tag[:1] == "{" else tag
 
 
 def parse_entries(body: bytes) -> tuple[list[Entry], str]:
@@ -71,9 +72,7 @@ def _entry(element: ET.Element) -> Entry:
     kind = _local(element.tag).lower()
     deleted = kind.startswith("deleted")
     kind = kind.removeprefix("deleted")
-    fields: dict[str, ET.Element] = {}
-    for child in element:
-        fields[_local(child.tag)] = child
+    fields = {_local(child.tag): child for child in element}
     id_element, member = fields.get("id"), fields.get("member")
     raw_id = (id_element.text or "").strip() if id_element is not None else ""
     member_id = (member.get("id") or "").strip() if member is not None else ""
@@ -129,6 +128,7 @@ class NcmecClient:
         credentials: Mapping[str, str],
         *,
         timeout_s: float,
+        guard: Guard,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.clock = clock
@@ -137,6 +137,7 @@ class NcmecClient:
         self.http = Http(
             config.get("base_url") or DEFAULT_BASE_URL,
             timeout_s=timeout_s,
+            guard=guard,
             auth=(credentials["username"], credentials["password"]),
         )
 
@@ -144,24 +145,21 @@ class NcmecClient:
         self.http.close()
 
     def pages(self, checkpoint: Mapping[str, Any] | None) -> Iterator[Page]:
-        checkpoint = dict(checkpoint or {})
-        start = int(checkpoint.get("from", 0))
-        # Resuming a range in progress keeps its end, so the range's next links stay valid.
-        end = int(checkpoint.get("to") or self.clock())
-        next_link = checkpoint.get("next") or ""
-        while True:
-            if next_link:
-                response = self.http.request("GET", next_link)
-            else:
-                response = self.http.request("GET", "v2/entries", params={"from": _date(start), "to": _date(end)})
-            entries, next_link = parse_entries(response.content)
-            if next_link:
-                if not next_link.startswith("/v2/entries?"):
-                    raise MalformedFeedError("NCMEC next link does not point at /v2/entries")
-                yield Page(entries, {"from": start, "to": end, "next": next_link}, done=False)
-            else:
-                yield Page(entries, {"from": end, "to": None, "next": None}, done=True)
-                return
+        return time_range_pages(checkpoint, self.clock, ("from", "to"), self._first, self._follow)
+
+    def _first(self, start: int, end: int) -> tuple[list[Entry], str]:
+        response = self.http.request("GET", "v2/entries", params={"from": _date(start), "to": _date(end)})
+        return self._parsed(response.content)
+
+    def _follow(self, link: str) -> tuple[list[Entry], str]:
+        return self._parsed(self.http.request("GET", link).content)
+
+    @staticmethod
+    def _parsed(body: bytes) -> tuple[list[Entry], str]:
+        entries, next_link = parse_entries(body)
+        if next_link and not next_link.startswith("/v2/entries?"):
+            raise MalformedFeedError("NCMEC next link does not point at /v2/entries")
+        return entries, next_link
 
     def report_false_positive(self, entry_id: str, metadata: Mapping[str, Any]) -> bool:
         member, raw_id = metadata.get("member_id"), metadata.get("id")

@@ -13,6 +13,7 @@ from hashsvc.exchanges.stopncii import StopNciiClient
 from hashsvc.exchanges.tat import TatClient
 from hashsvc.exchanges.threatexchange import ThreatExchangeClient
 from hashsvc.exchanges.url import Parser, UrlClient
+from hashsvc.netguard import Guard
 
 
 @dataclass(frozen=True)
@@ -55,15 +56,17 @@ def make_client(
     *,
     timeout_s: float,
     parse: Parser,
+    guard: Guard,
     clock: Callable[[], float] = time.time,
 ) -> Client:
-    """The client of an exchange type. `clock` ends the time ranges of NCMEC and ThreatExchange (tests)."""
+    """The client of an exchange type. `guard` checks every address it connects to (hashsvc.netguard);
+    `clock` ends the time ranges of NCMEC and ThreatExchange (tests)."""
     if kind == "url":
-        return UrlClient(config, credentials, timeout_s=timeout_s, parse=parse)
+        return UrlClient(config, credentials, timeout_s=timeout_s, parse=parse, guard=guard)
     if kind == "ncmec":
-        return NcmecClient(config, credentials, timeout_s=timeout_s, clock=clock)
+        return NcmecClient(config, credentials, timeout_s=timeout_s, guard=guard, clock=clock)
     if kind == "threatexchange":
-        return ThreatExchangeClient(config, credentials, timeout_s=timeout_s, clock=clock)
+        return ThreatExchangeClient(config, credentials, timeout_s=timeout_s, guard=guard, clock=clock)
     if kind == "stopncii":
-        return StopNciiClient(config, credentials, timeout_s=timeout_s)
-    return TatClient(config, credentials, timeout_s=timeout_s)
+        return StopNciiClient(config, credentials, timeout_s=timeout_s, guard=guard)
+    return TatClient(config, credentials, timeout_s=timeout_s, guard=guard)

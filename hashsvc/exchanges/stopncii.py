@@ -17,6 +17,7 @@ from typing import Any
 
 from hashsvc.errors import InvalidHashError
 from hashsvc.exchanges.base import Entry, Http, MalformedFeedError, Page, PermanentFeedError, hash_pair
+from hashsvc.netguard import Guard
 
 DEFAULT_BASE_URL = "https://api.stopncii.org/v1"
 PAGE_SIZE = 800
@@ -48,13 +49,16 @@ def _entry(record: Any) -> Entry:
 class StopNciiClient:
     """Credentials: `subscription_key`, `fetch_function_key`, optional `feedback_function_key`."""
 
-    def __init__(self, config: Mapping[str, Any], credentials: Mapping[str, str], *, timeout_s: float) -> None:
+    def __init__(
+        self, config: Mapping[str, Any], credentials: Mapping[str, str], *, timeout_s: float, guard: Guard
+    ) -> None:
         if not credentials.get("subscription_key") or not credentials.get("fetch_function_key"):
             raise PermanentFeedError("the stopncii exchange needs credentials subscription_key and fetch_function_key")
         self.credentials = dict(credentials)
         self.http = Http(
             config.get("base_url") or DEFAULT_BASE_URL,
             timeout_s=timeout_s,
+            guard=guard,
             headers={"Ocp-Apim-Subscription-Key": credentials["subscription_key"]},
         )
 

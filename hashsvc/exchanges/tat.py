@@ -17,6 +17,7 @@ from typing import Any
 
 from hashsvc.errors import InvalidHashError
 from hashsvc.exchanges.base import Entry, Http, MalformedFeedError, Page, PermanentFeedError, hash_pair
+from hashsvc.netguard import Guard
 
 DEFAULT_BASE_URL = "https://app.terrorismanalytics.org"
 SIGNALS = {"md5": "md5", "pdq": "pdq", "sha256": "sha256"}
@@ -45,11 +46,13 @@ def _entry(record: Any) -> Entry:
 class TatClient:
     """Credentials: `username`, `password`. Config: `base_url`."""
 
-    def __init__(self, config: Mapping[str, Any], credentials: Mapping[str, str], *, timeout_s: float) -> None:
+    def __init__(
+        self, config: Mapping[str, Any], credentials: Mapping[str, str], *, timeout_s: float, guard: Guard
+    ) -> None:
         if not credentials.get("username") or not credentials.get("password"):
             raise PermanentFeedError("the tat exchange needs credentials username and password")
         self.credentials = dict(credentials)
-        self.http = Http(config.get("base_url") or DEFAULT_BASE_URL, timeout_s=timeout_s)
+        self.http = Http(config.get("base_url") or DEFAULT_BASE_URL, timeout_s=timeout_s, guard=guard)
 
     def close(self) -> None:
         self.http.close()

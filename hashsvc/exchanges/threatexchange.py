@@ -16,7 +16,16 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from hashsvc.exchanges.base import Entry, Http, MalformedFeedError, Page, PermanentFeedError, split_signals
+from hashsvc.exchanges.base import (
+    Entry,
+    Http,
+    MalformedFeedError,
+    Page,
+    PermanentFeedError,
+    split_signals,
+    time_range_pages,
+)
+from hashsvc.netguard import Guard
 
 DEFAULT_BASE_URL = "https://graph.facebook.com/v21.0"
 FIELDS = "id,indicator,type,creation_time,last_updated,should_delete,tags"
@@ -56,6 +65,7 @@ class ThreatExchangeClient:
         credentials: Mapping[str, str],
         *,
         timeout_s: float,
+        guard: Guard,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.clock = clock
@@ -65,41 +75,38 @@ class ThreatExchangeClient:
             raise PermanentFeedError("the threatexchange exchange needs a numeric privacy_group")
         self.token = credentials["access_token"]
         self.group = str(config["privacy_group"])
-        self.http = Http(config.get("base_url") or DEFAULT_BASE_URL, timeout_s=timeout_s)
+        self.http = Http(config.get("base_url") or DEFAULT_BASE_URL, timeout_s=timeout_s, guard=guard)
 
     def close(self) -> None:
         self.http.close()
 
     def pages(self, checkpoint: Mapping[str, Any] | None) -> Iterator[Page]:
-        checkpoint = dict(checkpoint or {})
-        start = int(checkpoint.get("start", 0))
-        stop = int(checkpoint.get("stop") or self.clock())
-        next_link = checkpoint.get("next") or ""
-        while True:
-            if next_link:
-                # The Graph API's next link carries the token and the cursor; Http.url refuses another host.
-                if urlsplit(next_link).path.rstrip("/").split("/")[-1] != "threat_updates":
-                    raise MalformedFeedError("ThreatExchange next link does not point at threat_updates")
-                body = self.http.json("GET", next_link)
-            else:
-                params = {
-                    "access_token": self.token,
-                    "start_time": start,
-                    "stop_time": stop,
-                    "limit": PAGE_SIZE,
-                    "fields": FIELDS,
-                }
-                body = self.http.json("GET", f"{self.group}/threat_updates/", params=params)
-            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-                raise MalformedFeedError("ThreatExchange threat_updates answer has no data list")
-            entries = [_entry(r) for r in body["data"]]
-            paging = body.get("paging") if isinstance(body.get("paging"), dict) else {}
-            next_link = str(paging.get("next") or "")
-            if next_link and entries:
-                yield Page(entries, {"start": start, "stop": stop, "next": next_link}, done=False)
-            else:
-                yield Page(entries, {"start": stop, "stop": None, "next": None}, done=True)
-                return
+        return time_range_pages(
+            checkpoint, self.clock, ("start", "stop"), self._first, self._follow, end_on_empty_page=True
+        )
+
+    def _first(self, start: int, stop: int) -> tuple[list[Entry], str]:
+        params = {
+            "access_token": self.token,
+            "start_time": start,
+            "stop_time": stop,
+            "limit": PAGE_SIZE,
+            "fields": FIELDS,
+        }
+        return self._parsed(self.http.json("GET", f"{self.group}/threat_updates/", params=params))
+
+    def _follow(self, link: str) -> tuple[list[Entry], str]:
+        # The Graph API's next link carries the token and the cursor; Http.url refuses another host.
+        if urlsplit(link).path.rstrip("/").split("/")[-1] != "threat_updates":
+            raise MalformedFeedError("ThreatExchange next link does not point at threat_updates")
+        return self._parsed(self.http.json("GET", link))
+
+    @staticmethod
+    def _parsed(body: Any) -> tuple[list[Entry], str]:
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            raise MalformedFeedError("ThreatExchange threat_updates answer has no data list")
+        paging = body.get("paging") if isinstance(body.get("paging"), dict) else {}
+        return [_entry(r) for r in body["data"]], str(paging.get("next") or "")
 
     def report_false_positive(self, entry_id: str, metadata: Mapping[str, Any]) -> bool:
         return False

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-import httpx
-
-from hashsvc.exchanges.base import Entry, Http, Page, PermanentFeedError, TransientFeedError, check
+from hashsvc.exchanges.base import Entry, Http, Page, PermanentFeedError, check, feed_errors
+from hashsvc.netguard import Guard
 
 PAGE_SIZE = 10_000
 MAX_LIST_BYTES = 4 * 1024**3
@@ -41,7 +40,13 @@ class UrlClient:
     """Config: `url`, `format` (csv, jsonl, hex, threatexchange), `algorithm`. Credentials: optional `bearer`."""
 
     def __init__(
-        self, config: Mapping[str, Any], credentials: Mapping[str, str], *, timeout_s: float, parse: Parser
+        self,
+        config: Mapping[str, Any],
+        credentials: Mapping[str, str],
+        *,
+        timeout_s: float,
+        parse: Parser,
+        guard: Guard,
     ) -> None:
         url = str(config.get("url") or "")
         if not url.startswith(("http://", "https://")):
@@ -51,7 +56,7 @@ class UrlClient:
         self.format = str(config.get("format") or "csv")
         self.algorithm = config.get("algorithm")
         self.parse = parse
-        self.http = Http(url, timeout_s=timeout_s, headers=headers)
+        self.http = Http(url, timeout_s=timeout_s, headers=headers, guard=guard)
 
     def close(self) -> None:
         self.http.close()
@@ -63,27 +68,22 @@ class UrlClient:
             headers["If-None-Match"] = checkpoint["etag"]
         if checkpoint.get("last_modified"):
             headers["If-Modified-Since"] = checkpoint["last_modified"]
-        try:
-            with self.http.client.stream("GET", self.url, headers=headers) as response:
-                check(response)
-                if response.status_code == 304:
-                    yield Page([], None, done=True)
-                    return
-                validators = {
-                    "etag": response.headers.get("etag"),
-                    "last_modified": response.headers.get("last-modified"),
-                }
-                entries: list[Entry] = []
-                for record in self.parse(_bounded_lines(response.iter_lines()), self.format, self.algorithm):
-                    entries.append(record_entry(record))
-                    if len(entries) >= PAGE_SIZE:
-                        yield Page(entries, None, done=False, snapshot=True)
-                        entries = []
-                yield Page(entries, validators, done=True, snapshot=True)
-        except httpx.TimeoutException as exc:
-            raise TransientFeedError(f"timed out reading the list: {type(exc).__name__}") from None
-        except httpx.HTTPError as exc:
-            raise TransientFeedError(f"reading the list failed: {type(exc).__name__}: {exc}"[:300]) from None
+        with feed_errors("reading the list"), self.http.client.stream("GET", self.url, headers=headers) as response:
+            check(response)
+            if response.status_code == 304:
+                yield Page([], None, done=True)
+                return
+            validators = {
+                "etag": response.headers.get("etag"),
+                "last_modified": response.headers.get("last-modified"),
+            }
+            entries: list[Entry] = []
+            for record in self.parse(_bounded_lines(response.iter_lines()), self.format, self.algorithm):
+                entries.append(record_entry(record))
+                if len(entries) >= PAGE_SIZE:
+                    yield Page(entries, None, done=False, snapshot=True)
+                    entries = []
+            yield Page(entries, validators, done=True, snapshot=True)
 
     def report_false_positive(self, entry_id: str, metadata: Mapping[str, Any]) -> bool:
         return False

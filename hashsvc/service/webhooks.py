@@ -12,7 +12,8 @@ the webhook is created.
 Targets: the URL's host is resolved when the webhook is created and again before every delivery, and the request
 goes to the very address that was checked (no second lookup a DNS rebinding could answer differently). Loopback,
 private, link-local, cloud metadata and other non-public addresses are refused unless they fall inside
-HASHSVC_WEBHOOK_ALLOWED_NETWORKS. Redirects are not followed.
+HASHSVC_WEBHOOK_ALLOWED_NETWORKS (the guard is hashsvc.netguard, shared with partner feeds). Redirects are not
+followed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import datetime as dt
 import hashlib
 import hmac
 import http.client
-import ipaddress
 import json
 import secrets
 import socket
@@ -34,13 +34,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hashsvc.errors import HashsvcError, ValidationError
+from hashsvc.netguard import Guard
 from hashsvc.store import Actor, Store, validation
 from hashsvc.store import webhooks as table
 from hashsvc.store.aftermatch import WEBHOOK_TYPES
 from hashsvc.store.transactions import utcnow
 
 SIGNATURE_HEADER = "X-Hashsvc-Signature"
-MAX_URL = 2048
 MAX_BACKOFF_S = 3600.0
 BATCH = 200
 # Deliveries on the wire at once, and rows per round (claimed and settled in one transaction each). At 8, a pass
@@ -48,24 +48,7 @@ BATCH = 200
 # every round paid two commits and waited for its slowest receiver. A round is still one wave of attempts, so it
 # lasts at most one attempt's longest duration, well inside a third of the delivery lease.
 CONCURRENCY = 32
-# Addresses cloud providers serve instance credentials from; refused even when a wider allowed network holds them.
-METADATA_ADDRESSES = {
-    ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254")
-}
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-class TargetRefused(HashsvcError):
-    code = "target_refused"
-    http_status = 400
-
-
-def networks(text: str) -> list[IpNetwork]:
-    try:
-        return [ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()]
-    except ValueError as exc:
-        raise ValidationError(f"setting webhook_allowed_networks: {exc}") from None
+ALLOWED_SETTING = "HASHSVC_WEBHOOK_ALLOWED_NETWORKS"
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -89,33 +72,6 @@ def verify(secret: str, header: str, body: bytes, *, tolerance_s: float = 300, n
     return hmac.compare_digest(sign(secret, t, body), parts.get("v1", ""))
 
 
-def check_target(url: str, allowed: list[IpNetwork]) -> tuple[urllib.parse.SplitResult, IpAddress]:
-    """Parse and resolve a webhook URL; return it and the address to connect to. Raises TargetRefused."""
-    if not isinstance(url, str) or not 1 <= len(url) <= MAX_URL:
-        raise ValidationError(f"url must be a string of at most {MAX_URL} characters")
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError("url must be an http:// or https:// URL with a host")
-    if parts.username or parts.password:
-        raise ValidationError("url must not carry credentials")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    except (ValueError, OSError) as exc:
-        raise TargetRefused(f"cannot resolve {parts.hostname!r}: {exc}") from None
-    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
-    for address in addresses:
-        plain = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped else address
-        if plain in METADATA_ADDRESSES:
-            raise TargetRefused(f"{parts.hostname} resolves to a cloud metadata address ({plain})")
-        if not plain.is_global and not any(plain in net for net in allowed):
-            raise TargetRefused(
-                f"{parts.hostname} resolves to a non-public address ({plain}); allow its network in "
-                "HASHSVC_WEBHOOK_ALLOWED_NETWORKS if it is meant"
-            )
-    return parts, addresses[0]
-
-
 def delivery_body(idempotency_key: str, event_type: str, payload: Mapping[str, Any]) -> bytes:
     return json.dumps({"id": idempotency_key, "type": event_type, "event": payload}, separators=(",", ":")).encode()
 
@@ -135,7 +91,7 @@ class Webhooks:
 
     def __init__(self, store: Store, allowed_networks: str, timeout_s: float = 5.0) -> None:
         self.store = store
-        self.allowed = networks(allowed_networks)
+        self.guard = Guard.from_setting(allowed_networks, ALLOWED_SETTING)
         self.timeout_s = timeout_s
 
     def create(self, body: Any, actor: Actor) -> dict[str, Any]:
@@ -144,7 +100,7 @@ class Webhooks:
         unknown = sorted(str(k) for k in set(body) - {"url", "events", "banks"})
         if unknown:
             raise ValidationError(f"unknown webhook field(s): {', '.join(unknown)}")
-        check_target(body.get("url"), self.allowed)
+        self.guard.check_url(body.get("url"))
         types = body.get("events")
         if not isinstance(types, list) or not types or not set(types) <= set(WEBHOOK_TYPES) or len(types) > 10:
             raise ValidationError(f"events must be a non-empty list of {', '.join(WEBHOOK_TYPES)}")
@@ -188,7 +144,7 @@ class Webhooks:
         status: int | None = None
         error: str | None = None
         try:
-            parts, address = check_target(url, self.allowed)
+            parts, address = self.guard.check_url(url)
             assert parts.hostname is not None
             port = parts.port or (443 if parts.scheme == "https" else 80)
             kind = _PinnedHTTPS if parts.scheme == "https" else _PinnedHTTP
@@ -245,7 +201,7 @@ class Deliverer:
 
     def __init__(self, store: Store, *, allowed_networks: str, timeout_s: float, retry_for_s: float) -> None:
         self.store = store
-        self.allowed = networks(allowed_networks)
+        self.guard = Guard.from_setting(allowed_networks, ALLOWED_SETTING)
         self.timeout_s = timeout_s
         self.retry_for_s = retry_for_s
         self.claim_s = 2 * timeout_s + 5  # longer than any one attempt can take (two tries of the connection)
@@ -305,7 +261,7 @@ class Deliverer:
         error: str | None = None
         try:
             assert row.url is not None and row.secret is not None
-            parts, address = check_target(row.url, self.allowed)
+            parts, address = self.guard.check_url(row.url)
             headers = delivery_headers(row.secret, row.idempotency_key, row.event_type, body)
             path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             status = self._post(parts, str(address), path, body, headers)
