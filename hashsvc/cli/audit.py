@@ -12,7 +12,6 @@ import click
 from hashsvc.cli.app import main
 from hashsvc.cli.backend import Backend
 from hashsvc.cli.options import backend_options, json_option, table
-from hashsvc.service.audit import csv_lines
 
 
 @main.command("audit")
@@ -82,6 +81,8 @@ def audit_command(
 
 
 def _export(backend: Backend, filters: dict[str, Any], fmt: str, output: str) -> int:
+    from hashsvc.service.audit import csv_lines  # it imports the store: not at `--help` time
+
     lines = csv_lines if fmt == "csv" else _jsonl_lines
     written = 0
 
