@@ -57,7 +57,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServe
             "lead": store.create_api_key("lead", ["match", "curate", "admin"], actor="test")[1],
             "match": store.create_api_key("pipeline", ["match"], actor="test")[1],
         }
-    live = LiveServer(url, folder / "data", snapshot_interval_s=0, sandbox_workers=1).start()
+    # The feed below points at loopback (tests have no network or DNS): partner URLs there must be allowed.
+    live = LiveServer(
+        url, folder / "data", snapshot_interval_s=0, sandbox_workers=1, exchange_allowed_networks="127.0.0.0/8"
+    ).start()
     try:
         live.wait_for("/readyz", 60)
         yield live, keys
@@ -118,7 +121,7 @@ def test_an_analyst_curates_tests_and_audits_in_the_browser(
         ("/v1/banks", {"name": "watchlist", "category": "terror", "action": "review"}),
         ("/v1/banks/watchlist/items", {"hashes": {"pdq": OTHER_PDQ}, "reference": "TAT-77"}),
         ("/v1/exchanges", {"name": "tat-feed", "type": "url", "bank": "watchlist",
-                           "config": {"url": "https://lists.example.org/t.txt", "format": "hex", "algorithm": "pdq"}}),
+                           "config": {"url": "https://127.0.0.1:9/t.txt", "format": "hex", "algorithm": "pdq"}}),
     ):
         status, answer = live.request("POST", path, body, keys["lead"])
         assert status == 201, answer
