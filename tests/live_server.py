@@ -47,6 +47,23 @@ class LiveServer:
         self.wait_for("/healthz", 30)
         return self
 
+    def __enter__(self) -> LiveServer:
+        """Start unless started, and wait until ready (the index loaded); leaving the block stops the server.
+
+        Replicas start together with `with LiveServer(...).start() as a, LiveServer(...).start() as b:`.
+        """
+        if self.process is None:
+            self.start()
+        try:
+            self.wait_for("/readyz", 60)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

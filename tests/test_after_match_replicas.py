@@ -54,15 +54,11 @@ def keys(store_url: str) -> dict[str, str]:
 
 @pytest.fixture
 def replicas(store_url: str, tmp_path: Path, keys: dict[str, str]) -> Iterator[tuple[LiveServer, LiveServer]]:
-    a = LiveServer(store_url, tmp_path / "a", **SETTINGS).start()
-    b = LiveServer(store_url, tmp_path / "b", **SETTINGS).start()
-    try:
-        a.wait_for("/readyz", 60)
-        b.wait_for("/readyz", 60)
+    with (
+        LiveServer(store_url, tmp_path / "a", **SETTINGS).start() as a,
+        LiveServer(store_url, tmp_path / "b", **SETTINGS).start() as b,
+    ):
         yield a, b
-    finally:
-        a.stop()
-        b.stop()
 
 
 @pytest.fixture

@@ -25,12 +25,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServe
     upgrade(url)
     with Store(url) as store:
         keys = {scope: store.create_api_key(f"{scope}-key", [scope], actor="test")[1] for scope in ("curate", "admin")}
-    live = LiveServer(url, folder / "data", snapshot_interval_s=0).start()
-    try:
-        live.wait_for("/readyz", 60)
+    with LiveServer(url, folder / "data", snapshot_interval_s=0) as live:
         yield live, keys
-    finally:
-        live.stop()
 
 
 def remote(server: tuple[LiveServer, dict[str, str]], scope: str = "curate") -> Cli:

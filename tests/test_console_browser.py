@@ -58,14 +58,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServe
             "match": store.create_api_key("pipeline", ["match"], actor="test")[1],
         }
     # The feed below points at loopback (tests have no network or DNS): partner URLs there must be allowed.
-    live = LiveServer(
-        url, folder / "data", snapshot_interval_s=0, sandbox_workers=1, exchange_allowed_networks="127.0.0.0/8"
-    ).start()
-    try:
-        live.wait_for("/readyz", 60)
+    settings = {"snapshot_interval_s": 0, "sandbox_workers": 1, "exchange_allowed_networks": "127.0.0.0/8"}
+    with LiveServer(url, folder / "data", **settings) as live:
         yield live, keys
-    finally:
-        live.stop()
 
 
 @pytest.fixture(scope="module")

@@ -34,15 +34,11 @@ def eventually(predicate: Callable[[], bool], timeout_s: float) -> float:
 def servers(store_url: str, tmp_path: Path) -> Iterator[tuple[LiveServer, LiveServer, str]]:
     with Store(store_url) as store:
         token = store.create_api_key("tester", ["match", "curate"], actor="test")[1]
-    a = LiveServer(store_url, tmp_path / "a", snapshot_interval_s=0.3).start()
-    b = LiveServer(store_url, tmp_path / "b").start()
-    try:
-        a.wait_for("/readyz", 60)
-        b.wait_for("/readyz", 60)
+    with (
+        LiveServer(store_url, tmp_path / "a", snapshot_interval_s=0.3).start() as a,
+        LiveServer(store_url, tmp_path / "b").start() as b,
+    ):
         yield a, b, token
-    finally:
-        a.stop()
-        b.stop()
 
 
 def decision(server: LiveServer, token: str, md5: str) -> str:

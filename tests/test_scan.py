@@ -290,13 +290,9 @@ def test_scanned_block_and_review_decisions_are_match_events_named_by_path(tmp_p
 
     with Store(url) as store:
         key = store.create_api_key("scanner", ["match"], actor="test")[1]
-    server = LiveServer(url, tmp_path / "served").start()
-    try:
-        server.wait_for("/readyz", 60)
+    with LiveServer(url, tmp_path / "served") as server:  # leaving it, a clean shutdown writes the buffered events
         result = scan_partition(0, entries, Lookup(url=server.url, key=key))
         assert [r["decision"] for r in result.records] == ["block", "review", "allow"]
-    finally:
-        server.stop()  # a clean shutdown writes the buffered events
     with Store(url) as store, store.engine.connect() as conn:
         recorded = conn.execute(
             sa.select(events.c.content_id, events.c.decision, events.c.key_name).where(events.c.key_name == "scanner")

@@ -27,14 +27,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServe
     upgrade(url)
     with Store(url) as store:
         token = store.create_api_key("pipeline", ["match"], actor="test")[1]
-    live = LiveServer(
-        url, folder / "data", snapshot_interval_s=0, header_timeout_s=1, threads=4, min_body_rate=1000
-    ).start()
-    try:
-        live.wait_for("/readyz", 60)
+    settings = {"snapshot_interval_s": 0, "header_timeout_s": 1, "threads": 4, "min_body_rate": 1000}
+    with LiveServer(url, folder / "data", **settings) as live:
         yield live, token
-    finally:
-        live.stop()
 
 
 def lookup_latencies(live: LiveServer, token: str, count: int) -> list[float]:
