@@ -16,12 +16,15 @@ and header limits exactly and answers in JSON.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import shutil
+import socket
 import tempfile
 from typing import Any
 
 from hashsvc.config import ENV_PREFIX, SETTINGS, Settings, load_settings
+from hashsvc.errors import ConflictError
 
 
 def app() -> Any:
@@ -50,6 +53,7 @@ def serve(settings: Settings) -> None:
     from granian.http import HTTP1Settings
     from granian.server import Server
 
+    refuse_busy_port(settings.host, settings.port)
     # Workers read their settings from the environment, so flags given to `hashsvc serve` must be there too.
     os.environ.update(_as_environment(settings))
     metrics_dir = None
@@ -82,6 +86,27 @@ def serve(settings: Settings) -> None:
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def refuse_busy_port(host: str, port: int) -> None:
+    """Raise ConflictError when something already listens on host:port.
+
+    granian binds with SO_REUSEPORT, so a second `hashsvc serve` on a busy port would start without a word and
+    the kernel would share connections between the two servers, old code and new, or another replica's store.
+    A plain bind (SO_REUSEADDR only, which passes over TIME_WAIT but never over a listener) tells first.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise ConflictError(
+                f"{host}:{port} is already in use (another `hashsvc serve`?); stop it or choose --port",
+                code="port_in_use",
+            ) from None
 
 
 def _as_environment(settings: Settings) -> dict[str, str]:

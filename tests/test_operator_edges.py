@@ -203,7 +203,7 @@ def test_every_request_gets_an_id_and_one_json_log_line_without_secrets_or_hashe
 # ------------------------------------------------------------------------------------------------ serve
 
 
-def test_serve_leaves_no_metrics_folder_behind_when_stopped(tmp_path: Path) -> None:
+def test_serve_leaves_no_metrics_folder_behind_and_refuses_a_busy_port(tmp_path: Path) -> None:
     """Every `hashsvc serve` used to leave a /tmp/hashsvc-metrics-* folder (67 after one afternoon)."""
     import signal
     import socket
@@ -228,6 +228,9 @@ def test_serve_leaves_no_metrics_folder_behind_when_stopped(tmp_path: Path) -> N
             except OSError:
                 time.sleep(0.2)
         assert list(temp.glob("hashsvc-metrics-*")), "the server should keep its metrics in a folder while it runs"
+        # granian listens with SO_REUSEPORT: a second server on the port used to start and share the connections.
+        second = subprocess.run([HASHSVC, "serve"], env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 1 and f"127.0.0.1:{port} is already in use" in second.stderr, second.stderr
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
