@@ -210,7 +210,10 @@ class Settings:
         default=172800.0,
         metadata={"help": "A webhook delivery is retried with exponential backoff for this long, in s (48 h)."},
     )
-    webhook_timeout_s: float = field(default=5.0, metadata={"help": "Timeout of one webhook delivery, in seconds."})
+    webhook_timeout_s: float = field(
+        default=5.0,
+        metadata={"help": "Time one webhook delivery attempt may take in all (connect, send, read the answer), in s."},
+    )
     webhook_allowed_networks: str = field(
         default="",
         metadata={

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -206,3 +208,51 @@ def test_a_test_request_reaches_the_receiver_signed_and_is_not_a_delivery(svc: A
     failed = svc.client.post(path, headers=svc.headers("admin")).json
     assert (failed["delivered"], failed["status"], failed["error"]) == (False, 500, "HTTP 500")
     assert svc.client.post("/v1/webhooks/999/test", headers=svc.headers("admin")).status_code == 404
+
+
+def test_a_receiver_that_answers_a_byte_at_a_time_is_cut_off_at_the_timeout(
+    make_api: Callable[..., Api], store_url: str
+) -> None:
+    """Each read had its own timeout, so a receiver sending a header byte every 0.2 s held a delivery for ever."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        stop = threading.Event()
+
+        def drip() -> None:
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                    while not stop.is_set():
+                        try:
+                            conn.sendall(b"X")
+                        except OSError:
+                            break
+                        time.sleep(0.2)
+
+        threading.Thread(target=drip, daemon=True).start()
+        try:
+            api = make_api(database_url=store_url, webhook_allowed_networks=LOOPBACK, webhook_timeout_s=1.0)
+            assert api.post_json("/v1/banks", {"name": "known", "category": "csam"}).status_code == 201
+            url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+            hook = api.post_json("/v1/webhooks", {"url": url, "events": ["block"]}, "admin").json
+            started = time.monotonic()
+            answer = api.client.post(f"/v1/webhooks/{hook['id']}/test", headers=api.headers("admin")).json
+            assert time.monotonic() - started < 3
+            assert (answer["delivered"], answer["status"]) == (False, None)
+            assert answer["error"] == "TimeoutError: no complete answer within 1 s"
+
+            blocked(api, MD5)
+            started = time.monotonic()
+            assert api.service.after.deliverer.deliver_once() == 1
+            assert time.monotonic() - started < 5  # two tries (a kept-alive connection is retried once), 1 s each
+            (delivery,) = api.service.after.webhooks.deliveries(hook["id"], 10, None)["deliveries"]
+            assert delivery["status"] == "pending"
+            assert "no complete answer within 1 s" in delivery["history"][0]["error"]
+        finally:
+            stop.set()

@@ -18,6 +18,7 @@ followed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -151,10 +152,8 @@ class Webhooks:
             conn = kind(parts.hostname, port, str(address), self.timeout_s)
             try:
                 path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-                conn.request("POST", path, body=body, headers=delivery_headers(secret, key, "test", body))
-                response = conn.getresponse()
-                response.read(65536)
-                status = int(response.status)
+                headers = delivery_headers(secret, key, "test", body)
+                status = int(_exchange(conn, path, body, headers, self.timeout_s).status)
             finally:
                 conn.close()
             if not 200 <= status < 300:
@@ -174,14 +173,19 @@ class Webhooks:
 
 
 class _PinnedHTTP(http.client.HTTPConnection):
-    """HTTP to the checked address, with the URL's host in the Host header."""
+    """HTTP to the checked address, with the URL's host in the Host header.
+
+    `expired` is set by `_Deadline` when the attempt's time is up: a connection made after that is refused.
+    """
 
     def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
         super().__init__(host, port, timeout=timeout)
         self._address = address
+        self.expired = False
 
     def connect(self) -> None:
         self.sock = socket.create_connection((self._address, self.port), self.timeout)
+        _refuse_if_expired(self)
 
 
 class _PinnedHTTPS(http.client.HTTPSConnection):
@@ -190,10 +194,66 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
     def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
         super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
         self._address = address
+        self.expired = False
 
     def connect(self) -> None:
         sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+        # The handshake runs after `self.sock` is set, so that a deadline can cut a slow handshake off too.
+        context: ssl.SSLContext = self._context  # type: ignore[attr-defined]
+        self.sock = context.wrap_socket(sock, server_hostname=self.host, do_handshake_on_connect=False)
+        _refuse_if_expired(self)
+        self.sock.do_handshake()
+
+
+def _refuse_if_expired(conn: _PinnedHTTP | _PinnedHTTPS) -> None:
+    if conn.expired:
+        conn.close()
+        raise TimeoutError("the attempt's time ran out while connecting")
+
+
+class _Deadline:
+    """Cuts one request/answer exchange off `seconds` after it starts, whatever the receiver does.
+
+    A socket timeout bounds each read, not their sum: a receiver answering a byte every few seconds would
+    otherwise hold a delivery thread, and with it a whole round of deliveries and the lease, for as long as it
+    likes. At the deadline the socket is shut down, which ends any blocked read or write at once.
+    """
+
+    def __init__(self, conn: _PinnedHTTP | _PinnedHTTPS, seconds: float) -> None:
+        self.conn = conn
+        self.seconds = seconds
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self.conn.expired = False
+        self._timer.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        self._timer.cancel()
+        # A cut-off socket reads as an end of file, which http.client may even take for a complete answer, or
+        # raises a reset that would blame the receiver: either way the truth is that time ran out.
+        if self.conn.expired and (kind is None or issubclass(kind, (OSError, http.client.HTTPException))):
+            raise TimeoutError(f"no complete answer within {self.seconds:g} s") from exc
+
+    def _expire(self) -> None:
+        self.conn.expired = True
+        sock = self.conn.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def _exchange(
+    conn: _PinnedHTTP | _PinnedHTTPS, path: str, body: bytes, headers: Mapping[str, str], seconds: float
+) -> http.client.HTTPResponse:
+    """POST and read at most 64 KiB of the answer, all within `seconds`."""
+    with _Deadline(conn, seconds):
+        conn.request("POST", path, body=body, headers=dict(headers))
+        response = conn.getresponse()
+        response.read(65536)
+    return response
 
 
 class Deliverer:
@@ -286,7 +346,7 @@ class Deliverer:
         slot = (parts.scheme, parts.hostname, port, address)
         if not hasattr(self._local, "connections"):
             self._local.connections = {}
-        connections: dict[tuple[str, str, int, str], http.client.HTTPConnection] = self._local.connections
+        connections: dict[tuple[str, str, int, str], _PinnedHTTP | _PinnedHTTPS] = self._local.connections
         for attempt in (1, 2):  # a kept-alive connection the receiver closed meanwhile is retried once, fresh
             conn = connections.get(slot)
             if conn is None:
@@ -296,9 +356,7 @@ class Deliverer:
                 with self._open_lock:
                     self._open.add(conn)
             try:
-                conn.request("POST", path, body=body, headers=headers)
-                response = conn.getresponse()
-                response.read(65536)
+                response = _exchange(conn, path, body, headers, self.timeout_s)
                 if response.will_close:
                     self._drop(connections, slot)
                 return int(response.status)
@@ -308,7 +366,7 @@ class Deliverer:
                     raise
         raise AssertionError("unreachable")
 
-    def _drop(self, connections: dict[Any, http.client.HTTPConnection], slot: Any) -> None:
+    def _drop(self, connections: dict[Any, _PinnedHTTP | _PinnedHTTPS], slot: Any) -> None:
         conn = connections.pop(slot, None)
         if conn is not None:
             conn.close()
