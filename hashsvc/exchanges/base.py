@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import email.utils
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from hashsvc.netguard import Guard, TargetRefused
 USER_AGENT = "hashsvc-exchange/1"
 MAX_BODY = 64 * 1024 * 1024  # one page of a partner feed; a URL list is streamed instead
 MAX_RETRY_AFTER_S = 24 * 3600.0
+PAGE_DEADLINE_S = 300.0  # one page in all; a partner's 64 MB page needs only 1.7 Mbit/s to arrive within it
 
 
 class FeedError(Exception):
@@ -209,7 +211,8 @@ class Http:
         self.base_url = base_url.rstrip("/")
         self.client = httpx.Client(
             timeout=httpx.Timeout(timeout_s),
-            headers={"User-Agent": USER_AGENT, **(headers or {})},
+            # Only what _bounded_body can unpack within its limit (httpx would also offer br and zstd).
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate", **(headers or {})},
             auth=auth,
             follow_redirects=False,
             transport=guard.transport(),
@@ -228,12 +231,20 @@ class Http:
         return path
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        with feed_errors(f"{method} {path.split('?')[0][:100]}"):
-            response = self.client.request(method, self.url(path), **kwargs)
-        check(response)
-        if len(response.content) > MAX_BODY:
-            raise MalformedFeedError(f"response larger than {MAX_BODY} bytes")
-        return response
+        """One request, its body read in full: at most MAX_BODY bytes (unpacked) within PAGE_DEADLINE_S.
+
+        The body is streamed and counted as it arrives: reading it whole first let a hostile or broken server
+        fill memory, and httpx's timeout bounds each read, not the page, so a server sending a byte every few
+        seconds held the sync (and its lease) for as long as it liked.
+        """
+        doing = f"{method} {path.split('?')[0][:100]}"
+        deadline = time.monotonic() + PAGE_DEADLINE_S
+        with feed_errors(doing), self.client.stream(method, self.url(path), **kwargs) as response:
+            check(response)
+            body = _bounded_body(response, doing, deadline)
+        # The body is unpacked already: the copy must not claim an encoding, or httpx would unpack it again.
+        headers = [(k, v) for k, v in response.headers.multi_items() if k not in ("content-encoding", "content-length")]
+        return httpx.Response(response.status_code, headers=headers, content=body, request=response.request)
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.request(method, path, **kwargs)
@@ -241,6 +252,32 @@ class Http:
             return response.json()
         except ValueError:
             raise MalformedFeedError(f"{method} {path.split('?')[0]}: response is not JSON") from None
+
+
+def _bounded_body(response: httpx.Response, doing: str, deadline: float) -> bytes:
+    """The body, unpacked here rather than by httpx, whose decoder unpacks a whole network chunk at once: 60 KB
+    of gzip is 64 MiB of output before any count could stop it. Only gzip and deflate are asked for."""
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "", "gzip", "x-gzip", "deflate"):
+        raise MalformedFeedError(f"{doing}: unsupported Content-Encoding {encoding[:40]!r}")
+    unpack = None if encoding in ("identity", "") else zlib.decompressobj(32 + zlib.MAX_WBITS)  # gzip or zlib
+    body = bytearray()
+    for chunk in response.iter_raw():
+        data = chunk
+        while data:
+            if unpack is None:
+                body += data
+                data = b""
+            else:
+                body += unpack.decompress(data, MAX_BODY + 1 - len(body))
+                data = unpack.unconsumed_tail
+            if len(body) > MAX_BODY:
+                raise MalformedFeedError(f"{doing}: response larger than {MAX_BODY} bytes")
+        if time.monotonic() > deadline:
+            raise TransientFeedError(f"{doing}: response not complete within {PAGE_DEADLINE_S:g} s")
+    if unpack is not None:
+        body += unpack.flush()
+    return bytes(body)
 
 
 def check(response: httpx.Response) -> None:
