@@ -1,4 +1,4 @@
-"""Shared fixtures.
+"""Shared fixtures, and which tests run alone.
 
 Tests that need `../shared` (Meta's PDQ vectors, the benchmark corpus) or a PostgreSQL server skip when those
 are absent, as on a user's laptop. `.ci/run` sets HASHSVC_STRICT=1, which turns those skips into failures so
@@ -13,6 +13,29 @@ import pytest
 from availability import SHARED_DIR, skip_or_fail
 
 pytest_plugins = ["store_fixtures", "api_fixtures"]
+
+# `make test` runs the suite on two processes (pytest-xdist), then these alone: each asserts a wall-clock bound
+# (a deadline kept, a change seen on another replica within a second, a lease taken over, a fair share of a
+# saturated server) that a second test process competing for the two cores would make flaky, not wrong.
+SERIAL_MODULES = {
+    "test_after_match_replicas.py",
+    "test_exchanges_processes.py",
+    "test_fair_sharing.py",
+    "test_front.py",
+    "test_media_cost.py",
+    "test_media_hostile.py",
+    "test_replicas.py",
+    "test_sandbox.py",
+    "test_server_slow_clients.py",
+    "test_video_hostile.py",
+}
+SERIAL_TESTS = {"test_overload_is_answered_with_503_and_retry_after"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SERIAL_MODULES or item.originalname in SERIAL_TESTS:  # type: ignore[attr-defined]
+            item.add_marker(pytest.mark.serial)
 
 
 @pytest.fixture(scope="session")
