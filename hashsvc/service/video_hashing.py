@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,8 +113,8 @@ def hash_video(
         duration_s=info.duration_s,
         frames_decoded=info.frames_decoded,
         trimmed=trimmed,
-        neighbours=tuple(neighbours),
-        trimmed_neighbours=trimmed_neighbours,
+        neighbours=_flanking(neighbours, features),
+        trimmed_neighbours=_flanking(trimmed_neighbours, trimmed),
     )
 
 
@@ -142,3 +143,10 @@ def _trimmed(
         else:
             neighbours.append((frame.neighbour_of, feature))
     return tuple(features), tuple(neighbours)
+
+
+def _flanking(neighbours: Iterable[vpdq.Neighbour], features: Iterable[vpdq.Feature]) -> tuple[vpdq.Neighbour, ...]:
+    """The neighbours whose sampled frame exists (the last one's "before" neighbour comes out of the decoder
+    before the video turns out to end short of that sample)."""
+    sampled = {f.frame for f in features}
+    return tuple((anchor, f) for anchor, f in neighbours if anchor in sampled)
