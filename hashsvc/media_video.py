@@ -51,6 +51,10 @@ _FULL_RANGE_FORMATS = frozenset({"yuvj420p", "yuvj422p", "yuvj444p", "yuvj440p",
 _LUMA = np.array((0.299, 0.587, 0.114), dtype=np.float32)
 _MIN_GIF_DELAY_MS = 20  # browsers show GIF frames with a smaller delay (often 0) for 0.1 s
 _BROWSER_GIF_DELAY_MS = 100
+# Neighbours (see `sample`) are reduced towards this shorter side, not work_size: they only widen a query's
+# temporal tolerance, so a few bits of the reduced path's error (pdq_geometry) are worth the cost. At 720p their
+# grey and PDQ cost ~1.5 ms instead of ~7 ms each (scripts/bench_video_views.py).
+NEIGHBOUR_WORK_SIZE = 240
 ANIMATION_FORMATS = {"gif": "GIF", "webp": "WEBP", "png": "PNG"}
 
 
@@ -199,11 +203,15 @@ def _video_frames(
             if number % frame_mod == 0:
                 yield Frame(number, timestamp, _video_gray(frame, work_size), frame.height, frame.width)
             elif offset and (number + offset) % frame_mod == 0:
-                gray = _video_gray(frame, work_size)
+                gray = _video_gray(frame, _neighbour_size(work_size))
                 yield Frame(number, timestamp, gray, frame.height, frame.width, neighbour_of=number + offset)
             elif offset and (number - offset) % frame_mod == 0:
-                gray = _video_gray(frame, work_size)
+                gray = _video_gray(frame, _neighbour_size(work_size))
                 yield Frame(number, timestamp, gray, frame.height, frame.width, neighbour_of=number - offset)
+
+
+def _neighbour_size(work_size: int | None) -> int:
+    return min(work_size, NEIGHBOUR_WORK_SIZE) if work_size else NEIGHBOUR_WORK_SIZE
 
 
 def _frame_rate(stream: object) -> float:
