@@ -9,7 +9,9 @@ Three studies, each printed per clip (frames are the original's whole seconds, h
 - crop: the benchmark's 10 % crop + pillarbox, cut back to the picture (what the trimmed view sees), against
   centre crops of the original keeping 70-90 % (what an item-side crop view would store).
 
-    .venv/bin/python scripts/diag_video_edits.py --clips 3
+With --samples, the speed study also runs on the benchmark's three vPDQ sample videos.
+
+    .venv/bin/python scripts/diag_video_edits.py --clips 3 [--samples]
 """
 
 from __future__ import annotations
@@ -74,16 +76,17 @@ def summary(name: str, distances: list[int]) -> str:
     return f"  {name:24s} {distances}  <= 31: {within}/{len(distances)}"
 
 
-def speed(data: bytes, frames: list[np.ndarray]) -> None:
+def speed(data: bytes, frames: list[np.ndarray], fps: float = bench.FPS) -> None:
     item = vpdq.prepare(hash_video(data).features)
-    sped = bench.encode(bench.resample(frames, bench.FPS, bench.FPS, 1.25), bench.FPS)
-    dense = hash_video(sped, seconds_per_hash=0.25).features
+    sped = bench.encode(bench.resample(frames, fps, fps, 1.25), fps)
+    dense = vpdq.prepare(hash_video(sped, seconds_per_hash=0.25).features)
     nearest = vpdq.distance_matrix(dense, item).min(axis=1)
     print("  1.25x, every 0.25 s (time: bits):", [(f.timestamp, int(d)) for f, d in zip(dense, nearest, strict=True)])
     query = hash_video(sped, views=True)
-    plain = vpdq.brute_shares(vpdq.prepare(query.features), item)
-    widened = vpdq.brute_shares(vpdq.prepare(query.features), item, neighbours=query.neighbours)
-    print(f"  query share without neighbours {plain[0]:.1f} %, with {widened[0]:.1f} %")
+    mine = vpdq.prepare(query.features)
+    plain = vpdq.brute_shares(mine, item)
+    widened = vpdq.brute_shares(mine, item, neighbours=query.neighbours)
+    print(f"  query share without neighbours {plain[0]:.1f} %, with {widened[0]:.1f} % ({len(mine)} frames)")
 
 
 def overlay(frames: list[np.ndarray]) -> None:
@@ -126,7 +129,15 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "corpus")
     parser.add_argument("--clips", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=16.0)
+    parser.add_argument("--samples", action="store_true", help="also the vPDQ sample videos (speed study)")
     args = parser.parse_args()
+    if args.samples:
+        folder = args.corpus.parent / "vpdq-conformance" / "videos"
+        for name in ("chair-orig-22-sd-bar", "pattern-hd-no-bar", "doorknob-hd-no-bar"):
+            data = (folder / f"{name}.mp4").read_bytes()
+            frames, fps = bench.decode(data)
+            print(name)
+            speed(data, frames, fps)
     pool = bench.photos(args.corpus)
     order = np.random.default_rng(15).permutation(len(pool))  # the benchmark's order: clip c is its clip c
     per_clip = int(args.seconds // 4)
