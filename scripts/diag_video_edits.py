@@ -9,7 +9,8 @@ Three studies, each printed per clip (frames are the original's whole seconds, h
 - crop: the benchmark's 10 % crop + pillarbox, cut back to the picture (what the trimmed view sees), against
   centre crops of the original keeping 70-90 % (what an item-side crop view would store).
 
-With --samples, the speed study also runs on the benchmark's three vPDQ sample videos.
+With --samples, the speed study also runs on the benchmark's three vPDQ sample videos, and the 10 s excerpt
+(whose start may fall between two of the item's sampled seconds) on those long enough for it.
 
     .venv/bin/python scripts/diag_video_edits.py --clips 3 [--samples]
 """
@@ -89,6 +90,26 @@ def speed(data: bytes, frames: list[np.ndarray], fps: float = bench.FPS) -> None
     print(f"  query share without neighbours {plain[0]:.1f} %, with {widened[0]:.1f} % ({len(mine)} frames)")
 
 
+def churn(data: bytes, fps: float) -> None:
+    """How fast the picture changes: PDQ bits between frame n and n + 2 at each sampled second."""
+    every = hash_video(data, seconds_per_hash=0).features
+    step = max(1, int(fps))
+    changes = [int(vpdq.distance_matrix([every[n]], [every[n + 2]])[0, 0]) for n in range(0, len(every) - 2, step)]
+    print(f"  bits between frames n and n + 2 (2/{fps:.0f} s apart) at each second: {changes}")
+
+
+def excerpt(data: bytes, frames: list[np.ndarray], fps: float) -> None:
+    item = vpdq.prepare(hash_video(data).features)
+    start = len(frames) // 2 - int(5 * fps)  # as the benchmark cuts it
+    query = hash_video(bench.EDITS["excerpt_10s"](frames, fps), views=True)
+    mine = vpdq.prepare(query.features)
+    nearest = vpdq.distance_matrix(mine, item).min(axis=1).tolist()
+    plain = vpdq.brute_shares(mine, item)
+    widened = vpdq.brute_shares(mine, item, neighbours=query.neighbours)
+    print(f"  10 s excerpt from frame {start} ({start / fps:.2f} s): nearest per frame {nearest}")
+    print(f"  query share without neighbours {plain[0]:.1f} %, with {widened[0]:.1f} % ({len(mine)} frames)")
+
+
 def overlay(frames: list[np.ndarray]) -> None:
     rows: dict[str, list[int]] = {}
     for rgb in frames:
@@ -137,7 +158,10 @@ def main() -> None:
             data = (folder / f"{name}.mp4").read_bytes()
             frames, fps = bench.decode(data)
             print(name)
+            churn(data, fps)
             speed(data, frames, fps)
+            if len(frames) >= 12 * fps:  # the benchmark's condition for the excerpt
+                excerpt(data, frames, fps)
     pool = bench.photos(args.corpus)
     order = np.random.default_rng(15).permutation(len(pool))  # the benchmark's order: clip c is its clip c
     per_clip = int(args.seconds // 4)
