@@ -220,3 +220,7 @@ def test_a_sped_up_copy_of_a_banked_video_matches_through_the_neighbouring_frame
     # A partner's hash has no neighbours: the same copy's exported vPDQ alone falls short, as under vPDQ.
     signal = api.post_json("/v1/match/hashes", {"vpdq": [str(f) for f in query.features]}, scope="match").json
     assert signal["matches"] == []
+    # Neighbours add no false match: a sped-up copy of another clip matches nothing.
+    others = list(clip_frames(SECONDS, fps=24, seed=24, scene_s=8.0))
+    other_fast = encode([others[int(k * 1.25)] for k in range(int(len(others) / 1.25))], fps=24)
+    assert upload(api, "/v1/match", other_fast).json["matches"] == []

@@ -9,6 +9,10 @@ within the distance threshold of some frame of the candidate, the item (compared
 candidate's frames within the threshold of some query frame. A video matches when the query share reaches the
 query threshold and the item share the item threshold. Meta's defaults: distance 31, quality 50, query share 80 %,
 item share 0 %.
+
+One departure, for a query hashed here (never for a hash from elsewhere): a sampled query frame may bring its
+neighbours, the frames a quarter second either side of it, and counts as matched when one of them does
+(`hits`); the shares keep vPDQ's denominators. Why: see `hits` and docs/video.md ("Neighbouring frames").
 """
 
 from __future__ import annotations
