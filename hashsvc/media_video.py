@@ -52,8 +52,8 @@ _LUMA = np.array((0.299, 0.587, 0.114), dtype=np.float32)
 _MIN_GIF_DELAY_MS = 20  # browsers show GIF frames with a smaller delay (often 0) for 0.1 s
 _BROWSER_GIF_DELAY_MS = 100
 # Neighbours (see `sample`) are reduced towards this shorter side, not work_size: they only widen a query's
-# temporal tolerance, so a few bits of the reduced path's error (pdq_geometry) are worth the cost. At 720p their
-# grey and PDQ cost ~1.5 ms instead of ~7 ms each (scripts/bench_video_views.py).
+# temporal tolerance, so a few bits of the reduced path's error (pdq_geometry) are worth the cost: hashed at full
+# size they added 38 % to a 720p query's hashing, reduced about 7 % (scripts/bench_video_views.py, docs/video.md).
 NEIGHBOUR_WORK_SIZE = 240
 ANIMATION_FORMATS = {"gif": "GIF", "webp": "WEBP", "png": "PNG"}
 
