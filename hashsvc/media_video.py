@@ -53,7 +53,7 @@ _MIN_GIF_DELAY_MS = 20  # browsers show GIF frames with a smaller delay (often 0
 _BROWSER_GIF_DELAY_MS = 100
 # Neighbours (see `sample`) are reduced towards this shorter side, not work_size: they only widen a query's
 # temporal tolerance, so a few bits of the reduced path's error (pdq_geometry) are worth the cost: hashed at full
-# size they added 38 % to a 720p query's hashing, reduced about 7 % (scripts/bench_video_views.py, docs/video.md).
+# size they added 19-50 % to a 720p query's hashing, reduced 0-12 % (scripts/bench_video_views.py, docs/video.md).
 NEIGHBOUR_WORK_SIZE = 240
 ANIMATION_FORMATS = {"gif": "GIF", "webp": "WEBP", "png": "PNG"}
 
