@@ -51,6 +51,10 @@ _FULL_RANGE_FORMATS = frozenset({"yuvj420p", "yuvj422p", "yuvj444p", "yuvj440p",
 _LUMA = np.array((0.299, 0.587, 0.114), dtype=np.float32)
 _MIN_GIF_DELAY_MS = 20  # browsers show GIF frames with a smaller delay (often 0) for 0.1 s
 _BROWSER_GIF_DELAY_MS = 100
+# Neighbours (see `sample`) are reduced towards this shorter side, not work_size: they only widen a query's
+# temporal tolerance, so a few bits of the reduced path's error (pdq_geometry) are worth the cost: hashed at full
+# size they added 19-50 % to a 720p query's hashing, reduced 0-12 % (scripts/bench_video_views.py, docs/video.md).
+NEIGHBOUR_WORK_SIZE = 240
 ANIMATION_FORMATS = {"gif": "GIF", "webp": "WEBP", "png": "PNG"}
 
 
@@ -74,6 +78,8 @@ class Frame:
     gray: np.ndarray  # float32 (h, w), 0..255, possibly box-reduced from the full size
     full_height: int
     full_width: int
+    # For a neighbour (see `sample`), the number of the sampled frame it flanks; None for a sampled frame.
+    neighbour_of: int | None = None
 
 
 @dataclass
@@ -96,11 +102,14 @@ def sample(
     seconds_per_hash: float = 1.0,
     work_size: int | None = 400,
     info: VideoInfo | None = None,
+    neighbours_s: float = 0.0,
 ) -> Iterator[Frame]:
     """Decode `data` and yield the sampled frames one at a time (so memory stays that of one frame).
 
-    `info`, if given, is filled in as decoding goes. Raises MediaError (see module doc); never another error
-    for bad input.
+    With `neighbours_s` > 0 (videos only, not animations), the frames that many seconds before and after each
+    sampled frame are yielded too, marked with `neighbour_of` (a query's temporal tolerance, hashes/vpdq.py
+    `hits`); the sampled frames, their numbers and times are the same as without. `info`, if given, is filled
+    in as decoding goes. Raises MediaError (see module doc); never another error for bad input.
     """
     limits = limits or VideoLimits()
     if not data:
@@ -118,7 +127,8 @@ def sample(
     if kind in ANIMATION_FORMATS:
         yield from _guarded(_animation_frames(data, kind, limits, seconds_per_hash, work_size, info, deadline))
     else:
-        yield from _guarded(_video_frames(data, kind, limits, seconds_per_hash, work_size, info, deadline))
+        frames = _video_frames(data, kind, limits, seconds_per_hash, work_size, info, deadline, neighbours_s)
+        yield from _guarded(frames)
     if info.frames_decoded == 0:
         raise MediaError("corrupt", "the video could not be decoded: it holds no frame")
 
@@ -147,6 +157,7 @@ def _video_frames(
     work_size: int | None,
     info: VideoInfo,
     deadline: float,
+    neighbours_s: float = 0.0,
 ) -> Iterator[Frame]:
     import av  # imported here: the image path never pays for FFmpeg's libraries
 
@@ -172,6 +183,10 @@ def _video_frames(
         context.thread_count = 1  # one core per job: the sandbox's CPU budget and fairness assume it
         info.width, info.height, info.fps, info.codec = context.width, context.height, fps, context.name
         frame_mod = max(1, int(seconds_per_hash * fps))  # vpdq: floor, and every frame when that is 0
+        # Neighbours sit `offset` frames either side of a sampled frame; none when they would reach the next
+        # sample's (every-frame sampling, or a rate too low to place them between samples).
+        offset = round(neighbours_s * fps)
+        offset = offset if offset > 0 and 2 * offset < frame_mod else 0
         for number, frame in enumerate(container.decode(stream)):
             if time.monotonic() > deadline:
                 raise _timeout(limits)
@@ -187,6 +202,16 @@ def _video_frames(
             info.duration_s = (number + 1) / fps
             if number % frame_mod == 0:
                 yield Frame(number, timestamp, _video_gray(frame, work_size), frame.height, frame.width)
+            elif offset and (number + offset) % frame_mod == 0:
+                gray = _video_gray(frame, _neighbour_size(work_size))
+                yield Frame(number, timestamp, gray, frame.height, frame.width, neighbour_of=number + offset)
+            elif offset and (number - offset) % frame_mod == 0:
+                gray = _video_gray(frame, _neighbour_size(work_size))
+                yield Frame(number, timestamp, gray, frame.height, frame.width, neighbour_of=number - offset)
+
+
+def _neighbour_size(work_size: int | None) -> int:
+    return min(work_size, NEIGHBOUR_WORK_SIZE) if work_size else NEIGHBOUR_WORK_SIZE
 
 
 def _frame_rate(stream: object) -> float:

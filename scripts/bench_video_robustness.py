@@ -10,10 +10,12 @@ Edits: low bitrate re-encode; VP9 in WebM; MPEG-4 part 2 in AVI; half size; 10 %
 from both ends; a logo and a caption; 24 -> 15 fps; 1.25x speed-up; a 10 s excerpt; a screen-recording look
 (shrunk into a window with a title bar on a desktop, gamma shifted, 30 fps).
 
-Each edited clip is hashed as the service hashes a query: its frames and, when a border shows on most frames,
-its trimmed view (hashes/video_views.py); it matches when either track passes. Recall is reported for both
-rules in the same run ("frames only" is the service before trimmed views), and per half of the originals (split
-by a hash of the original's name: "tune" is the half the settings were chosen on, "held_out" the other).
+Each edited clip is hashed as the service hashes a query: its frames with their neighbours (the frames 0.25 s
+either side, vpdq.hits) and, when a border shows on most frames, its trimmed view (hashes/video_views.py); it
+matches when either track passes. Recall is reported for three rules in the same run ("frames only": sampled
+frames alone, the service before trimmed views; "without neighbours": frames and trimmed view, the service
+before neighbours; and the service's rule), and per half of the originals (split by a hash of the original's
+name: "tune" is the half the settings were chosen on, "held_out" the other).
 
 False positives counted: an edited clip or an original matching a different original; a corpus photo (as a
 still query) within PDQ 31 of a frame of a video it was not used in; a video frame within PDQ 31 of a stored
@@ -39,7 +41,7 @@ from PIL import Image, ImageDraw
 
 from hashsvc.hashes import vpdq
 from hashsvc.service.hashing import hash_image
-from hashsvc.service.video_hashing import hash_video
+from hashsvc.service.video_hashing import VideoHashes, hash_video
 
 SIZE = (640, 360)
 FPS = 24
@@ -150,9 +152,25 @@ EDITS: dict[str, Callable[[list[np.ndarray], float], bytes]] = {
 }
 
 
-def matches(query: list[vpdq.Feature], item: list[vpdq.Feature]) -> bool:
-    shares = vpdq.brute_shares(vpdq.prepare(query), vpdq.prepare(item))
+Track = tuple[list[vpdq.Feature], list[vpdq.Neighbour]]  # sampled frames and their neighbours
+
+
+def tracks_of(query: VideoHashes) -> list[Track]:
+    tracks = [(list(query.features), list(query.neighbours))]
+    if query.trimmed:
+        tracks.append((list(query.trimmed), list(query.trimmed_neighbours)))
+    return tracks
+
+
+def matches(query: Track, item: list[vpdq.Feature]) -> bool:
+    frames, neighbours = query
+    quality = [(anchor, f) for anchor, f in neighbours if f.quality >= vpdq.QUALITY_THRESHOLD]
+    shares = vpdq.brute_shares(vpdq.prepare(frames), vpdq.prepare(item), neighbours=quality)
     return vpdq.passes(*shares, vpdq.QUERY_SHARE, vpdq.ITEM_SHARE)
+
+
+def without_neighbours(track: Track) -> Track:
+    return track[0], []
 
 
 def half(name: str) -> str:
@@ -193,6 +211,7 @@ def main() -> None:
 
     per_edit: dict[str, list[bool]] = {edit: [] for edit in EDITS}
     frames_only: dict[str, list[bool]] = {edit: [] for edit in EDITS}
+    no_neighbours: dict[str, list[bool]] = {edit: [] for edit in EDITS}
     dense_items: dict[str, list[bool]] = {edit: [] for edit in EDITS}
     false_dense: list[str] = []
     per_half: dict[str, list[bool]] = {"tune": [], "held_out": []}
@@ -205,20 +224,21 @@ def main() -> None:
             if edit in ("trim_2s_both_ends", "excerpt_10s") and len(frames) < 12 * fps:
                 continue  # too short for this edit (the doorknob sample is 4 s)
             query = hash_video(make(frames, fps), views=True)
-            tracks = [list(query.features)] + ([list(query.trimmed)] if query.trimmed else [])
+            tracks = tracks_of(query)
             trimmed_views += len(tracks) - 1
-            edited_hashes[name, edit] = [f for track in tracks for f in track]
+            edited_hashes[name, edit] = [f for track, _ in tracks for f in track]
             hit = any(matches(track, hashes[name]) for track in tracks)
             per_edit[edit].append(hit)
             per_half[half(name)].append(hit)
-            frames_only[edit].append(matches(tracks[0], hashes[name]))
+            frames_only[edit].append(matches(without_neighbours(tracks[0]), hashes[name]))
+            no_neighbours[edit].append(any(matches(without_neighbours(t), hashes[name]) for t in tracks))
             dense_items[edit].append(any(matches(track, dense[name]) for track in tracks))
             false_dense += [f"{edit} of {name} -> {other}" for other in originals
                             if other != name and any(matches(t, dense[other]) for t in tracks)]  # fmt: skip
             false_video += [f"{edit} of {name} -> {other}" for other in originals
                             if other != name and any(matches(t, hashes[other]) for t in tracks)]  # fmt: skip
     for name, query in as_queries.items():
-        tracks = [list(query.features)] + ([list(query.trimmed)] if query.trimmed else [])
+        tracks = tracks_of(query)
         false_video += [f"{name} -> {other}" for other in originals if other != name
                         and any(matches(t, hashes[other]) for t in tracks)]  # fmt: skip
         false_dense += [f"{name} -> {other}" for other in originals if other != name
@@ -250,12 +270,16 @@ def main() -> None:
     before = {edit: round(100.0 * sum(hits) / len(hits), 1) for edit, hits in frames_only.items() if hits}
     total = [hit for hits in per_edit.values() for hit in hits]
     total_before = [hit for hits in frames_only.values() for hit in hits]
+    total_plain = [hit for hits in no_neighbours.values() for hit in hits]
     total_dense = [hit for hits in dense_items.values() for hit in hits]
     summary = {
         "originals": len(originals), "edited_clips": len(total), "recall_per_edit_pct": recall,
         "recall_all_pct": round(100.0 * sum(total) / len(total), 1),
         "frames_only_recall_per_edit_pct": before,
         "frames_only_recall_all_pct": round(100.0 * sum(total_before) / len(total_before), 1),
+        "without_neighbours_recall_per_edit_pct": {
+            edit: round(100.0 * sum(hits) / len(hits), 1) for edit, hits in no_neighbours.items() if hits},
+        "without_neighbours_recall_all_pct": round(100.0 * sum(total_plain) / len(total_plain), 1),
         f"items_every_{args.item_seconds}s_recall_per_edit_pct": {
             edit: round(100.0 * sum(hits) / len(hits), 1) for edit, hits in dense_items.items() if hits},
         f"items_every_{args.item_seconds}s_recall_all_pct": round(100.0 * sum(total_dense) / len(total_dense), 1),

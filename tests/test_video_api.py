@@ -199,3 +199,28 @@ def test_a_screen_recording_of_a_banked_video_matches_through_its_trimmed_view(a
     assert api.service.video.hash(other, views=True).trimmed == ()
     assert len(api.service.video.hash(recorded(list(clip_frames(2.0, seed=22))), views=True).trimmed) == 2
 
+
+
+def test_a_sped_up_copy_of_a_banked_video_matches_through_the_neighbouring_frames(api: Api) -> None:
+    """At 1.25x, most of the copy's whole seconds show moments between the item's whole seconds, too far off in
+    moving footage for vPDQ's 80 %; the frames a quarter second either side of them show the item's moments."""
+    frames = list(clip_frames(SECONDS, fps=24, seed=23, scene_s=8.0))
+    sped_up = encode([frames[int(k * 1.25)] for k in range(int(len(frames) / 1.25))], fps=24)
+    bank(api)
+    item = upload(api, "/v1/banks/videos/items", encode(frames, fps=24), scope="curate", reference="GIFCT:1").json
+    api.sync()
+    query = api.service.video.hash(sped_up, views=True)
+    stored = api.service.video.hash(encode(frames, fps=24)).features
+    assert vpdq.brute_shares(vpdq.prepare(query.features), vpdq.prepare(stored))[0] < vpdq.QUERY_SHARE
+    result = upload(api, "/v1/match", sped_up).json
+    assert result["decision"] == "block", result
+    [match] = result["matches"]
+    assert (match["item_id"], match["variant"]) == (item["id"], "video")
+    assert match["query_share"] >= vpdq.QUERY_SHARE
+    # A partner's hash has no neighbours: the same copy's exported vPDQ alone falls short, as under vPDQ.
+    signal = api.post_json("/v1/match/hashes", {"vpdq": [str(f) for f in query.features]}, scope="match").json
+    assert signal["matches"] == []
+    # Neighbours add no false match: a sped-up copy of another clip matches nothing.
+    others = list(clip_frames(SECONDS, fps=24, seed=24, scene_s=8.0))
+    other_fast = encode([others[int(k * 1.25)] for k in range(int(len(others) / 1.25))], fps=24)
+    assert upload(api, "/v1/match", other_fast).json["matches"] == []

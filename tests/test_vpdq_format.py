@@ -13,6 +13,7 @@ from videos import animated_gif, clip_frames, encode, tiny_frames_gif
 from hashsvc.errors import InvalidHashError
 from hashsvc.hashes import vpdq
 from hashsvc.media_sniff import video_kind
+from hashsvc.service.video_hashing import hash_video
 
 CODE = bytes.fromhex("e271017837246aaccddea259648fb7d62f435c89d9e99b2497763e216c8d055c")
 
@@ -118,3 +119,34 @@ def test_a_video_border_is_the_innermost_box_most_frames_agree_on() -> None:
     assert video_views.consensus_box([[window]] * 4 + [[]] * 5, (360, 640)) is None  # on fewer than half
     assert video_views.consensus_box([], (360, 640)) is None
     assert video_views.crop(np.zeros((180, 320)), (64, 46, 576, 334), (360, 640)).shape == (144, 256)
+
+
+def test_a_neighbour_counts_for_the_sampled_frame_it_flanks() -> None:
+    a, b = bytes([1]) * 32, bytes([2]) * 32
+    far = bytes([0xF0]) * 32
+    query = [vpdq.Feature(far, 100, 0.0, frame=0), vpdq.Feature(a, 100, 1.0, frame=24)]
+    item = [vpdq.Feature(a, 100, 0.0, frame=0), vpdq.Feature(b, 100, 1.0, frame=24)]
+    assert vpdq.brute_shares(query, item) == (50.0, 50.0)  # vPDQ's comparison when there are no neighbours
+    # Frame 0's neighbour (frame 6) shows b: frame 0 now counts as matched, and so does the item's b.
+    assert vpdq.brute_shares(query, item, neighbours=[(0, vpdq.Feature(b, 100, 0.25, frame=6))]) == (100.0, 100.0)
+    # A neighbour only counts for its own sampled frame: one flanking a frame not in the query is ignored, so a
+    # query frame dropped by the clean-up cannot come back through its neighbours.
+    assert vpdq.brute_shares(query, item, neighbours=[(48, vpdq.Feature(b, 100, 2.0, frame=42))]) == (50.0, 50.0)
+    hit_query, hit_item, best = vpdq.hits(query, item, 31, [(0, vpdq.Feature(far, 100, 0.25, frame=6))])
+    assert (hit_query.tolist(), hit_item.tolist(), best) == ([False, True], [True, False], 0)
+
+
+def test_query_neighbours_leave_the_sampled_frames_as_vpdq_samples_them() -> None:
+    data = encode(clip_frames(4.0, fps=24, seed=3), fps=24)
+    plain = hash_video(data)
+    query = hash_video(data, views=True)
+    assert query.features == plain.features  # the exported hash is the same with or without neighbours
+    assert plain.neighbours == ()
+    sampled = {f.frame for f in query.features}
+    assert sampled == {0, 24, 48, 72}
+    # 0.25 s at 24 fps is 6 frames either side; the first frame has nothing before it.
+    assert sorted((anchor, f.frame) for anchor, f in query.neighbours) == [
+        (0, 6), (24, 18), (24, 30), (48, 42), (48, 54), (72, 66), (72, 78)]  # fmt: skip
+    assert all(f.timestamp == f.frame / 24 for _, f in query.neighbours)
+    # Sampling every frame leaves no room between samples: no neighbours.
+    assert hash_video(data, seconds_per_hash=0, views=True).neighbours == ()

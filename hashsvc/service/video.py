@@ -10,7 +10,10 @@ How a video is matched (vPDQ's rule on the service's exact index):
 3. An item hit by any frame is a candidate. A still image matches when a frame is within its bank's PDQ
    threshold (a video that contains a banked image). A video item matches when vPDQ's two shares, computed
    exactly between the query's frames and the item's stored frames, reach its bank's thresholds (Meta's
-   defaults: 80 % of the query's frames, 0 % of the item's).
+   defaults: 80 % of the query's frames, 0 % of the item's). A hashed upload's sampled frames bring their
+   neighbours (the frames 0.25 s either side, vpdq.hits): a sampled frame whose neighbour matches counts as
+   matched, so a sped-up or re-timed copy reaches the share. Neighbours only refine the shares of candidates
+   found by the sampled frames' lookups; they are not looked up themselves (that would triple the lookups).
 4. MD5 and SHA-256 of the file are looked up exactly, as for images.
 The answer lists each matching item with its shares and the time ranges that matched on both sides.
 The reverse (a still image that is a frame of a banked video) needs nothing here: the image's PDQ finds the
@@ -20,7 +23,7 @@ frame in the same index through the ordinary image path.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -96,7 +99,13 @@ class VideoUseCases:
         summary = hashes.to_dict()
         summary.pop("width"), summary.pop("height")
         exact = {"md5": hashes.md5, "sha256": hashes.sha256}
-        result = self.match_features(hashes.features, exact, trimmed=hashes.trimmed)
+        result = self.match_features(
+            hashes.features,
+            exact,
+            trimmed=hashes.trimmed,
+            neighbours=hashes.neighbours,
+            trimmed_neighbours=hashes.trimmed_neighbours,
+        )
         return self._answer(result, summary, caller, started)
 
     def match_signal(self, body: Any, caller: Caller | None = None) -> dict[str, Any]:
@@ -127,23 +136,29 @@ class VideoUseCases:
         return shaped
 
     def match_features(
-        self, features: Iterable[vpdq.Feature], exact: Mapping[str, bytes], trimmed: Iterable[vpdq.Feature] = ()
+        self,
+        features: Iterable[vpdq.Feature],
+        exact: Mapping[str, bytes],
+        trimmed: Iterable[vpdq.Feature] = (),
+        neighbours: Iterable[vpdq.Neighbour] = (),
+        trimmed_neighbours: Iterable[vpdq.Neighbour] = (),
     ) -> dict[str, Any]:
         """The decision and matches for a query video's frames plus its exact file hashes. `trimmed` is the
         video's trimmed view (video_hashing): it is matched the same way, and an item it matches that the frames
-        did not is reported with the variant "trimmed"."""
+        did not is reported with the variant "trimmed". `neighbours` (and `trimmed_neighbours`) are the frames
+        either side of the sampled ones (vpdq.hits)."""
         service = self.service
         rules = self._rules()
         min_quality = min([r.quality for r in rules.values()] + [vpdq.QUALITY_THRESHOLD])
         query = vpdq.prepare(features, min_quality)
         matches: list[dict[str, Any]] = []
         if query:
-            matches += self._frame_matches(query, rules)
+            matches += self._frame_matches(query, rules, list(neighbours))
         trimmed_query = vpdq.prepare(trimmed, min_quality)
         if trimmed_query:
             seen = {m["item_id"] for m in matches}
-            matches += [{**m, "variant": "trimmed"} for m in self._frame_matches(trimmed_query, rules)
-                        if m["item_id"] not in seen]  # fmt: skip
+            found = self._frame_matches(trimmed_query, rules, list(trimmed_neighbours))
+            matches += [{**m, "variant": "trimmed"} for m in found if m["item_id"] not in seen]
         if exact:
             from hashsvc.service.service import _Query  # the image path's query shape, for the exact hashes
 
@@ -153,7 +168,12 @@ class VideoUseCases:
         worst = max((policy.SEVERITY[m["action"]] for m in matches), default=0)
         return {"decision": policy.DECISIONS[worst], "matches": matches}
 
-    def _frame_matches(self, query: list[vpdq.Feature], rules: dict[str, video_store.VideoRules]) -> list[dict]:
+    def _frame_matches(
+        self,
+        query: list[vpdq.Feature],
+        rules: dict[str, video_store.VideoRules],
+        neighbours: list[vpdq.Neighbour],
+    ) -> list[dict]:
         service = self.service
         radius = service._search_radii()["pdq"]
         codes = np.frombuffer(b"".join(f.code for f in query), dtype=np.uint8).reshape(len(query), 32)
@@ -192,7 +212,7 @@ class VideoUseCases:
             owner = found[0][0]
             rule = rules.get(owner.bank, video_store.VideoRules())
             if item_id in frames:
-                match = _video_match(query, frames[item_id], owner, rule, gap)
+                match = _video_match(query, frames[item_id], owner, rule, gap, neighbours)
             else:
                 match = _still_match(query, found, owner, rule, gap)
             if match is not None:
@@ -361,23 +381,28 @@ def _still_match(
 
 
 def _video_match(
-    query: list[vpdq.Feature], stored: list[vpdq.Feature], owner: HashOwner, rule: Any, gap: float
+    query: list[vpdq.Feature],
+    stored: list[vpdq.Feature],
+    owner: HashOwner,
+    rule: Any,
+    gap: float,
+    neighbours: Sequence[vpdq.Neighbour] = (),
 ) -> dict[str, Any] | None:
-    """vPDQ's shares between the query's frames and the item's, exactly, under the bank's rule."""
+    """vPDQ's shares between the query's frames (with their neighbours) and the item's, exactly, under the
+    bank's rule."""
     threshold = _pdq_threshold(owner)
     mine = [f for f in query if f.quality >= rule.quality]
     theirs = vpdq.prepare(stored, rule.quality)
     if not mine or not theirs:
         return None
-    distances = vpdq.distance_matrix(mine, theirs)
-    within = distances <= threshold
-    query_hit, item_hit = within.any(axis=1), within.any(axis=0)
+    flanking = [(anchor, f) for anchor, f in neighbours if f.quality >= rule.quality]
+    query_hit, item_hit, best = vpdq.hits(mine, theirs, threshold, flanking)
     query_share, item_share = vpdq.shares(int(query_hit.sum()), len(mine), int(item_hit.sum()), len(theirs))
     if not vpdq.passes(query_share, item_share, rule.query_share, rule.item_share):
         return None
     return {
         **_base(owner, "vpdq", owner.action),
-        "distance": int(distances[within].min()),
+        "distance": best,
         "threshold": threshold,
         "query_share": round(query_share, 1),
         "item_share": round(item_share, 1),

@@ -4,6 +4,10 @@
 stream out of the decoder one at a time and only their 32-byte hashes are kept, so a worker's memory is that
 of one decoded frame whatever the length.
 
+A query video (`views`) also gets its sampled frames' neighbours, the frames a quarter second either side of
+each (vpdq.hits: a re-timed copy shows the item's sampled moments between its own whole seconds); they are
+matched with the frames they flank and never exported.
+
 A query video is also hashed as its trimmed view when a border shows on most of its frames (letterbox bars, a
 screen recording's desktop; hashes/video_views.py): a second decoding pass, only for such videos, hashes every
 sampled frame cut to that box. That track is matched like the frames themselves and never exported.
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +39,8 @@ class VideoHashes:
     duration_s: float
     frames_decoded: int
     trimmed: tuple[vpdq.Feature, ...] = ()  # the frames cut to the video's border box, when it has one
+    neighbours: tuple[vpdq.Neighbour, ...] = ()  # a query's frames either side of its sampled ones
+    trimmed_neighbours: tuple[vpdq.Neighbour, ...] = ()  # the same, cut to the border box
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of the API and the CLI: `vpdq` in the exchange format (a list of
@@ -59,20 +66,29 @@ def hash_video(
     work_size: int | None = 400,
     views: bool = False,
 ) -> VideoHashes:
-    """Decode `data` (a video or an animated image) and hash its sampled frames; with `views`, also its
-    trimmed view (see module doc). Raises MediaError."""
+    """Decode `data` (a video or an animated image) and hash its sampled frames; with `views`, also their
+    neighbours and the trimmed view (see module doc). Raises MediaError."""
     info = media_video.VideoInfo("")
     started = time.monotonic()
-    features, boxes = [], []
+    features, boxes, neighbours = [], [], []
     shape = (0, 0)
-    for frame in media_video.sample(data, limits, seconds_per_hash=seconds_per_hash, work_size=work_size, info=info):
+    spread = vpdq.NEIGHBOUR_S if views else 0.0
+    frames = media_video.sample(
+        data, limits, seconds_per_hash=seconds_per_hash, work_size=work_size, info=info, neighbours_s=spread
+    )
+    for frame in frames:
         code, quality = vpdq.frame_pdq(frame.gray, frame.full_height, frame.full_width)
-        features.append(vpdq.Feature(code, quality, frame.timestamp, frame.number))
+        feature = vpdq.Feature(code, quality, frame.timestamp, frame.number)
+        if frame.neighbour_of is not None:
+            neighbours.append((frame.neighbour_of, feature))
+            continue
+        features.append(feature)
         if views:
             shape = frame.gray.shape
             boxes.append(video_views.frame_boxes(frame.gray))
     box = video_views.consensus_box(boxes, shape) if views else None
     trimmed: tuple[vpdq.Feature, ...] = ()
+    trimmed_neighbours: tuple[vpdq.Neighbour, ...] = ()
     if box is not None:
         # The second pass gets what is left of the time budget, and running out of it only costs the view: a
         # long letterboxed film that decodes once in time must not fail because its view took a second pass.
@@ -82,7 +98,7 @@ def hash_video(
             if left <= 0:
                 raise MediaError("decode_timeout", "no time left for the trimmed view")
             second = dataclasses.replace(limits, timeout_s=left)
-            trimmed = tuple(_trimmed(data, second, box, shape, seconds_per_hash, work_size))
+            trimmed, trimmed_neighbours = _trimmed(data, second, box, shape, seconds_per_hash, work_size, spread)
         except MediaError as exc:
             if exc.code != "decode_timeout":
                 raise
@@ -97,6 +113,8 @@ def hash_video(
         duration_s=info.duration_s,
         frames_decoded=info.frames_decoded,
         trimmed=trimmed,
+        neighbours=_flanking(neighbours, features),
+        trimmed_neighbours=_flanking(trimmed_neighbours, trimmed),
     )
 
 
@@ -107,13 +125,28 @@ def _trimmed(
     shape: tuple[int, int],
     seconds_per_hash: float,
     work_size: int | None,
-) -> list[vpdq.Feature]:
-    """The second pass: every sampled frame cut to `box` (found on frames of `shape`), hashed."""
-    features = []
-    for frame in media_video.sample(data, limits, seconds_per_hash=seconds_per_hash, work_size=work_size):
+    spread: float,
+) -> tuple[tuple[vpdq.Feature, ...], tuple[vpdq.Neighbour, ...]]:
+    """The second pass: every sampled frame and neighbour cut to `box` (found on frames of `shape`), hashed."""
+    features, neighbours = [], []
+    frames = media_video.sample(
+        data, limits, seconds_per_hash=seconds_per_hash, work_size=work_size, neighbours_s=spread
+    )
+    for frame in frames:
         part = video_views.crop(frame.gray, box, shape)
         scale = frame.full_height / frame.gray.shape[0]
         height, width = round(part.shape[0] * scale), round(part.shape[1] * scale)
         code, quality = vpdq.frame_pdq(part, height, width)
-        features.append(vpdq.Feature(code, quality, frame.timestamp, frame.number))
-    return features
+        feature = vpdq.Feature(code, quality, frame.timestamp, frame.number)
+        if frame.neighbour_of is None:
+            features.append(feature)
+        else:
+            neighbours.append((frame.neighbour_of, feature))
+    return tuple(features), tuple(neighbours)
+
+
+def _flanking(neighbours: Iterable[vpdq.Neighbour], features: Iterable[vpdq.Feature]) -> tuple[vpdq.Neighbour, ...]:
+    """The neighbours whose sampled frame exists (the last one's "before" neighbour comes out of the decoder
+    before the video turns out to end short of that sample)."""
+    sampled = {f.frame for f in features}
+    return tuple((anchor, f) for anchor, f in neighbours if anchor in sampled)
