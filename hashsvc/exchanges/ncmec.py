@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hashsvc.exchanges.base import Entry, Http, MalformedFeedError, Page, PermanentFeedError, time_range_pages
+from hashsvc.exchanges.offload import ParseWorker
 from hashsvc.hashes import get_algorithm
 from hashsvc.netguard import Guard
 
@@ -140,9 +141,13 @@ class NcmecClient:
             guard=guard,
             auth=(credentials["username"], credentials["password"]),
         )
+        # A large sync's pages are parsed in a child process (hashsvc.exchanges.offload): the XML costs about as
+        # much CPU as writing the entries, and the two then run on two cores.
+        self.parser = ParseWorker(parse_entries)
 
     def close(self) -> None:
         self.http.close()
+        self.parser.close()
 
     def pages(self, checkpoint: Mapping[str, Any] | None) -> Iterator[Page]:
         return time_range_pages(checkpoint, self.clock, ("from", "to"), self._first, self._follow)
@@ -154,9 +159,8 @@ class NcmecClient:
     def _follow(self, link: str) -> tuple[list[Entry], str]:
         return self._parsed(self.http.request("GET", link).content)
 
-    @staticmethod
-    def _parsed(body: bytes) -> tuple[list[Entry], str]:
-        entries, next_link = parse_entries(body)
+    def _parsed(self, body: bytes) -> tuple[list[Entry], str]:
+        entries, next_link = self.parser(body)
         if next_link and not next_link.startswith("/v2/entries?"):
             raise MalformedFeedError("NCMEC next link does not point at /v2/entries")
         return entries, next_link
