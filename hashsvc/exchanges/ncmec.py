@@ -113,6 +113,18 @@ def _entry(element: ET.Element) -> Entry:
     return Entry(entry_id, tuple(hashes), labels=labels, metadata=metadata, unknown=unknown, problem=problem)
 
 
+def pack_entries(parsed: tuple[list[Entry], str]) -> tuple[list[tuple[Any, ...]], str]:
+    """parse_entries' result as plain tuples, to cross from the parser process (hashsvc.exchanges.offload)."""
+    entries, next_link = parsed
+    packed = [(e.entry_id, e.hashes, e.deleted, e.labels, e.metadata, e.unknown, e.problem) for e in entries]
+    return packed, next_link
+
+
+def unpack_entries(packed: tuple[list[tuple[Any, ...]], str]) -> tuple[list[Entry], str]:
+    entries, next_link = packed
+    return [Entry(*fields) for fields in entries], next_link
+
+
 def _is_hex(value: str) -> bool:
     try:
         return len(bytes.fromhex(value)) * 2 == len(value)  # fromhex skips whitespace between bytes
@@ -143,7 +155,7 @@ class NcmecClient:
         )
         # A large sync's pages are parsed in a child process (hashsvc.exchanges.offload): the XML costs about as
         # much CPU as writing the entries, and the two then run on two cores.
-        self.parser = ParseWorker(parse_entries)
+        self.parser = ParseWorker(parse_entries, pack=pack_entries, unpack=unpack_entries)
 
     def close(self) -> None:
         self.http.close()
