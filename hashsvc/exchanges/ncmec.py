@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hashsvc.exchanges.base import Entry, Http, MalformedFeedError, Page, PermanentFeedError, time_range_pages
+from hashsvc.exchanges.offload import ParseWorker
 from hashsvc.hashes import get_algorithm
 from hashsvc.netguard import Guard
 
@@ -112,6 +113,18 @@ def _entry(element: ET.Element) -> Entry:
     return Entry(entry_id, tuple(hashes), labels=labels, metadata=metadata, unknown=unknown, problem=problem)
 
 
+def pack_entries(parsed: tuple[list[Entry], str]) -> tuple[list[tuple[Any, ...]], str]:
+    """parse_entries' result as plain tuples, to cross from the parser process (hashsvc.exchanges.offload)."""
+    entries, next_link = parsed
+    packed = [(e.entry_id, e.hashes, e.deleted, e.labels, e.metadata, e.unknown, e.problem) for e in entries]
+    return packed, next_link
+
+
+def unpack_entries(packed: tuple[list[tuple[Any, ...]], str]) -> tuple[list[Entry], str]:
+    entries, next_link = packed
+    return [Entry(*fields) for fields in entries], next_link
+
+
 def _is_hex(value: str) -> bool:
     try:
         return len(bytes.fromhex(value)) * 2 == len(value)  # fromhex skips whitespace between bytes
@@ -140,9 +153,13 @@ class NcmecClient:
             guard=guard,
             auth=(credentials["username"], credentials["password"]),
         )
+        # A large sync's pages are parsed in a child process (hashsvc.exchanges.offload): the XML costs about as
+        # much CPU as writing the entries, and the two then run on two cores.
+        self.parser = ParseWorker(parse_entries, pack=pack_entries, unpack=unpack_entries)
 
     def close(self) -> None:
         self.http.close()
+        self.parser.close()
 
     def pages(self, checkpoint: Mapping[str, Any] | None) -> Iterator[Page]:
         return time_range_pages(checkpoint, self.clock, ("from", "to"), self._first, self._follow)
@@ -154,9 +171,8 @@ class NcmecClient:
     def _follow(self, link: str) -> tuple[list[Entry], str]:
         return self._parsed(self.http.request("GET", link).content)
 
-    @staticmethod
-    def _parsed(body: bytes) -> tuple[list[Entry], str]:
-        entries, next_link = parse_entries(body)
+    def _parsed(self, body: bytes) -> tuple[list[Entry], str]:
+        entries, next_link = self.parser(body)
         if next_link and not next_link.startswith("/v2/entries?"):
             raise MalformedFeedError("NCMEC next link does not point at /v2/entries")
         return entries, next_link

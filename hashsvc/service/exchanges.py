@@ -41,7 +41,7 @@ from hashsvc.service.credentials import CredentialsKeyError, Vault
 from hashsvc.service.prefetch import Prefetch
 from hashsvc.store import Actor, Store, validation
 from hashsvc.store import exchanges as feeds
-from hashsvc.store.exchanges import ExchangeRecord, FeedEntry, LeaseLostError, PageCounts
+from hashsvc.store.exchanges import ExchangeRecord, LeaseLostError, PageCounts
 
 log = logging.getLogger(__name__)
 
@@ -145,13 +145,6 @@ def check_credentials(kind: str, credentials: Any) -> dict[str, str]:
         if not isinstance(value, str) or len(value) > 4096:
             raise ValidationError(f"credential {name} must be a string of at most 4096 characters")
     return dict(credentials)
-
-
-def feed_entry(entry: Entry) -> FeedEntry:
-    # The mappings are shared, not copied: neither side changes them (a million entries per first sync).
-    return FeedEntry(
-        entry.entry_id, entry.hashes, entry.deleted, entry.labels, entry.metadata, entry.unknown, entry.problem
-    )
 
 
 @dataclass
@@ -453,7 +446,7 @@ class ExchangeService:
                 close()
 
     def _apply(self, record: ExchangeRecord, owner: str, page: Page, seen: set[str], read: int = 1) -> PageCounts:
-        entries = [feed_entry(e) for e in page.entries]
+        entries = page.entries  # an Entry is a FeedRecord: the store reads it as it is
         if page.snapshot:
             seen.update(e.entry_id for e in entries if e.problem is None and not e.deleted)
         counts = feeds.apply_page(

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
@@ -68,15 +68,35 @@ class ExchangeRecord:
     kept_aside: int = 0
 
 
+class FeedRecord(Protocol):
+    """What the store reads of one partner entry: hashsvc.exchanges.Entry has these attributes, so a client's
+    entries are applied as they are, without a copy per entry (a million per first sync)."""
+
+    @property
+    def entry_id(self) -> str: ...
+    @property
+    def hashes(self) -> tuple[tuple[str, str], ...]: ...
+    @property
+    def deleted(self) -> bool: ...
+    @property
+    def labels(self) -> tuple[str, ...]: ...
+    @property
+    def metadata(self) -> Mapping[str, Any]: ...
+    @property
+    def unknown(self) -> Mapping[str, str]: ...
+    @property
+    def problem(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class FeedEntry:
-    """What the store needs of one partner entry (see hashsvc.exchanges.Entry for the meaning)."""
+    """A FeedRecord built by hand (see hashsvc.exchanges.Entry for the meaning); `metadata` is the partner's."""
 
     entry_id: str
     hashes: tuple[tuple[str, str], ...] = ()
     deleted: bool = False
     labels: tuple[str, ...] = ()
-    partner: Mapping[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
     unknown: Mapping[str, str] = field(default_factory=dict)
     problem: str | None = None
 
@@ -332,7 +352,7 @@ def apply_page(
     store: Store,
     exchange: ExchangeRecord,
     owner: str,
-    entries: Sequence[FeedEntry],
+    entries: Sequence[FeedRecord],
     checkpoint: Mapping[str, Any] | None,
     *,
     lease_ttl_s: float,
@@ -349,7 +369,7 @@ def apply_page(
     """
     counts = PageCounts()
     actor = feed_actor(exchange.name)
-    latest: dict[str, FeedEntry] = {}
+    latest: dict[str, FeedRecord] = {}
     for entry in entries:  # a page may mention an entry twice: the later record is its current state
         counts.fetched += 1
         if entry.problem is not None:
@@ -366,6 +386,7 @@ def apply_page(
         unknown_rows: list[dict[str, Any]] = []
         clear_unknown: list[str] = []
         carry_disable: dict[str, _Existing] = {}
+        quoted_name = _QUOTE(exchange.name)
         for entry_id, entry in latest.items():
             current = existing.get(entry_id)
             if entry.deleted:
@@ -382,7 +403,7 @@ def apply_page(
                         "exchange_id": exchange.id,
                         "entry_id": entry_id,
                         "signals": dict(entry.unknown),
-                        "metadata": dict(entry.partner),
+                        "metadata": dict(entry.metadata),
                         "seen_at": tx.now,
                     }
                 )
@@ -393,7 +414,7 @@ def apply_page(
                 continue
             clear_unknown.append(entry_id)
             try:
-                metadata, metadata_text = _provenance(exchange.name, entry)
+                metadata_text = _provenance_text(quoted_name, exchange.name, entry)
             except ValidationError as exc:
                 counts.bad += 1
                 counts.problems.append(f"{entry_id[:80]}: {exc.message[:200]}")
@@ -401,6 +422,7 @@ def apply_page(
             if current is None:
                 new_items.append((entry_id, entry.hashes, metadata_text))
                 continue
+            metadata = _provenance(exchange.name, entry)
             wanted = {(a, bytes.fromhex(h)) for a, h in entry.hashes}
             if wanted != current.hashes:
                 # Hashes never change in place (the index keys on them): the old item goes, a new one comes.
@@ -461,66 +483,116 @@ _ITEMS_JSON_TEXT = sa.Table(
 _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 
 
-def _provenance(name: str, entry: FeedEntry) -> tuple[dict[str, Any], str]:
-    """The item's metadata: where it came from. Raises ValidationError if the store could not hold it.
-
-    Checked on its JSON text, once, rather than with validation.metadata's walk of the tree: at a million
-    entries per sync that walk was the largest cost of a first sync. The shape is ours (flat partner fields),
-    so the text says everything the walk would: NUL (escaped by json.dumps), lone surrogates and the size.
-    """
+def _provenance(name: str, entry: FeedRecord) -> dict[str, Any]:
+    """The item's metadata: where it came from (compared with a known item's to see whether it changed)."""
     metadata: dict[str, Any] = {"exchange": name, "entry_id": entry.entry_id, "labels": list(entry.labels)}
-    if entry.partner:
-        metadata["partner"] = dict(entry.partner)
+    if entry.metadata:
+        metadata["partner"] = dict(entry.metadata)
     if entry.unknown:
         metadata["other_signals"] = dict(entry.unknown)  # e.g. NCMEC's PhotoDNA beside its MD5
-    try:
-        text = _ENCODE(metadata)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"partner metadata is not JSON: {exc}") from None
+    return metadata
+
+
+# The C string quoting json's encoder uses with ensure_ascii=False: text built with it below is the text
+# _ENCODE gives for the same dict (tests/test_exchanges.py checks that on awkward strings).
+_QUOTE = json.encoder.encode_basestring
+
+
+def _flat_object(mapping: Mapping[str, Any]) -> str | None:
+    """A mapping of strings to strings as JSON text, or None if any key or value is something else."""
+    parts = []
+    for key, value in mapping.items():
+        if type(key) is not str or type(value) is not str:
+            return None
+        parts.append(f"{_QUOTE(key)}: {_QUOTE(value)}")
+    return "{" + ", ".join(parts) + "}"
+
+
+def _provenance_text(quoted_name: str, name: str, entry: FeedRecord) -> str:
+    """_provenance(name, entry) as JSON text, checked once on that text. Raises ValidationError if the store
+    could not hold it.
+
+    Built from quoted strings when the partner's fields are flat strings (NCMEC's always are): json's encoder
+    makes a new C encoder per call, 20 us per entry, the largest Python cost of a first sync after parsing.
+    The text says everything validation.metadata's walk of the tree would: NUL (escaped as \\u0000), lone
+    surrogates and the size."""
+    partner = _flat_object(entry.metadata) if entry.metadata else ""
+    unknown = _flat_object(entry.unknown) if entry.unknown else ""
+    if partner is None or unknown is None or any(type(label) is not str for label in entry.labels):
+        try:
+            text = _ENCODE(_provenance(name, entry))
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"partner metadata is not JSON: {exc}") from None
+    else:
+        labels = ", ".join([_QUOTE(label) for label in entry.labels])
+        text = f'{{"exchange": {quoted_name}, "entry_id": {_QUOTE(entry.entry_id)}, "labels": [{labels}]'
+        if partner:
+            text += f', "partner": {partner}'
+        if unknown:
+            text += f', "other_signals": {unknown}'
+        text += "}"
     if "\\u0000" in text:
         raise ValidationError("partner metadata must not contain NUL (U+0000) characters")
-    validation.storable("partner metadata", text)
-    if len(text.encode()) > validation.MAX_METADATA_BYTES:
+    size = len(text)
+    if not text.isascii():
+        validation.storable("partner metadata", text)
+        size = len(text.encode())
+    if size > validation.MAX_METADATA_BYTES:
         raise ValidationError(f"partner metadata is larger than {validation.MAX_METADATA_BYTES} bytes")
-    return metadata, text
+    return text
 
 
-def _prepare(
-    entry_id: str, hashes: tuple[tuple[str, str], ...], metadata: str, source: str
-) -> tuple[str, str, None, str, list[tuple[str, bytes]]]:
-    """An item's row values. Its hashes were normalized by the client and its metadata checked by _provenance,
-    so only the reference is left to check (validation.new_item would do it all again)."""
+def _codes(entry_id: str, hashes: tuple[tuple[str, str], ...]) -> list[tuple[str, bytes]]:
+    """An item's hash codes, once its reference is checked. Its hashes were normalized by the client and its
+    metadata checked by _provenance_text, so only the reference is left to check (validation.new_item would
+    do it all again)."""
     if len(entry_id) > validation.MAX_REF:
         raise ValidationError(f"entry id longer than {validation.MAX_REF} characters")
-    validation.storable("entry id", entry_id)
-    codes = list(dict.fromkeys([(algorithm, bytes.fromhex(value)) for algorithm, value in hashes]))
-    if len(codes) > validation.MAX_HASHES_PER_ITEM:
-        raise ValidationError(f"an item may have at most {validation.MAX_HASHES_PER_ITEM} hashes")
-    return entry_id, source, None, metadata, codes
+    if "\x00" in entry_id or not entry_id.isascii():
+        validation.storable("entry id", entry_id)
+    codes = [(algorithm, bytes.fromhex(value)) for algorithm, value in hashes]
+    if len(codes) > 1:
+        codes = list(dict.fromkeys(codes))
+        if len(codes) > validation.MAX_HASHES_PER_ITEM:
+            raise ValidationError(f"an item may have at most {validation.MAX_HASHES_PER_ITEM} hashes")
+    return codes
 
 
-# The lookups of a page's entries, built once with expanding parameters: SQLAlchemy then compiles each statement
-# once per IN-list length (its cache), instead of coercing 500 literals into a new statement for every chunk of
-# every page (profiled: ~1.5 s of CPU per 50k entries of a first sync, for queries that find nothing).
+# The lookups of a page's entries: one statement of _IN_CHUNK parameters, compiled once and cached, each chunk
+# padded with NULL (which matches nothing). An IN list of literals, or an expanding parameter, is rendered again
+# for every execution: ~1.3 s of CPU per 100k entries of a first sync, for queries that find nothing.
+_REFS = [sa.bindparam(f"ref{i}", type_=items.c.external_ref.type) for i in range(_IN_CHUNK)]
+_IDS = [sa.bindparam(f"id{i}", type_=item_hashes.c.item_id.type) for i in range(_IN_CHUNK)]
 _EXISTING_ITEMS = sa.select(
     items.c.id, items.c.external_ref, items.c.status, items.c.status_by, items.c.status_reason, items.c.metadata
-).where(items.c.bank_id == sa.bindparam("bank_id"), items.c.external_ref.in_(sa.bindparam("refs", expanding=True)))
+).where(items.c.bank_id == sa.bindparam("bank_id"), items.c.external_ref.in_(_REFS))
 _EXISTING_HASHES = sa.select(item_hashes.c.item_id, item_hashes.c.algorithm, item_hashes.c.code).where(
-    item_hashes.c.item_id.in_(sa.bindparam("ids", expanding=True))
+    item_hashes.c.item_id.in_(_IDS)
 )
+_UNKNOWN_ANY = sa.select(exchange_unknown.c.entry_id).where(exchange_unknown.c.exchange_id == sa.bindparam("xid"))
+_UNKNOWN_DELETE = sa.delete(exchange_unknown).where(
+    exchange_unknown.c.exchange_id == sa.bindparam("xid"), exchange_unknown.c.entry_id.in_(_REFS)
+)
+
+
+def _chunks(values: Sequence[Any], prefix: str) -> Iterator[dict[str, Any]]:
+    """`values` as parameter sets of exactly _IN_CHUNK `prefix<i>` names, the last padded with None."""
+    for start in range(0, len(values), _IN_CHUNK):
+        chunk = list(values[start : start + _IN_CHUNK])
+        chunk.extend([None] * (_IN_CHUNK - len(chunk)))
+        yield dict(zip([f"{prefix}{i}" for i in range(_IN_CHUNK)], chunk, strict=True))
 
 
 def _existing(conn: Connection, bank_id: int, refs: list[str]) -> dict[str, _Existing]:
     found: dict[str, _Existing] = {}
-    for start in range(0, len(refs), _IN_CHUNK):
-        for row in conn.execute(_EXISTING_ITEMS, {"bank_id": bank_id, "refs": refs[start : start + _IN_CHUNK]}):
+    for params in _chunks(refs, "ref"):
+        for row in conn.execute(_EXISTING_ITEMS, {"bank_id": bank_id, **params}):
             found[row.external_ref] = _Existing(
                 row.id, row.status, row.status_by, row.status_reason, row.metadata or {}
             )
     by_id = {e.item_id: e for e in found.values()}
-    ids = sorted(by_id)
-    for start in range(0, len(ids), _IN_CHUNK):
-        for row in conn.execute(_EXISTING_HASHES, {"ids": ids[start : start + _IN_CHUNK]}):
+    for params in _chunks(sorted(by_id), "id"):
+        for row in conn.execute(_EXISTING_HASHES, params):
             by_id[row.item_id].hashes.add((row.algorithm, bytes(row.code)))
     return found
 
@@ -555,10 +627,10 @@ def _insert_items(
 ) -> dict[str, int]:
     """Insert items the way Store.add_items does (consecutive ids, one change row), inside this transaction;
     return {entry id: item id}."""
-    prepared = []
+    prepared: list[tuple[str, str, list[tuple[str, bytes]]]] = []
     for entry_id, hashes, metadata in new_items:
         try:
-            prepared.append(_prepare(entry_id, hashes, metadata, actor.name))
+            prepared.append((entry_id, metadata, _codes(entry_id, hashes)))
         except (ValidationError, InvalidHashError) as exc:
             counts.bad += 1
             if len(counts.problems) < 20:
@@ -566,13 +638,17 @@ def _insert_items(
     if not prepared:
         return {}
     first = tx.allocate("last_item_id", len(prepared))
-    next_hash = tx.allocate("last_hash_id", sum(len(p[4]) for p in prepared))
-    item_rows: list[tuple[Any, ...]] = []
+    next_hash = tx.allocate("last_hash_id", sum(len(p[2]) for p in prepared))
+    bank_id, source, now = bank_row.id, actor.name, tx.now
+    item_rows = [
+        (item_id, bank_id, ref, source, None, "active", source, now, meta)
+        for item_id, (ref, meta, _codes_) in enumerate(prepared, start=first)
+    ]
     hash_rows: list[tuple[int, int, str, bytes, bool]] = []
-    for item_id, (ref, source, note, meta, codes) in enumerate(prepared, start=first):
-        item_rows.append((item_id, bank_row.id, ref, source, note, "active", actor.name, tx.now, meta))
+    append = hash_rows.append
+    for item_id, (_ref, _meta, codes) in enumerate(prepared, start=first):
         for algorithm, code in codes:
-            hash_rows.append((next_hash, item_id, algorithm, code, False))  # a partner's signals are its own
+            append((next_hash, item_id, algorithm, code, False))  # a partner's signals are its own
             next_hash += 1
     insert_rows(tx.conn, _ITEMS_JSON_TEXT, ITEM_COLUMNS, item_rows)
     insert_rows(tx.conn, item_hashes, HASH_COLUMNS, hash_rows)
@@ -583,14 +659,13 @@ def _insert_items(
 
 
 def _keep_aside(conn: Connection, exchange_id: int, rows: list[dict[str, Any]], clear: list[str]) -> None:
-    gone = clear + [r["entry_id"] for r in rows]
-    for start in range(0, len(gone), _IN_CHUNK):
-        conn.execute(
-            sa.delete(exchange_unknown).where(
-                exchange_unknown.c.exchange_id == exchange_id,
-                exchange_unknown.c.entry_id.in_(gone[start : start + _IN_CHUNK]),
-            )
-        )
+    """Replace the kept-aside rows of `rows`' entries and delete those of `clear`.
+
+    Most feeds keep nothing aside: one query then saves a delete per 500 entries of every page (the caller
+    holds the store's write lock and the exchange's lease, so no row can appear meanwhile)."""
+    if rows or conn.execute(_UNKNOWN_ANY, {"xid": exchange_id}).first() is not None:
+        for params in _chunks(clear + [r["entry_id"] for r in rows], "ref"):
+            conn.execute(_UNKNOWN_DELETE, {"xid": exchange_id, **params})
     if rows:
         conn.execute(sa.insert(exchange_unknown), rows)
 
