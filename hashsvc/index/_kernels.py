@@ -14,13 +14,18 @@ Numba types mixed int64/uint64 arithmetic as float64, so every bit operation bel
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 _U1 = np.uint64(1)
 SUPER_SHIFT = 8  # offsets are stored as a base per 2^SUPER_SHIFT buckets plus a small offset (MainSegment)
 _U64 = np.uint64(64)
+_LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 @intrinsic
@@ -32,6 +37,22 @@ def _ctpop(typingctx, x):  # type: ignore[no-untyped-def]
         return builder.ctpop(args[0])
 
     return sig, codegen
+
+
+@intrinsic
+def _cttz_intrinsic(typingctx, x):  # type: ignore[no-untyped-def]
+    """LLVM's cttz intrinsic (count trailing zeros; x must not be 0): one TZCNT/BSF instruction on x86-64."""
+    sig = types.uint64(types.uint64)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _cttz(x: np.uint64) -> int:
+    return np.int64(_cttz_intrinsic(np.uint64(x)))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -372,14 +393,17 @@ def probe_batch(
     Rows and distances of query i are [starts[i], starts[i + 1]). Same contract as `probe`: every live row
     within `radius`, each reported once per query (by the first table where its substring is within `flips`).
 
-    One query at a time, each of its ~100-300 probed buckets per table is a random read into that table's
-    bucket offsets, low bits and row numbers (5 B per row and table: 55 MB at 1M PDQ codes, more than the
-    cache). Here every table's probes for the whole batch are first counting-sorted by their bucket's top
-    bits (a "partition" of 2^SUPER_SHIFT buckets, ~2-4k rows), then run partition by partition, so each
-    partition's offsets, low bits and row numbers are read from memory once and then served from L1/L2 for
-    every query that probes it. Only the verification of candidates against the full codes stays a random
-    read, and those loads are issued back to back, independent of each other. The hot loops live in helper
-    kernels whose buffers are fixed arguments: growing arrays inside a loop costs reference counting there.
+    Three phases, each arranged for memory locality rather than query by query:
+    1. Per table, the batch's (query, mask) probes are counting-sorted by their bucket's top bits (a
+       "partition" of 2^SUPER_SHIFT buckets, ~4k rows at 1M codes), then run partition by partition: each
+       partition's offsets and low bits are read from memory once and then served from L1 for every query
+       that probes it. One query at a time, each probed bucket was a random read into 5 B per row and table.
+    2. Buckets are filtered 8 low-bit bytes per step (`_filter_partition`), not byte by byte: a bucket holds
+       ~15 rows at 1M codes, and the byte loop cost a mispredicted branch per bucket and per passing row.
+    3. The candidates of every table are counting-sorted by row block and verified against the full codes
+       in row order: ~300 candidates per query, which verified in table order were each a cache and TLB miss
+       into the codes (32 MB at 1M); in row order the reads sweep the codes front to back.
+    Hot loops live in helper kernels with fixed buffers: growing arrays inside a loop costs reference counting.
     """
     nq = qs.shape[0]
     m = starts.shape[0]
@@ -393,14 +417,10 @@ def probe_batch(
     n_probes = nq * nm
     part_start = np.empty(n_parts + 1, dtype=np.int64)
     probe_bucket = np.empty(n_probes, dtype=np.int64)
-    probe_query = np.empty(n_probes, dtype=np.int64)
-    probe_budget = np.empty(n_probes, dtype=np.int64)
-    cand_q = np.empty(4096, dtype=np.int64)
-    cand_e = np.empty(4096, dtype=np.int64)
-    out_q = np.empty(1024, dtype=np.int64)
-    out_row = np.empty(1024, dtype=np.int64)
-    out_dist = np.empty(1024, dtype=np.int32)
-    count = 0
+    probe_query = np.empty(n_probes, dtype=np.int64)  # query << 8 | low-bit budget (budgets are <= 32)
+    cand_qt = np.empty(max(4096, 64 * nq), dtype=np.int64)  # query << 8 | table
+    cand_row = np.empty(cand_qt.shape[0], dtype=np.int64)
+    nc = 0
     for t in range(m):
         lb = low_bits[t]
         # counting sort of the batch's (query, mask) probes by partition
@@ -419,55 +439,122 @@ def probe_batch(
                 dest = fill[h >> SUPER_SHIFT]
                 fill[h >> SUPER_SHIFT] = dest + 1
                 probe_bucket[dest] = h
-                probe_query[dest] = i
-                probe_budget[dest] = flips - mask_flips[j]
-        for part in range(n_parts):
-            lo = part_start[part]
-            hi = part_start[part + 1]
-            if lo == hi:
-                continue
-            most = _bucket_entries(probe_bucket, lo, hi, base[t], rel[t])
-            if most > cand_q.shape[0]:
-                cand_q = np.empty(2 * most, dtype=np.int64)
-                cand_e = np.empty(2 * most, dtype=np.int64)
-            nc = _filter_partition(
-                probe_bucket, probe_query, probe_budget, lo, hi, qkeys, t, lb, base[t], rel[t], lows[t],
-                positions[t], cand_q, cand_e,
+                probe_query[dest] = (i << 8) | (flips - mask_flips[j])
+        s = 0
+        while s < n_probes:  # the filter stops where its candidate buffer is full: grow it and go on
+            nc, s = _filter_probes(
+                probe_bucket, probe_query, s, n_probes, qkeys, t, lb, base[t], rel[t], lows[t], positions[t],
+                cand_qt, cand_row, nc,
             )
-            if count + nc > out_q.shape[0]:
-                size = 2 * (count + nc)
-                grown_oq = np.empty(size, dtype=np.int64)
-                grown_oq[:count] = out_q[:count]
-                out_q = grown_oq
-                grown_or = np.empty(size, dtype=np.int64)
-                grown_or[:count] = out_row[:count]
-                out_row = grown_or
-                grown_od = np.empty(size, dtype=np.int32)
-                grown_od[:count] = out_dist[:count]
-                out_dist = grown_od
-            count = _verify_candidates(
-                qs, qkeys, words, alive, starts, lengths, flips, radius, t, cand_q, cand_e, nc, out_q, out_row,
-                out_dist, count,
-            )
+            if s < n_probes:
+                grown_qt = np.empty(2 * cand_qt.shape[0], dtype=np.int64)
+                grown_qt[:nc] = cand_qt[:nc]
+                cand_qt = grown_qt
+                grown_row = np.empty(2 * cand_row.shape[0], dtype=np.int64)
+                grown_row[:nc] = cand_row[:nc]
+                cand_row = grown_row
+    cand_qt, cand_row = _in_row_order(cand_qt, cand_row, nc, words.shape[0])
+    out_q = np.empty(nc, dtype=np.int64)
+    out_row = np.empty(nc, dtype=np.int64)
+    out_dist = np.empty(nc, dtype=np.int32)
+    count = _verify_candidates(
+        qs, qkeys, words, alive, starts, lengths, flips, radius, cand_qt, cand_row, out_q, out_row, out_dist
+    )
     return group_by_query(nq, out_q[:count], out_row[:count], out_dist[:count])
 
 
-@njit(cache=True, nogil=True)
-def _bucket_entries(probe_bucket: np.ndarray, lo: int, hi: int, bt: np.ndarray, rt: np.ndarray) -> int:
-    """Bucket entries probes [lo, hi) scan in all: the most candidates they can yield."""
-    total = 0
-    for s in range(lo, hi):
-        h = probe_bucket[s]
-        total += bt[(h + 1) >> SUPER_SHIFT] + np.int64(rt[h + 1]) - bt[h >> SUPER_SHIFT] - np.int64(rt[h])
-    return total
+_BYTES_LO = np.uint64(0x0101010101010101)
+_BYTES_HI = np.uint64(0x8080808080808080)
+_PAIRS = np.uint64(0x5555555555555555)
+_QUADS = np.uint64(0x3333333333333333)
+_NIBBLES = np.uint64(0x0F0F0F0F0F0F0F0F)
+
+
+@intrinsic
+def _load8_intrinsic(typingctx, a, e):  # type: ignore[no-untyped-def]
+    """One unaligned 8-byte load of a uint8 array's a[e:e + 8], in native byte order (no bounds check)."""
+    sig = types.uint64(a, e)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        address = builder.gep(array.data, [args[1]])
+        return builder.load(builder.bitcast(address, ir.IntType(64).as_pointer()), align=1)
+
+    return sig, codegen
+
+
+@intrinsic
+def _prefetch_intrinsic(typingctx, a, e):  # type: ignore[no-untyped-def]
+    """Hint the CPU to fetch the cache line holding a[e] (LLVM's prefetch: read, keep in all cache levels)."""
+    sig = types.void(a, e)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        address = builder.bitcast(builder.gep(array.data, [args[1]]), ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [address.type, i32, i32, i32]), "llvm.prefetch.p0i8"
+        )
+        builder.call(fn, [address, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _prefetch_range(a: np.ndarray, lo: int, hi: int) -> None:
+    """Prefetch every cache line of a[lo:hi] (a uint8 or uint16 array; lines of 64 bytes)."""
+    step = 64 // a.itemsize
+    for e in range(lo, min(hi, a.shape[0]), step):
+        _prefetch_intrinsic(a, np.int64(e))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _load8(a: np.ndarray, e: int) -> np.uint64:
+    """Bytes a[e:e + 8] as a little-endian uint64: byte a[e + k] is bits 8k..8k+7. One load, where byte loads
+    compiled to eight (numba's negative-index handling keeps LLVM from merging them)."""
+    if _LITTLE_ENDIAN:
+        return _load8_intrinsic(a, np.int64(e))
+    v = np.uint64(0)
+    for k in range(8):
+        v |= np.uint64(a[e + k]) << np.uint64(8 * k)
+    return v
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _over_budget(x: np.uint64, limit: np.uint64) -> np.uint64:
+    """Top bit of each byte of x set where that byte's popcount exceeds the budget (`limit` = 127 - budget in
+    every byte; popcounts are <= 8, so adding it never carries into the next byte)."""
+    x = x - ((x >> np.uint64(1)) & _PAIRS)
+    x = (x & _QUADS) + ((x >> np.uint64(2)) & _QUADS)
+    x = (x + (x >> np.uint64(4))) & _NIBBLES
+    return (x + limit) & _BYTES_HI
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _first_bytes(n: int) -> np.uint64:
+    """A mask of the low `n` bytes of a uint64 (all of them from 8 on, none below 1), without a branch: a
+    bucket's size decides it, and branching on that mispredicted about twice per bucket."""
+    half = np.uint64(4 * min(max(n, 0), 8))
+    return ((_U1 << half) << half) - _U1  # two shifts: one by 64 bits would be undefined
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _emit(ok: np.uint64, e: int, qt: int, cand_qt: np.ndarray, cand_row: np.ndarray, nc: int) -> int:
+    """Append entry e + k for each byte k of `ok` whose top bit is set."""
+    while ok:
+        cand_qt[nc] = qt
+        cand_row[nc] = e + (_cttz(ok) >> 3)
+        nc += 1
+        ok &= ok - _U1
+    return nc
 
 
 @njit(cache=True, nogil=True)
-def _filter_partition(
+def _filter_probes(
     probe_bucket: np.ndarray,
     probe_query: np.ndarray,
-    probe_budget: np.ndarray,
-    lo: int,
+    s: int,
     hi: int,
     qkeys: np.ndarray,
     t: int,
@@ -476,25 +563,93 @@ def _filter_partition(
     rt: np.ndarray,
     low: np.ndarray,
     pos: np.ndarray,
-    cand_q: np.ndarray,
+    cand_qt: np.ndarray,
     cand_row: np.ndarray,
-) -> int:
-    """Scan the buckets of probes [lo, hi) and keep (query, row) where the low bits are within budget."""
+    nc: int,
+) -> tuple[int, int]:
+    """Scan the buckets of probes [s, hi) and append (query << 8 | t, row) where the low bits are within the
+    probe's budget. Stops before a bucket that might not fit the buffers: returns (count, next probe).
+
+    A bucket's first 24 low-bit bytes are tested as three words with no loop (buckets hold ~10-15 rows, and
+    a loop over them cost a mispredicted exit per bucket); bytes past the bucket are read and masked out.
+    """
     low_mask = (1 << lb) - 1
-    nc = 0
-    for s in range(lo, hi):
+    cap = cand_qt.shape[0]
+    n_low = low.shape[0]
+    start_nc = nc
+    fetched = -1  # the last partition whose offsets and low bits were prefetched
+    while s < hi:
         h = probe_bucket[s]
-        i = probe_query[s]
-        budget = probe_budget[s]
+        ahead = (h >> SUPER_SHIFT) + 1
+        if ahead > fetched and ahead + 1 < bt.shape[0]:
+            # The next partition's probes read its offsets and low bits at random: have their lines on the way
+            # while this partition runs (~70 lines at 1M codes; one cache miss each when read in probe order).
+            _prefetch_range(low, bt[ahead], bt[ahead + 1])
+            _prefetch_range(rt, ahead << SUPER_SHIFT, (ahead + 1) << SUPER_SHIFT)
+            fetched = ahead
+        b = bt[h >> SUPER_SHIFT] + np.int64(rt[h])
+        end = bt[(h + 1) >> SUPER_SHIFT] + np.int64(rt[h + 1])
+        size = end - b
+        if nc + size > cap:
+            break
+        i = probe_query[s] >> 8
+        budget = probe_query[s] & 255
+        qt = (i << 8) | t
         qlow = np.uint64(qkeys[i, t] & low_mask)
-        for e in range(bt[h >> SUPER_SHIFT] + np.int64(rt[h]), bt[(h + 1) >> SUPER_SHIFT] + np.int64(rt[h + 1])):
-            if popcount(np.uint64(low[e]) ^ qlow) <= budget:
-                cand_q[nc] = i
+        if budget >= lb:  # every row of the bucket is within budget
+            for e in range(b, end):
+                cand_qt[nc] = qt
                 cand_row[nc] = e
                 nc += 1
-    for c in range(nc):  # entry -> row number, as a separate pass: independent loads
+        elif b + 24 <= n_low:
+            spread = qlow * _BYTES_LO
+            limit = np.uint64(127 - budget) * _BYTES_LO
+            ok0 = ~_over_budget(_load8(low, b) ^ spread, limit) & _BYTES_HI & _first_bytes(size)
+            ok1 = ~_over_budget(_load8(low, b + 8) ^ spread, limit) & _BYTES_HI & _first_bytes(size - 8)
+            ok2 = ~_over_budget(_load8(low, b + 16) ^ spread, limit) & _BYTES_HI & _first_bytes(size - 16)
+            if ok0 | ok1 | ok2:
+                nc = _emit(ok0, b, qt, cand_qt, cand_row, nc)
+                nc = _emit(ok1, b + 8, qt, cand_qt, cand_row, nc)
+                nc = _emit(ok2, b + 16, qt, cand_qt, cand_row, nc)
+            for e in range(b + 24, end):
+                if popcount(np.uint64(low[e]) ^ qlow) <= budget:
+                    cand_qt[nc] = qt
+                    cand_row[nc] = e
+                    nc += 1
+        else:  # the table's last bytes: fewer than 24 left to read
+            for e in range(b, end):
+                if popcount(np.uint64(low[e]) ^ qlow) <= budget:
+                    cand_qt[nc] = qt
+                    cand_row[nc] = e
+                    nc += 1
+        s += 1
+    for c in range(start_nc, nc):  # entry -> row number, as a separate pass: independent loads
         cand_row[c] = pos[cand_row[c]]
-    return nc
+    return nc, s
+
+
+ROW_BLOCK_SHIFT = 8  # candidates are verified in blocks of 2^8 rows (8 KiB of 256-bit codes)
+
+
+@njit(cache=True, nogil=True)
+def _in_row_order(cand_qt: np.ndarray, cand_row: np.ndarray, nc: int, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first nc candidates counting-sorted by row block (moved, not indexed: verifying through an index
+    array made each candidate two more random reads)."""
+    n_blocks = (n_rows >> ROW_BLOCK_SHIFT) + 1
+    block_start = np.zeros(n_blocks + 1, dtype=np.int64)
+    for c in range(nc):
+        block_start[(cand_row[c] >> ROW_BLOCK_SHIFT) + 1] += 1
+    for b in range(n_blocks):
+        block_start[b + 1] += block_start[b]
+    sorted_qt = np.empty(nc, dtype=np.int64)
+    sorted_row = np.empty(nc, dtype=np.int64)
+    for c in range(nc):
+        b = cand_row[c] >> ROW_BLOCK_SHIFT
+        dest = block_start[b]
+        block_start[b] = dest + 1
+        sorted_qt[dest] = cand_qt[c]
+        sorted_row[dest] = cand_row[c]
+    return sorted_qt, sorted_row
 
 
 @njit(cache=True, nogil=True)
@@ -507,18 +662,17 @@ def _verify_candidates(
     lengths: np.ndarray,
     flips: int,
     radius: int,
-    t: int,
-    cand_q: np.ndarray,
+    cand_qt: np.ndarray,
     cand_row: np.ndarray,
-    nc: int,
     out_q: np.ndarray,
     out_row: np.ndarray,
     out_dist: np.ndarray,
-    count: int,
 ) -> int:
-    """Append the live candidates within `radius` that table t is the first to reach (capacity is the caller's)."""
-    for c in range(nc):
-        i = cand_q[c]
+    """Keep the live candidates within `radius` whose table is the first to reach them."""
+    count = 0
+    for c in range(cand_qt.shape[0]):
+        i = cand_qt[c] >> 8
+        t = cand_qt[c] & 255
         p = cand_row[c]
         d = row_distance(qs[i], words, p)
         if d > radius or not is_alive(alive, p):

@@ -114,6 +114,11 @@ class ProbeGuard:
         self._keys: dict[str, _KeyMemory] = {}
         self._ids = itertools.count(1)
 
+    def remembers(self, key: str) -> bool:
+        """Whether key `key` has a memory (anchors, perhaps expired). Without one, screen() answers a query that
+        matched nothing with its own result and remembers nothing, so the caller may skip it."""
+        return key in self._keys
+
     def screen(self, key: str, codes: Mapping[str, bytes], result: dict[str, Any]) -> Screened:
         """The answer to give key `key` for one query, from its perceptual `codes` and its real `result`."""
         codes = {name: code for name, code in codes.items() if name in PERCEPTUAL}

@@ -48,6 +48,7 @@ KEY_CACHE_S = 2.0
 KEY_CACHE_SIZE = 10_000  # ids are 64-bit integers in every store back end
 KEY_OPTIONS = {"disclosure", "rate_per_s", "burst", "max_inflight", "expires_at"}
 DEFAULT_ROTATION_GRACE_S = 86_400  # a day for every client to pick up the new secret
+_NO_EVIDENCE = policy.decide(())  # the decision for a query that matched nothing
 
 
 def limits_from(settings: Settings) -> media.Limits:
@@ -227,10 +228,12 @@ class Service:
             split = [_split_context(entry, f"items[{n}]") for n, entry in enumerate(batch)]
             queries = [_query_from_hash_set(entry, f"items[{n}]") for n, (entry, _) in enumerate(split)]
             raw = self._match_many(queries)
-            for query, (_, context), one in zip(queries, split, raw, strict=True):
-                self.after.record(caller, context, _hash_set_summary(query), one)
+            # one summary per set, for its event and its answer alike (neither changes it)
+            summaries = [_hash_set_summary(query) for query in queries]
+            for summary, (_, context), one in zip(summaries, split, raw, strict=True):
+                self.after.record(caller, context, summary, one)
             matched = self._answers(caller, queries, raw)
-            results = [_response(m, _hash_set_summary(q)) for q, m in zip(queries, matched, strict=True)]
+            results = [_response(m, summary) for summary, m in zip(summaries, matched, strict=True)]
             batch_response: dict[str, Any] = {"results": results, "index": {"sequence": self.live.sequence}}
             timed = _timed(caller, started)
             if timed is not None:
@@ -250,11 +253,17 @@ class Service:
         if caller is None:
             return results
         answers = []
+        name, decision_only = caller.key.name, caller.key.decision_only
         for query, result in zip(queries, results, strict=True):
-            screened = self.probes.screen(caller.key.name, _original_codes(query), result)
+            if not result["matches"] and not self.probes.remembers(name):
+                # What screen() answers for it, without its work: a query that matched nothing, from a key with
+                # no anchor to probe, is neither an anchor nor a probe (most sets of a batch are such).
+                answers.append(redact(result) if decision_only else result)
+                continue
+            screened = self.probes.screen(name, _original_codes(query), result)
             for details in screened.alerts:
                 self.store.record_audit(caller.actor, AUDIT_ACTION, details=details)
-            shown = screened.frozen or caller.key.decision_only
+            shown = screened.frozen or decision_only
             answers.append(redact(screened.answer) if shown else screened.answer)
         return answers
 
@@ -291,6 +300,8 @@ class Service:
             for (n, variant, _), (ids, distances) in zip(
                 probes, self.live.search(algorithm, codes, radius[algorithm]), strict=True
             ):
+                if not len(ids):
+                    continue  # most probes of a batch find nothing
                 found = candidates[n]
                 for hash_id, distance in zip(ids.tolist(), distances.tolist(), strict=True):
                     best = found.get(hash_id)
@@ -332,6 +343,8 @@ class Service:
         stored = item_codes(self.store.engine, sorted(set().union(*wanted)), "pdq")
         by_item = {owner.item_id: owner for owner in owners.values()}
         for query, found, items in zip(queries, candidates, wanted, strict=True):
+            if not items:
+                continue  # (a set of the batch with no PDQ has none to add; it has no "pdq" codes at all)
             probes = query.codes["pdq"]
             for item_id in items:
                 owner = by_item[item_id]
@@ -346,6 +359,8 @@ class Service:
     def _decide(
         query: _Query, found: dict[int, tuple[str, int, str]], owners: dict[int, HashOwner], sequence: int
     ) -> dict[str, Any]:
+        if not found:  # nothing within any threshold: the answer to no evidence, without building it
+            return {"decision": _NO_EVIDENCE, "matches": [], "index": {"sequence": sequence}}
         evidence: list[tuple[policy.Evidence, HashOwner, str]] = []
         for hash_id, (algorithm, distance, variant) in found.items():
             owner = owners.get(hash_id)
@@ -723,6 +738,10 @@ def _query_from_hash_set(entry: Any, where: str) -> _Query:
         raise ValidationError(f"{where} must be an object of algorithm -> hex hash, e.g. {{\"pdq\": \"...\"}}")
     query = _Query()
     for algorithm, value in entry.items():
+        code = _canonical_code(algorithm, value)
+        if code is not None:
+            query.codes[algorithm] = [("original", code)]
+            continue
         if algorithm == "pdq" and isinstance(value, dict):
             query.pdq_quality = validation.pdq_quality(value.get("quality"), f"{where}.pdq.quality")
             value = value.get("value")
@@ -734,6 +753,21 @@ def _query_from_hash_set(entry: Any, where: str) -> _Query:
     if "dhash" in query.codes:
         query.views["original"] = query_views.ViewMeasures(query.pdq_quality, minority_bits(query.codes["dhash"][0][1]))
     return query
+
+
+def _canonical_code(algorithm: Any, value: Any) -> bytes | None:
+    """The code of a hash sent in canonical form (a known algorithm's exact name, exactly its number of hex
+    digits), else None for normalize_hex to forgive or explain. A batch's sets nearly all take this path:
+    normalize_hex's checks cost more per set than the rest of a set's validation."""
+    algo = ALGORITHMS.get(algorithm) if type(algorithm) is str else None
+    if algo is None or type(value) is not str or len(value) != algo.hex_length:
+        return None
+    try:
+        code = bytes.fromhex(value)  # upper case decodes as normalize_hex's lower-casing would
+    except ValueError:
+        return None
+    # fromhex skips whitespace, which normalize_hex refuses inside a hash: a full-length code has none
+    return code if len(code) == algo.bits // 8 else None
 
 
 def _split_context(entry: Any, where: str) -> tuple[Any, MatchContext]:
