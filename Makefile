@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 # Two processes, file by file, then the tests that assert wall-clock bounds alone (tests/conftest.py).
 test: $(STAMP)
 	$(BIN)/ruff check hashsvc tests scripts
-	$(BIN)/pytest -n 2 --dist loadfile -m "not serial"
-	$(BIN)/pytest -p no:xdist -m serial
+	$(BIN)/pytest -n 2 --dist loadfile -m "not serial"; parallel=$$?; \
+	  $(BIN)/pytest -p no:xdist -m serial && exit $$parallel
 
 # Serve on 127.0.0.1:8080 with the embedded SQLite store in index/; the first run prints an admin key.
 run: $(STAMP)
