@@ -43,7 +43,8 @@ def main() -> None:
             for start in range(0, args.new, size):
                 index.range_search(queries[start : start + size], RADIUS)
             per_item = (time.process_time() - cpu) / args.new * 1000
-            print(f"batch {size}: {per_item:.3f} ms CPU per new item, wall {time.perf_counter() - wall:.1f} s; {load()}")
+            wall_s = time.perf_counter() - wall
+            print(f"batch {size}: {per_item:.3f} ms CPU per new item, wall {wall_s:.1f} s; {load()}", flush=True)
 
 
 if __name__ == "__main__":
