@@ -4,6 +4,9 @@
     # A/B in one sitting: the same server with HASHSVC_RECORD_EVENTS=0 and =1, rounds in the order A B B A, every
     # request matching a `block` item (the worst case: an event per upload, per hash set)
     .venv/bin/python scripts/bench_after_match.py recording --seconds 10
+    # 3 rounds per mode (off on on off off on), only the hash-lookup scenarios; every round also reports the
+    # server's CPU per request (its processes' user + system time), steadier than throughput on a shared machine
+    .venv/bin/python scripts/bench_after_match.py recording --seconds 10 --rounds 3 --scenarios single batch
 
     # 100k newly added items searched against 10M retained upload hashes (synthesized)
     .venv/bin/python scripts/bench_after_match.py retrohunt --retained 10000000 --new 100000
