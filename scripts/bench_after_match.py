@@ -4,6 +4,9 @@
     # A/B in one sitting: the same server with HASHSVC_RECORD_EVENTS=0 and =1, rounds in the order A B B A, every
     # request matching a `block` item (the worst case: an event per upload, per hash set)
     .venv/bin/python scripts/bench_after_match.py recording --seconds 10
+    # 3 rounds per mode (off on on off off on), only the hash-lookup scenarios; every round also reports the
+    # server's CPU per request (its processes' user + system time), steadier than throughput on a shared machine
+    .venv/bin/python scripts/bench_after_match.py recording --seconds 10 --rounds 3 --scenarios single batch
 
     # 100k newly added items searched against 10M retained upload hashes (synthesized)
     .venv/bin/python scripts/bench_after_match.py retrohunt --retained 10000000 --new 100000
@@ -33,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_service import Request, closed_loop, open_loop, percentile, summarize
@@ -78,6 +82,19 @@ class Server:
                 pass
             time.sleep(0.25)
         raise TimeoutError("server not ready")
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) used so far by the server and its worker processes: what a request costs
+        the machine, far steadier than throughput when other work shares the cores."""
+        root = psutil.Process(self.process.pid)
+        total = 0.0
+        for process in [root, *root.children(recursive=True)]:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
 
     def stop(self) -> None:
         self.process.terminate()
@@ -133,9 +150,14 @@ def recording(args: argparse.Namespace) -> dict[str, Any]:
     common: dict[str, Any] = {"flood_max_contents": 10**9, "workers": 2}
     if args.events_flush_s is not None:  # the writer's batch interval (the most a SIGKILL can lose)
         common["events_flush_s"] = args.events_flush_s
+    if args.scenarios:
+        scenarios = {name: scenario for name, scenario in scenarios.items() if name.split()[0] in args.scenarios}
     results: dict[str, dict[str, list[dict[str, Any]]]] = {name: {"off": [], "on": []} for name in scenarios}
     loads = []
-    for round_number, mode in enumerate(["off", "on", "on", "off"]):
+    # off, on, on, off, off, on, ...: each mode gets as many rounds early as late, so a load that drifts during the
+    # sitting does not favour either
+    order = [("off", "on", "on", "off")[n % 4] for n in range(2 * args.rounds)]
+    for round_number, mode in enumerate(order):
         server = Server(
             url, folder / f"data-{round_number}", args.port + round_number, record_events=int(mode == "on"), **common
         )
@@ -143,10 +165,15 @@ def recording(args: argparse.Namespace) -> dict[str, Any]:
             server.wait_ready()
             for name, (make, per_request, clients) in scenarios.items():
                 closed_loop(server.port, token, make, clients, 2)  # warm up
+                cpu_before = server.cpu_s()
                 outcome = closed_loop(server.port, token, make, clients, args.seconds)
                 summary = summarize(outcome, args.seconds, per_request)
+                ok = outcome.statuses.get(200, 0) * per_request
+                summary["server_cpu_ms_per"] = round((server.cpu_s() - cpu_before) * 1000 / ok, 3) if ok else None
                 results[name][mode].append(summary)
-                print(f"round {round_number} {mode:3} {name}: {summary}", file=sys.stderr)
+                wal = Path(f"{folder}/store.db-wal")
+                wal_mb = f"; WAL {wal.stat().st_size / 1e6:.1f} MB" if wal.exists() else ""
+                print(f"round {round_number} {mode:3} {name}: {summary}{wal_mb}", file=sys.stderr)
         finally:
             server.stop()
         loads.append(load())
@@ -159,9 +186,16 @@ def recording(args: argparse.Namespace) -> dict[str, Any]:
             "on_per_s": round(on, 1),
             "ratio": round(on / off, 3) if off else None,
             "off_p50_ms": float(np.median([r["p50_ms"] for r in by_mode["off"]])),
+            # server CPU per upload or hash set: on / off is the share recording adds to what the machine spends
+            "off_cpu_ms_per": float(np.median([r["server_cpu_ms_per"] for r in by_mode["off"]])),
+            "on_cpu_ms_per": float(np.median([r["server_cpu_ms_per"] for r in by_mode["on"]])),
             "on_p50_ms": float(np.median([r["p50_ms"] for r in by_mode["on"]])),
+            "cpu_on_over_off": None,
             "runs": by_mode,
         }
+    for row in table.values():
+        if row["off_cpu_ms_per"]:
+            row["cpu_on_over_off"] = round(row["on_cpu_ms_per"] / row["off_cpu_ms_per"], 3)
     with Store(url) as store, store.engine.connect() as conn:
         recorded = conn.exec_driver_sql("SELECT count(*) FROM events").scalar()
     return {"scenarios": table, "events_recorded": recorded, "uptime": loads}
@@ -412,6 +446,10 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000, help="recording: stored items")
     parser.add_argument("--events-flush-s", type=float, help="recording: HASHSVC_EVENTS_FLUSH_S (default: the default)")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=2, help="recording: rounds per mode (off and on)")
+    parser.add_argument(
+        "--scenarios", nargs="+", choices=["~1", "single", "batch"], help="recording: only these (first word)"
+    )
     parser.add_argument("--port", type=int, default=18280)
     parser.add_argument("--retained", type=int, default=10_000_000)
     parser.add_argument("--new", type=int, default=100_000)

@@ -6,11 +6,14 @@ Webhooks are in test_webhooks.py; two real replicas and the SIGKILL test in test
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from api_fixtures import Api
+
+from hashsvc.service.events import FLOOD_CHECK_S
 
 PDQ = "f" * 32 + "0" * 32
 MD5 = "0123456789abcdef0123456789abcdef"
@@ -276,6 +279,24 @@ def test_the_flood_guard_quarantines_an_item_then_an_analyst_rearms_it(
     assert api.post_json(f"/v1/quarantines/{flooded}/rearm", {}).status_code == 409
     assert match(api, {"pdq": PDQ})["decision"] == "block"  # blocks again, its count restarted
     assert ("quarantine.rearm", flooded) in [(e.action, e.item_id) for e in api.service.store.list_audit(limit=5)]
+
+
+def test_the_writer_thread_runs_the_flood_guard_by_itself_within_a_flood_check_period(
+    make_api: Callable[..., Api], store_url: str
+) -> None:
+    """Without an explicit flush: the background writer records the events, then checks the flood guard (at most
+    every FLOOD_CHECK_S), so a flooded item is quarantined shortly after the match that tipped it over."""
+    api = make_api(database_url=store_url, flood_max_contents=2, flood_window_s=600)
+    bank(api, "known")
+    flooded = item(api, "known", {"md5": MD5})
+    for n in range(3):
+        assert match(api, {"md5": MD5, "content_id": f"post-{n}"})["decision"] == "block"
+    deadline = time.monotonic() + FLOOD_CHECK_S + 10
+    while match(api, {"md5": MD5, "content_id": "post-0"})["decision"] == "block":
+        assert time.monotonic() < deadline, "the writer never quarantined the flooded item"
+        time.sleep(0.05)
+    (held,) = api.client.get("/v1/quarantines", headers=api.headers("curate")).json["quarantines"]
+    assert (held["item_id"], held["status"], held["reason"].split()[:2]) == (flooded, "active", ["matched", "3"])
 
 
 def test_a_quarantine_decided_elsewhere_holds_here(make_api: Callable[..., Api], store_url: str) -> None:

@@ -257,3 +257,17 @@ def test_other_table_layouts_are_exact_too(bits: int, tables: int, radius: int) 
     queries = queries_for(rng, codes, bits, 6)
     for r in (0, radius // 2, radius, radius + 1):
         assert_exact(index, ids, codes, queries, r)
+
+
+def test_a_bulk_add_built_on_several_threads_answers_exactly_like_brute_force() -> None:
+    """`build_threads` only changes who builds the tables of a bulk add into an empty index, never the answers."""
+    rng = np.random.default_rng(13)
+    codes = random_codes(rng, 70_000, 256)  # above the merge threshold: the bulk path
+    codes[1::2] = codes[::2]  # duplicates and near-duplicates, so that radii find more than the query itself
+    codes[1::4, 0] ^= 1
+    ids = np.arange(10, 70_010, dtype=np.int64)
+    index = HammingIndex(256, build_threads=2)
+    index.add(ids, codes)
+    queries = codes[rng.choice(codes.shape[0], 20, replace=False)]
+    for query, found in zip(queries, index.range_search(queries, 31), strict=True):
+        assert as_dict(found) == brute_force(ids, codes, query, 31)

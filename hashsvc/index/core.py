@@ -83,6 +83,7 @@ class HammingIndex:
         tables: int | None = None,
         merge_threshold: int = DEFAULT_MERGE_THRESHOLD,
         background_merge: bool = True,
+        build_threads: int = 1,
     ) -> None:
         if bits <= 0 or bits % 64:
             raise ValueError(f"bits must be a positive multiple of 64, got {bits}")
@@ -90,6 +91,9 @@ class HammingIndex:
         self.layout = Layout.even(bits, tables if tables is not None else default_tables(bits))
         self.merge_threshold = max(1, merge_threshold)
         self.background_merge = background_merge
+        # Threads that build the tables of a bulk add into an empty index (the kernels release the GIL); one by
+        # default, since a serving process shares its cores with request threads.
+        self.build_threads = max(1, build_threads)
         self.sequence: int | None = None
         self._words_per_code = bits // 64
         self._lock = threading.RLock()
@@ -203,7 +207,7 @@ class HammingIndex:
             state = self._state
             empty = state.main is None and state.merging is None and state.delta.count == 0
             if empty and ids.shape[0] >= self.merge_threshold:  # bulk load: straight into an indexed main segment
-                main = MainSegment.build(self.layout, ids, words)
+                main = MainSegment.build(self.layout, ids, words, self.build_threads)
                 self._state = _State(main, None, state.delta)
                 self._size = ids.shape[0]
                 return

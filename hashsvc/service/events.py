@@ -2,12 +2,16 @@
 
 Every `block` and `review` decision, every allowlist suppression, and a sampled share of `allow` decisions
 become events. The request only appends to a bounded in-process buffer; a writer thread flushes it every
-`events_flush_s` (or sooner when a batch fills) in one transaction per batch, together with the reviews, flood-guard
-quarantines and webhook outbox rows that follow from it (hashsvc.store.aftermatch).
+`events_flush_s` (or sooner when a batch fills) in one transaction per batch, together with the reviews and
+webhook outbox rows that follow from it (hashsvc.store.aftermatch). The flood guard's check of the items those
+events blocked on runs in a transaction of its own, at most every FLOOD_CHECK_S (and on every explicit flush):
+its count over the window cost the writer more than the batch it followed did.
 
-What can be lost: nothing on a clean shutdown (`close()` drains the buffer). A SIGKILL or a power cut loses the
-events still buffered, at most the last `events_flush_s` of decisions (50 ms by default); their callers had their
-answers, so nothing is blocked or allowed differently, but those events, their reviews and webhooks never exist.
+What can be lost: nothing on a clean shutdown (`close()` drains the buffer and runs the flood check). A SIGKILL or
+a power cut loses the events still buffered, at most the last `events_flush_s` of decisions (50 ms by default);
+their callers had their answers, so nothing is blocked or allowed differently, but those events, their reviews
+and webhooks never exist. A flood check still pending is not lost with them: the count lives in the store, so
+the item's next recorded match checks it again.
 When the buffer is full (the store is down or slower than the traffic), matching waits for the writer rather than
 dropping events.
 """
@@ -19,13 +23,14 @@ import logging
 import random
 import secrets
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from hashsvc.errors import ValidationError
 from hashsvc.store import Store, validation
-from hashsvc.store.aftermatch import FloodRule, NewEvent, Recorded, record
+from hashsvc.store.aftermatch import FloodRule, NewEvent, Recorded, guard, guarded_items, record
 from hashsvc.store.transactions import utcnow
 
 log = logging.getLogger(__name__)
@@ -34,6 +39,10 @@ MAX_CONTENT_ID = 255
 MAX_EVENT_METADATA_BYTES = 4096
 BATCH = 1000
 RECORDED_DECISIONS = ("block", "review")
+# The writer checks the flood guard at most this often. The check (a distinct count per blocked item over the
+# window) cost more than writing the 5-10 events a 50 ms batch holds; deciding a quarantine up to a second later
+# lets through at most a second more of one item's blocks, against a default limit of 100 contents an hour.
+FLOOD_CHECK_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,8 @@ class EventRecorder:
         self._write_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._guarded: dict[int, str] = {}  # items blocked on since the last flood check (under _write_lock)
+        self._flood_checked = time.monotonic()
 
     def add(self, event: NewEvent) -> None:
         with self._cond:
@@ -132,9 +143,11 @@ class EventRecorder:
                     self._thread.start()
 
     def flush(self) -> None:
-        """Write everything buffered now, in the calling thread (readers call it to see their own writes)."""
+        """Write everything buffered now and check the flood guard, in the calling thread (readers call it to see
+        their own writes)."""
         while self._write_batch():
             pass
+        self._check_flood(force=True)
 
     def close(self) -> None:
         with self._cond:
@@ -153,6 +166,7 @@ class EventRecorder:
                     return
             try:
                 self._write_batch()
+                self._check_flood(force=False)
             except Exception:  # the store is down: keep the events and try again
                 log.exception("writing match events failed; retrying")
                 with self._cond:
@@ -170,10 +184,27 @@ class EventRecorder:
                 batch = self._pending[:BATCH]
             if not batch:
                 return False
-            recorded = record(self.store.engine, batch, self.flood)
+            recorded = record(self.store.engine, batch, None)
             with self._cond:
                 del self._pending[: len(batch)]  # only once committed: a failed write keeps them
                 self._cond.notify_all()
+            if self.flood is not None:
+                self._guarded.update(guarded_items(batch))
         for listener in self.listeners:
             listener(batch, recorded)
         return True
+
+    def _check_flood(self, *, force: bool) -> None:
+        """Run the flood guard over the items blocked on since its last run, if FLOOD_CHECK_S has passed."""
+        with self._write_lock:
+            if self.flood is None or not self._guarded:
+                return
+            now = time.monotonic()
+            if not force and now - self._flood_checked < FLOOD_CHECK_S:
+                return
+            quarantined = guard(self.store.engine, self._guarded, self.flood)  # raises: the items stay pending
+            self._guarded = {}
+            self._flood_checked = now
+        if quarantined:
+            for listener in self.listeners:
+                listener([], Recorded([], quarantined))

@@ -93,7 +93,8 @@ class RetroHunter:
     def __init__(self, store: Store, retention_days: float) -> None:
         self.store = store
         self.retention = dt.timedelta(days=retention_days)
-        self.index = HammingIndex(256, background_merge=False)
+        # its first refresh is one bulk add of every retained code: its tables are built on HUNT_THREADS too
+        self.index = HammingIndex(256, background_merge=False, build_threads=HUNT_THREADS)
         self.loaded_upto = 0  # highest recent_uploads id in the index
         self.forgotten_below = 1  # ids below this were pruned and removed from the index
 

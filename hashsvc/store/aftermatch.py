@@ -1,8 +1,10 @@
 """The store side of what happens after a match: events, the flood guard's quarantines, reviews.
 
 One flush of the event recorder is one transaction: the events, their (event, item) rows, the reviews they open,
-the quarantines the flood guard decides, and the webhook outbox rows for all of them commit together, so a
-webhook can never announce an event the store does not hold, and an event is never without its deliveries.
+and the webhook outbox rows for all of them commit together, so a webhook can never announce an event the store
+does not hold, and an event is never without its deliveries. The flood guard (`guard`) counts from those rows,
+so it may run in the same transaction or later in one of its own, with its quarantine events and their outbox
+rows.
 """
 
 from __future__ import annotations
@@ -88,7 +90,9 @@ def record(
     *,
     checkpoint: tuple[str, int] | None = None,
 ) -> Recorded:
-    """Record a batch of events in one transaction (see the module docstring), with a job's checkpoint if given."""
+    """Record a batch of events in one transaction (see the module docstring), with a job's checkpoint if given.
+
+    With a `flood` rule, the items the batch blocked on are checked in the same transaction (`guard`)."""
     with engine.connect() as conn:
         conn.execution_options(hashsvc_write=True)
         with conn.begin():
@@ -98,17 +102,42 @@ def record(
             ids = _insert(conn, batch, hooks)
             quarantined: list[int] = []
             if flood is not None and flood.max_contents > 0:
-                guarded = {
-                    (m["item_id"], m["bank"])
-                    for e in batch
-                    for m in e.matches
-                    if e.type == "match" and m.get("action") == "block" and "item_id" in m
-                }
-                if guarded:
-                    found = _flood(conn, sorted(guarded), flood)
-                    _insert(conn, found, hooks)
-                    quarantined = [e.matches[0]["item_id"] for e in found]
+                quarantined = _guard(conn, guarded_items(batch), flood, hooks)
             return Recorded(ids, quarantined)
+
+
+def guarded_items(batch: Iterable[NewEvent]) -> dict[int, str]:
+    """The items (id -> bank) these events matched with a `block`: what the flood guard counts."""
+    return {
+        m["item_id"]: m["bank"]
+        for e in batch
+        if e.type == "match"
+        for m in e.matches
+        if m.get("action") == "block" and "item_id" in m
+    }
+
+
+def guard(engine: sa.Engine, items: dict[int, str], flood: FloodRule) -> list[int]:
+    """Check these items (id -> bank) against the flood rule over the recorded events, in a transaction of its
+    own; quarantine those that crossed it (with their events and webhooks) and return their ids.
+
+    The count is read from the store, so a check run after the events that tipped an item over, by any process,
+    finds it: checking late delays a quarantine, it cannot miss one."""
+    if not items or flood.max_contents <= 0:
+        return []
+    with engine.connect() as conn:
+        conn.execution_options(hashsvc_write=True)
+        with conn.begin():
+            return _guard(conn, items, flood, None)
+
+
+def _guard(conn: Connection, items: dict[int, str], flood: FloodRule, hooks: list[Any] | None) -> list[int]:
+    if not items:
+        return []
+    found = _flood(conn, sorted(items.items()), flood)
+    if found:
+        _insert(conn, found, _live_webhooks(conn) if hooks is None else hooks)
+    return [e.matches[0]["item_id"] for e in found]
 
 
 def insert_events(engine: sa.Engine, batch: Sequence[NewEvent]) -> list[int]:
@@ -119,12 +148,7 @@ def insert_events(engine: sa.Engine, batch: Sequence[NewEvent]) -> list[int]:
 def _insert(conn: Connection, batch: Sequence[NewEvent], hooks: list[Any]) -> list[int]:
     if not batch:
         return []
-    last = conn.execute(
-        sa.update(event_counters)
-        .where(event_counters.c.id == 1)
-        .values(last_event_id=event_counters.c.last_event_id + len(batch))
-        .returning(event_counters.c.last_event_id)
-    ).scalar_one()
+    last = conn.execute(_NEXT_EVENT_IDS, {"count": len(batch)}).scalar_one()
     first = last - len(batch) + 1
     rows, item_rows, review_rows, outbox_rows = [], [], [], []
     for event_id, e in enumerate(batch, start=first):
@@ -150,11 +174,12 @@ def _insert(conn: Connection, batch: Sequence[NewEvent], hooks: list[Any]) -> li
                     {},
                 )
             )
-        if e.webhook_type is not None:
+        if e.webhook_type is not None and hooks:
             banks = {m["bank"] for m in e.matches if "bank" in m}
-            payload = event_dict_from(event_id, e)
+            payload = None  # built for the first subscriber only: most events have none
             for hook in hooks:
                 if e.webhook_type in hook.event_types and (hook.banks is None or banks & set(hook.banks)):
+                    payload = payload or event_dict_from(event_id, e)
                     outbox_rows.append(
                         (hook.id, f"evt-{event_id}-wh-{hook.id}", e.webhook_type, payload, e.at, "pending", 0, e.at)
                     )
@@ -176,12 +201,27 @@ def _set_checkpoint(conn: Connection, name: str, value: int) -> None:
     conn.execute(sa.insert(job_checkpoints).values(name=name, value=value))
 
 
+# The writer's statements, built once: building a Core statement (and its cache key) costs more than SQLite takes
+# to run it, on every batch of every process.
+_LIVE_WEBHOOKS = sa.select(webhooks.c.id, webhooks.c.event_types, webhooks.c.banks).where(
+    webhooks.c.deleted.is_(False)
+)
+_NEXT_EVENT_IDS = (
+    sa.update(event_counters)
+    .where(event_counters.c.id == 1)
+    .values(last_event_id=event_counters.c.last_event_id + sa.bindparam("count"))
+    .returning(event_counters.c.last_event_id)
+)
+_COUNT_CONTENTS = (
+    sa.select(event_items.c.item_id, sa.func.count(sa.distinct(event_items.c.content_key)))
+    .where(event_items.c.item_id.in_(sa.bindparam("ids", expanding=True)), event_items.c.at >= sa.bindparam("since"))
+    .group_by(event_items.c.item_id)
+)
+_QUARANTINE_STATES = sa.select(quarantines).where(quarantines.c.item_id.in_(sa.bindparam("ids", expanding=True)))
+
+
 def _live_webhooks(conn: Connection) -> list[Any]:
-    return list(
-        conn.execute(
-            sa.select(webhooks.c.id, webhooks.c.event_types, webhooks.c.banks).where(webhooks.c.deleted.is_(False))
-        )
-    )
+    return list(conn.execute(_LIVE_WEBHOOKS))
 
 
 def _flood(conn: Connection, guarded: list[tuple[int, str]], rule: FloodRule) -> list[NewEvent]:
@@ -196,21 +236,23 @@ def _flood(conn: Connection, guarded: list[tuple[int, str]], rule: FloodRule) ->
     # re-armed inside the window is recounted from its re-arming below.
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
-        for row in conn.execute(sa.select(quarantines).where(quarantines.c.item_id.in_(chunk))):
-            states[row.item_id] = row
-        counted = conn.execute(
-            sa.select(event_items.c.item_id, sa.func.count(sa.distinct(event_items.c.content_key)))
-            .where(event_items.c.item_id.in_(chunk), event_items.c.at >= since)
-            .group_by(event_items.c.item_id)
-        )
+        counted = conn.execute(_COUNT_CONTENTS, {"ids": chunk, "since": since})
         counts.update((int(item_id), int(count)) for item_id, count in counted)
+    # Only an item over the limit can be quarantined, and only its state can say it is not (already held, or
+    # re-armed and recounted from then): almost every check reads no state at all.
+    over = [item_id for item_id in ids if counts.get(item_id, 0) > rule.max_contents]
+    for start in range(0, len(over), _CHUNK):
+        for row in conn.execute(_QUARANTINE_STATES, {"ids": over[start : start + _CHUNK]}):
+            states[row.item_id] = row
     found = []
     for item_id, bank in guarded:
+        count = int(counts.get(item_id, 0))
+        if count <= rule.max_contents:
+            continue
         state = states.get(item_id)
         if state is not None and state.status in ("active", "disabled"):
             continue
-        count = int(counts.get(item_id, 0))
-        if count > rule.max_contents and state is not None and state.changed_at and state.changed_at > since:
+        if state is not None and state.changed_at and state.changed_at > since:
             count = conn.execute(
                 sa.select(sa.func.count(sa.distinct(event_items.c.content_key))).where(
                     event_items.c.item_id == item_id, event_items.c.at >= state.changed_at
