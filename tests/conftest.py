@@ -14,9 +14,9 @@ from availability import SHARED_DIR, skip_or_fail
 
 pytest_plugins = ["store_fixtures", "api_fixtures"]
 
-# `make test` runs the suite on two processes (pytest-xdist), then these alone: each asserts a wall-clock bound
+# `make test` runs the suite on four processes (pytest-xdist), then these alone: each asserts a wall-clock bound
 # (a deadline kept, a change seen on another replica within a second, a lease taken over, a fair share of a
-# saturated server) that a second test process competing for the two cores would make flaky, not wrong.
+# saturated server) that other test processes competing for the two cores would make flaky, not wrong.
 SERIAL_MODULES = {
     "test_after_match_replicas.py",
     "test_exchanges_processes.py",
