@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -18,6 +19,8 @@ class Receiver:
         self.secret = ""
         self.fail_next = 0  # answer 500 to this many requests
         self.delay_s = 0.0
+        self.one_at_a_time = False  # handle requests in turn, each taking delay_s (a receiver that keeps up slowly)
+        self.turn = threading.Lock()
         self.requests: list[dict[str, Any]] = []  # every POST, duplicates included
         self.bad_signatures = 0
         self.lock = threading.Lock()
@@ -49,6 +52,10 @@ def receiving() -> Iterator[Receiver]:
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            with receiver.turn if receiver.one_at_a_time else contextlib.nullcontext():
+                self._record(body)
+
+        def _record(self, body: bytes) -> None:
             if receiver.delay_s:
                 time.sleep(receiver.delay_s)
             ok = verify(receiver.secret, self.headers.get(SIGNATURE_HEADER, ""), body)
