@@ -38,6 +38,7 @@ from hashsvc.netguard import Guard
 from hashsvc.service import exchange_metrics as metrics
 from hashsvc.service import transfer
 from hashsvc.service.credentials import CredentialsKeyError, Vault
+from hashsvc.service.gcpause import gc_paused
 from hashsvc.service.prefetch import Prefetch
 from hashsvc.store import Actor, Store, validation
 from hashsvc.store import exchanges as feeds
@@ -417,7 +418,8 @@ class ExchangeService:
                 pages = Prefetch(client.pages(checkpoint), depth=PREFETCH_PAGES)
                 try:
                     for page, read in batched(pages, self.settings.exchange_batch_entries, BATCH_WAIT_S):
-                        counts = self._apply(record, owner, page, seen, read)
+                        with gc_paused():  # see hashsvc.service.gcpause: a batch is freed by reference counting
+                            counts = self._apply(record, owner, page, seen, read)
                         result.pages += read
                         _add(totals, counts)
                         if totals.added >= analyzed_at * 2:
