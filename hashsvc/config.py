@@ -255,10 +255,19 @@ class Settings:
         },
     )
     exchange_batch_entries: int = field(
-        default=10_000,
+        default=50_000,
         metadata={
             "help": "A sync writes consecutive partner pages in one transaction, with the checkpoint, up to this many "
-            "entries (fewer commits: a first sync is faster; an interrupted one redoes at most one batch)."
+            "entries, and reads as many ahead meanwhile (fewer commits: a first sync is faster; an interrupted one "
+            "redoes at most one batch; memory: about 1 KB per entry)."
+        },
+    )
+    exchange_parse_process: str = field(
+        default="auto",
+        metadata={
+            "help": "Parse a large NCMEC sync's pages in a child process: 'auto' (SQLite stores, on a machine with two "
+            "or more cores), 'on' or 'off'. On PostgreSQL the server's backend already runs beside the sync.",
+            "choices": ("auto", "on", "off"),
         },
     )
     exchange_lease_s: float = field(

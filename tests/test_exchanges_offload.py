@@ -198,7 +198,7 @@ def test_a_sync_whose_pages_go_to_the_parser_process_gives_the_same_bank(
                 fake.add(1_700_000_000 + n, f"img{n}", md5=hashlib.md5(f"m{n}".encode()).hexdigest())
             fake.add(1_700_000_500, "img7", deleted=True)
             fake.add(1_700_000_501, "bad", md5="zz")
-            service = make_service(store, Clock(1_700_001_000), [])
+            service = make_service(store, Clock(1_700_001_000), [], exchange_parse_process="on")
             add_ncmec(service, fake)
             result = service.sync("ncmec-feed", "worker")
         assert result.ok and result.counts["added"] == 400 and result.counts["bad"] == 1
@@ -207,3 +207,42 @@ def test_a_sync_whose_pages_go_to_the_parser_process_gives_the_same_bank(
     assert len(in_child) == 11  # 402 entries, 40 a page: every page of the second sync went to the child
     assert states[0] == states[1]
     assert states[1]["42-img7"][0] == "disabled"
+
+
+@pytest.mark.parametrize(
+    ("setting", "dialect", "cores", "wanted"),
+    [
+        ("auto", "sqlite", 2, True),  # parsing moves to the core the syncing process does not use
+        ("auto", "sqlite", 1, False),  # one core: a child only adds the cost of passing pages
+        ("auto", "postgresql", 8, False),  # PostgreSQL's backend already works beside the sync
+        ("on", "postgresql", 1, True),
+        ("off", "sqlite", 8, False),
+    ],
+)
+def test_when_a_sync_parses_in_a_child_process(setting: str, dialect: str, cores: int, wanted: bool) -> None:
+    from hashsvc.service.exchanges import parse_process_wanted
+
+    assert parse_process_wanted(setting, dialect, cores) is wanted
+
+
+def test_a_sync_with_the_parse_process_off_never_starts_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from test_exchanges import ADMIN, Clock, add_ncmec, make_service
+
+    from hashsvc.store import Store, upgrade
+
+    started: list[ParseWorker[Any]] = []
+    monkeypatch.setattr(ParseWorker, "_start", lambda worker: started.append(worker))
+    monkeypatch.setattr(offload_module, "WARM_BYTES", 0)  # it would start at the first page
+    url = f"sqlite:///{tmp_path}/off.db"
+    upgrade(url)
+    store = Store(url)
+    store.create_bank("ncmec", category="csam", actor=ADMIN)
+    with FakeNcmec(page_size=40) as fake:
+        for n in range(120):
+            fake.add(1_700_000_000 + n, f"img{n}", md5=hashlib.md5(f"m{n}".encode()).hexdigest())
+        service = make_service(store, Clock(1_700_001_000), [], exchange_parse_process="off")
+        add_ncmec(service, fake)
+        result = service.sync("ncmec-feed", "worker")
+    store.close()
+    assert result.ok and result.counts["added"] == 120
+    assert started == []

@@ -143,6 +143,7 @@ class NcmecClient:
         timeout_s: float,
         guard: Guard,
         clock: Callable[[], float] = time.time,
+        parse_process: bool = True,
     ) -> None:
         self.clock = clock
         if not credentials.get("username") or not credentials.get("password"):
@@ -154,12 +155,15 @@ class NcmecClient:
             auth=(credentials["username"], credentials["password"]),
         )
         # A large sync's pages are parsed in a child process (hashsvc.exchanges.offload): the XML costs about as
-        # much CPU as writing the entries, and the two then run on two cores.
-        self.parser = ParseWorker(parse_entries, pack=pack_entries, unpack=unpack_entries)
+        # much CPU as writing the entries, and the two then run on two cores. `parse_process=False`: always here.
+        self.parser: ParseWorker[tuple[list[Entry], str]] | None = None
+        if parse_process:
+            self.parser = ParseWorker(parse_entries, pack=pack_entries, unpack=unpack_entries)
 
     def close(self) -> None:
         self.http.close()
-        self.parser.close()
+        if self.parser is not None:
+            self.parser.close()
 
     def pages(self, checkpoint: Mapping[str, Any] | None) -> Iterator[Page]:
         return time_range_pages(checkpoint, self.clock, ("from", "to"), self._first, self._follow)
@@ -172,7 +176,7 @@ class NcmecClient:
         return self._parsed(self.http.request("GET", link).content)
 
     def _parsed(self, body: bytes) -> tuple[list[Entry], str]:
-        entries, next_link = self.parser(body)
+        entries, next_link = self.parser(body) if self.parser is not None else parse_entries(body)
         if next_link and not next_link.startswith("/v2/entries?"):
             raise MalformedFeedError("NCMEC next link does not point at /v2/entries")
         return entries, next_link

@@ -58,13 +58,17 @@ def make_client(
     parse: Parser,
     guard: Guard,
     clock: Callable[[], float] = time.time,
+    parse_process: bool = True,
 ) -> Client:
     """The client of an exchange type. `guard` checks every address it connects to (hashsvc.netguard);
-    `clock` ends the time ranges of NCMEC and ThreatExchange (tests)."""
+    `clock` ends the time ranges of NCMEC and ThreatExchange (tests); `parse_process` lets a large NCMEC sync
+    parse its pages in a child process (hashsvc.exchanges.offload)."""
     if kind == "url":
         return UrlClient(config, credentials, timeout_s=timeout_s, parse=parse, guard=guard)
     if kind == "ncmec":
-        return NcmecClient(config, credentials, timeout_s=timeout_s, guard=guard, clock=clock)
+        return NcmecClient(
+            config, credentials, timeout_s=timeout_s, guard=guard, clock=clock, parse_process=parse_process
+        )
     if kind == "threatexchange":
         return ThreatExchangeClient(config, credentials, timeout_s=timeout_s, guard=guard, clock=clock)
     if kind == "stopncii":

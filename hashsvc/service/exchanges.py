@@ -12,6 +12,7 @@ exchanges do not all call out at the same second.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 import time
@@ -55,12 +56,16 @@ RETRY_BASE_S = 1.0
 MAX_INLINE_WAIT_S = 60.0  # a Retry-After longer than this ends the sync and reschedules it instead
 BACKOFF_BASE_S = 60.0
 # Consecutive partner pages are written together, in one transaction, up to HASHSVC_EXCHANGE_BATCH_ENTRIES
-# entries (10,000 by default, as `hashsvc import` batches) or once the first of them has waited BATCH_WAIT_S: a
-# commit costs tens of milliseconds on SQLite (profiled: 1.9 s of 6.4 s for the 50 one-page commits of a
-# 50k-entry first sync), and the checkpoint of the last page goes in the same transaction, so a SIGKILL still
-# resumes after a whole batch.
-BATCH_WAIT_S = 2.0
-PREFETCH_PAGES = 4  # pages read ahead while a batch is written
+# entries (50,000 by default) or once the first of them has waited BATCH_WAIT_S: a commit costs tens of
+# milliseconds on SQLite (profiled: 1.9 s of 6.4 s for the 50 one-page commits of a 50k-entry first sync), and
+# the checkpoint of the last page goes in the same transaction, so a SIGKILL still resumes after a whole batch.
+# A commit writes every page of the store it changed; a batch's hashes land at random places of the
+# (algorithm, code) index, so as the bank grows a commit rewrites nearly one index page per hash: fewer, larger
+# batches write each page once for several hashes (a sync of 1M entries: 18% less write CPU at 500k with 50,000
+# than with 10,000, docs/exchanges.md). BATCH_WAIT_S lets a batch of a fast feed fill up (about 5 s for 50,000
+# entries at full speed) while a slow partner's pages still wait at most that long.
+BATCH_WAIT_S = 10.0
+PREFETCH_PAGES = 4  # at least this many pages read ahead while a batch is written, and up to a batch of entries
 ANALYZE_FROM = 10_000  # a sync that has added this many items refreshes the planner's statistics, then at doublings
 ALLOWED_SETTING = "HASHSVC_EXCHANGE_ALLOWED_NETWORKS"
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
@@ -354,6 +359,9 @@ class ExchangeService:
             timeout_s=self.settings.exchange_timeout_s,
             parse=transfer.read_records,
             guard=self.guard,
+            parse_process=parse_process_wanted(
+                self.settings.exchange_parse_process, self.store.engine.dialect.name, _usable_cores()
+            ),
         )
 
     def sync(self, name: str, owner: str) -> SyncResult:
@@ -415,7 +423,12 @@ class ExchangeService:
         try:
             while True:
                 seen: set[str] = set()
-                pages = Prefetch(client.pages(checkpoint), depth=PREFETCH_PAGES)
+                pages = Prefetch(
+                    client.pages(checkpoint),
+                    depth=PREFETCH_PAGES,
+                    weight=_entry_count,
+                    budget=self.settings.exchange_batch_entries,
+                )
                 try:
                     for page, read in batched(pages, self.settings.exchange_batch_entries, BATCH_WAIT_S):
                         with gc_paused():  # see hashsvc.service.gcpause: a batch is freed by reference counting
@@ -570,6 +583,30 @@ def batched(pages: Iterable[Page], max_entries: int, max_wait_s: float = BATCH_W
             entries, ids, checkpoint, count = [], set(), None, 0
     if count:  # a client that stopped without a last page: write what it gave
         yield Page(entries, checkpoint, False, snapshot), count
+
+
+def parse_process_wanted(setting: str, dialect: str, cores: int) -> bool:
+    """Whether a large sync's pages are parsed in a child process (HASHSVC_EXCHANGE_PARSE_PROCESS).
+
+    'auto' means on a SQLite store with two or more usable cores. On SQLite the syncing process does both the
+    parsing and the store's work, so a second process puts the parsing on the other core. On PostgreSQL the
+    store's work runs in the server's backend process, which already uses the other core while the sync
+    parses; measured under load (docs/exchanges.md, Benchmark), the child then cost wall time instead of saving
+    it. With one core a child only adds the cost of passing pages."""
+    if setting in ("on", "off"):
+        return setting == "on"
+    return dialect == "sqlite" and cores >= 2
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _entry_count(page: Page) -> int:
+    return len(page.entries)
 
 
 def _add(totals: PageCounts, counts: PageCounts) -> None:
