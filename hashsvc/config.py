@@ -265,8 +265,8 @@ class Settings:
     exchange_parse_process: str = field(
         default="auto",
         metadata={
-            "help": "Parse a large NCMEC sync's pages in a child process: 'auto' (SQLite stores, on a machine with two "
-            "or more cores), 'on' or 'off'. On PostgreSQL the server's backend already runs beside the sync.",
+            "help": "Parse a large NCMEC sync's pages in a child process: 'auto' (when a core is free for it: 2+ cores "
+            "with SQLite, 3+ with PostgreSQL, whose backend keeps one busy), 'on' or 'off'.",
             "choices": ("auto", "on", "off"),
         },
     )

@@ -115,6 +115,10 @@ def main() -> None:
     parser.add_argument("--database-url", help="default: a fresh SQLite file in a temporary folder")
     parser.add_argument("--skip-baseline", action="store_true", help="do not time the CSV import baseline")
     parser.add_argument("--json", type=Path, help="write the results here too")
+    parser.add_argument(
+        "--parse-process", choices=("auto", "on", "off"), default="auto",
+        help="HASHSVC_EXCHANGE_PARSE_PROCESS: parse pages in a child process (auto: SQLite stores, 2+ cores)",
+    )
     options = parser.parse_args()
 
     from cryptography.fernet import Fernet
@@ -129,7 +133,8 @@ def main() -> None:
     server = multiprocessing.Process(target=serve, args=(options.entries, ready_send, stop), daemon=True)
     server.start()
     url = ready_recv.recv()
-    results: dict[str, Any] = {"entries": options.entries, "page_size": PAGE, "machine": platform.node()}
+    results: dict[str, Any] = {"entries": options.entries, "page_size": PAGE, "machine": platform.node(),
+                               "parse_process": options.parse_process}
     try:
         with tempfile.TemporaryDirectory(prefix="bench-exchanges-") as tmp:
             database_url = options.database_url or f"sqlite:///{tmp}/hashsvc.db"
@@ -137,7 +142,8 @@ def main() -> None:
             upgrade(database_url)
             settings = load_settings(
                 {"database_url": database_url, "exchange_key": Fernet.generate_key().decode(),
-                 "exchange_allowed_networks": "127.0.0.0/8"},  # the fake NCMEC listens on loopback
+                 "exchange_allowed_networks": "127.0.0.0/8",  # the fake NCMEC listens on loopback
+                 "exchange_parse_process": options.parse_process},
                 environ={},
             )
             store = Store(database_url)

@@ -214,7 +214,8 @@ def test_a_sync_whose_pages_go_to_the_parser_process_gives_the_same_bank(
     [
         ("auto", "sqlite", 2, True),  # parsing moves to the core the syncing process does not use
         ("auto", "sqlite", 1, False),  # one core: a child only adds the cost of passing pages
-        ("auto", "postgresql", 8, False),  # PostgreSQL's backend already works beside the sync
+        ("auto", "postgresql", 2, False),  # PostgreSQL's backend already works on the second core
+        ("auto", "postgresql", 4, True),
         ("on", "postgresql", 1, True),
         ("off", "sqlite", 8, False),
     ],

@@ -588,14 +588,15 @@ def batched(pages: Iterable[Page], max_entries: int, max_wait_s: float = BATCH_W
 def parse_process_wanted(setting: str, dialect: str, cores: int) -> bool:
     """Whether a large sync's pages are parsed in a child process (HASHSVC_EXCHANGE_PARSE_PROCESS).
 
-    'auto' means on a SQLite store with two or more usable cores. On SQLite the syncing process does both the
-    parsing and the store's work, so a second process puts the parsing on the other core. On PostgreSQL the
-    store's work runs in the server's backend process, which already uses the other core while the sync
-    parses; measured under load (docs/exchanges.md, Benchmark), the child then cost wall time instead of saving
-    it. With one core a child only adds the cost of passing pages."""
+    'auto': when the machine has a core for it that the sync's other busy processes leave free. On SQLite the
+    syncing process does the parsing and the store's work, so a child moves the parsing to a second core. On
+    PostgreSQL the store's work already runs in the server's backend, which keeps a second core busy; a child
+    then needs a third, and on two cores it measured no better or worse in wall time (docs/exchanges.md,
+    Benchmark) while it costs the pages' passing to and fro."""
     if setting in ("on", "off"):
         return setting == "on"
-    return dialect == "sqlite" and cores >= 2
+    busy = 1 if dialect == "sqlite" else 2  # the syncing process, and PostgreSQL's backend
+    return cores > busy
 
 
 def _usable_cores() -> int:
