@@ -63,7 +63,8 @@ BACKOFF_BASE_S = 60.0
 # (algorithm, code) index, so as the bank grows a commit rewrites nearly one index page per hash: fewer, larger
 # batches write each page once for several hashes (a sync of 1M entries: 18% less write CPU at 500k with 50,000
 # than with 10,000, docs/exchanges.md). BATCH_WAIT_S lets a batch of a fast feed fill up (about 5 s for 50,000
-# entries at full speed) while a slow partner's pages still wait at most that long.
+# entries at full speed) while a slow partner's pages still wait at most that long, and at most a quarter of
+# the lease (which only a write renews).
 BATCH_WAIT_S = 10.0
 PREFETCH_PAGES = 4  # at least this many pages read ahead while a batch is written, and up to a batch of entries
 ANALYZE_FROM = 10_000  # a sync that has added this many items refreshes the planner's statistics, then at doublings
@@ -419,6 +420,9 @@ class ExchangeService:
         checkpoint = record.checkpoint
         attempt = 0
         analyzed_at = ANALYZE_FROM // 2
+        # Only a write renews the lease: a batch that waited for its pages past the lease would let another
+        # process take the exchange over while this one still reads.
+        max_wait_s = min(BATCH_WAIT_S, self.settings.exchange_lease_s / 4)
         client = self._client(record)
         try:
             while True:
@@ -430,7 +434,7 @@ class ExchangeService:
                     budget=self.settings.exchange_batch_entries,
                 )
                 try:
-                    for page, read in batched(pages, self.settings.exchange_batch_entries, BATCH_WAIT_S):
+                    for page, read in batched(pages, self.settings.exchange_batch_entries, max_wait_s):
                         with gc_paused():  # see hashsvc.service.gcpause: a batch is freed by reference counting
                             counts = self._apply(record, owner, page, seen, read)
                         result.pages += read
