@@ -61,10 +61,10 @@ BACKOFF_BASE_S = 60.0
 # the checkpoint of the last page goes in the same transaction, so a SIGKILL still resumes after a whole batch.
 # A commit writes every page of the store it changed; a batch's hashes land at random places of the
 # (algorithm, code) index, so as the bank grows a commit rewrites nearly one index page per hash: fewer, larger
-# batches write each page once for several hashes (a sync of 1M entries: 18% less write CPU at 500k with 50,000
-# than with 10,000, docs/exchanges.md). BATCH_WAIT_S lets a batch of a fast feed fill up (about 5 s for 50,000
-# entries at full speed) while a slow partner's pages still wait at most that long, and at most a quarter of
-# the lease (which only a write renews).
+# batches write each page once for several hashes (the first 500k entries of a sync: 18% less write CPU with
+# batches of 50,000 than of 10,000, docs/exchanges.md). BATCH_WAIT_S lets a batch of a fast feed fill up (about
+# 5 s for 50,000 entries at full speed) while a slow partner's pages still wait at most that long, and at most a
+# quarter of the lease (which only a write renews).
 BATCH_WAIT_S = 10.0
 PREFETCH_PAGES = 4  # at least this many pages read ahead while a batch is written, and up to a batch of entries
 ANALYZE_FROM = 10_000  # a sync that has added this many items refreshes the planner's statistics, then at doublings
