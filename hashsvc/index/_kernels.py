@@ -406,6 +406,8 @@ def probe_batch(
     Hot loops live in helper kernels with fixed buffers: growing arrays inside a loop costs reference counting.
     """
     nq = qs.shape[0]
+    if nq > MAX_BATCH_QUERIES:
+        raise ValueError("probe_batch takes at most MAX_BATCH_QUERIES queries")
     m = starts.shape[0]
     nm = masks.shape[0]
     nb = rel.shape[1] - 1
@@ -416,13 +418,13 @@ def probe_batch(
             qkeys[i, t] = substring(qs[i], starts[t], lengths[t])
     n_probes = nq * nm
     part_start = np.empty(n_parts + 1, dtype=np.int64)
-    probe_bucket = np.empty(n_probes, dtype=np.int64)
-    probe_query = np.empty(n_probes, dtype=np.int64)  # query << 8 | low-bit budget (budgets are <= 32)
+    probes = np.empty(n_probes, dtype=np.int64)  # one word per probe: see _pack_probe
     cand_qt = np.empty(max(4096, 64 * nq), dtype=np.int64)  # query << 8 | table
     cand_row = np.empty(cand_qt.shape[0], dtype=np.int64)
     nc = 0
     for t in range(m):
         lb = low_bits[t]
+        low_mask = (1 << lb) - 1
         # counting sort of the batch's (query, mask) probes by partition
         part_start[:] = 0
         for i in range(nq):
@@ -434,18 +436,15 @@ def probe_batch(
         fill = part_start[:-1].copy()
         for i in range(nq):
             qhigh = qkeys[i, t] >> lb
+            qlow = qkeys[i, t] & low_mask
             for j in range(nm):
                 h = qhigh ^ masks[j]
                 dest = fill[h >> SUPER_SHIFT]
                 fill[h >> SUPER_SHIFT] = dest + 1
-                probe_bucket[dest] = h
-                probe_query[dest] = (i << 8) | (flips - mask_flips[j])
+                probes[dest] = _pack_probe(h, i, qlow, flips - mask_flips[j])
         s = 0
         while s < n_probes:  # the filter stops where its candidate buffer is full: grow it and go on
-            nc, s = _filter_probes(
-                probe_bucket, probe_query, s, n_probes, qkeys, t, lb, base[t], rel[t], lows[t], positions[t],
-                cand_qt, cand_row, nc,
-            )
+            nc, s = _filter_probes(probes, s, n_probes, t, lb, base[t], rel[t], lows[t], positions[t], cand_qt, cand_row, nc)
             if s < n_probes:
                 grown_qt = np.empty(2 * cand_qt.shape[0], dtype=np.int64)
                 grown_qt[:nc] = cand_qt[:nc]
@@ -468,6 +467,24 @@ _BYTES_HI = np.uint64(0x8080808080808080)
 _PAIRS = np.uint64(0x5555555555555555)
 _QUADS = np.uint64(0x3333333333333333)
 _NIBBLES = np.uint64(0x0F0F0F0F0F0F0F0F)
+_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+
+# A batch's probe is packed in one int64 (bucket << 32 | query << 16 | query's low bits << 8 | budget), so the
+# counting sort by partition moves one word per probe and the filter reads one. Low bits are at most 8 and
+# budgets (flips) at most 32; a batch holds at most 2^16 queries (MainSegment.search_batch splits larger ones);
+# buckets have at most 29 bits (prefix_bits_for, segments under 2^32 codes), so the word is never negative.
+MAX_BATCH_QUERIES = 1 << 16
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pack_probe(bucket: int, query: int, qlow: int, budget: int) -> int:
+    return (bucket << 32) | (query << 16) | (qlow << 8) | budget
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _unpack_probe(probe: int) -> tuple[int, int, int, int]:
+    """(bucket, query, query's low bits, budget) of a `_pack_probe` word."""
+    return probe >> 32, (probe >> 16) & 0xFFFF, (probe >> 8) & 0xFF, probe & 0xFF
 
 
 @intrinsic
@@ -550,13 +567,34 @@ def _emit(ok: np.uint64, e: int, qt: int, cand_qt: np.ndarray, cand_row: np.ndar
     return nc
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _zero_bytes(x: np.uint64) -> np.uint64:
+    """Top bit of each byte of x set where that byte is 0, exactly (no borrow between bytes): adding 127 to a
+    byte's low 7 bits sets its top bit unless they are all 0, and the byte's own top bit is or-ed in."""
+    return ~(((x & _LOW7) + _LOW7) | x) & _BYTES_HI
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _within_budget(x: np.uint64, budget: int, limit: np.uint64, size: int) -> np.uint64:
+    """Top bit of each of the first `size` bytes of x (low bits XOR the query's) set where that byte's popcount
+    is within the budget. Most probes of a batch spend every flip on their bucket (budget 0): for them an
+    equality test is a third of the work of a popcount per byte."""
+    if budget == 0:
+        return _zero_bytes(x) & _first_bytes(size)
+    return ~_over_budget(x, limit) & _BYTES_HI & _first_bytes(size)
+
+
+@njit(cache=True, nogil=True)
+def _within_budget_py(x: np.uint64, budget: int, limit: np.uint64, size: int) -> np.uint64:
+    """`_within_budget` callable from Python (tests)."""
+    return _within_budget(x, budget, limit, size)
+
+
 @njit(cache=True, nogil=True)
 def _filter_probes(
-    probe_bucket: np.ndarray,
-    probe_query: np.ndarray,
+    probes: np.ndarray,
     s: int,
     hi: int,
-    qkeys: np.ndarray,
     t: int,
     lb: int,
     bt: np.ndarray,
@@ -567,19 +605,19 @@ def _filter_probes(
     cand_row: np.ndarray,
     nc: int,
 ) -> tuple[int, int]:
-    """Scan the buckets of probes [s, hi) and append (query << 8 | t, row) where the low bits are within the
-    probe's budget. Stops before a bucket that might not fit the buffers: returns (count, next probe).
+    """Scan the buckets of probes [s, hi) (packed by `_pack_probe`) and append (query << 8 | t, row) where the
+    low bits are within the probe's budget. Stops before a bucket that might not fit the buffers: returns
+    (count, next probe).
 
     A bucket's first 24 low-bit bytes are tested as three words with no loop (buckets hold ~10-15 rows, and
     a loop over them cost a mispredicted exit per bucket); bytes past the bucket are read and masked out.
     """
-    low_mask = (1 << lb) - 1
     cap = cand_qt.shape[0]
     n_low = low.shape[0]
     start_nc = nc
     fetched = -1  # the last partition whose offsets and low bits were prefetched
     while s < hi:
-        h = probe_bucket[s]
+        h, i, qlow, budget = _unpack_probe(probes[s])
         ahead = (h >> SUPER_SHIFT) + 1
         if ahead > fetched and ahead + 1 < bt.shape[0]:
             # The next partition's probes read its offsets and low bits at random: have their lines on the way
@@ -592,33 +630,30 @@ def _filter_probes(
         size = end - b
         if nc + size > cap:
             break
-        i = probe_query[s] >> 8
-        budget = probe_query[s] & 255
         qt = (i << 8) | t
-        qlow = np.uint64(qkeys[i, t] & low_mask)
         if budget >= lb:  # every row of the bucket is within budget
             for e in range(b, end):
                 cand_qt[nc] = qt
                 cand_row[nc] = e
                 nc += 1
         elif b + 24 <= n_low:
-            spread = qlow * _BYTES_LO
+            spread = np.uint64(qlow) * _BYTES_LO
             limit = np.uint64(127 - budget) * _BYTES_LO
-            ok0 = ~_over_budget(_load8(low, b) ^ spread, limit) & _BYTES_HI & _first_bytes(size)
-            ok1 = ~_over_budget(_load8(low, b + 8) ^ spread, limit) & _BYTES_HI & _first_bytes(size - 8)
-            ok2 = ~_over_budget(_load8(low, b + 16) ^ spread, limit) & _BYTES_HI & _first_bytes(size - 16)
+            ok0 = _within_budget(_load8(low, b) ^ spread, budget, limit, size)
+            ok1 = _within_budget(_load8(low, b + 8) ^ spread, budget, limit, size - 8)
+            ok2 = _within_budget(_load8(low, b + 16) ^ spread, budget, limit, size - 16)
             if ok0 | ok1 | ok2:
                 nc = _emit(ok0, b, qt, cand_qt, cand_row, nc)
                 nc = _emit(ok1, b + 8, qt, cand_qt, cand_row, nc)
                 nc = _emit(ok2, b + 16, qt, cand_qt, cand_row, nc)
             for e in range(b + 24, end):
-                if popcount(np.uint64(low[e]) ^ qlow) <= budget:
+                if popcount(np.uint64(low[e] ^ qlow)) <= budget:
                     cand_qt[nc] = qt
                     cand_row[nc] = e
                     nc += 1
         else:  # the table's last bytes: fewer than 24 left to read
             for e in range(b, end):
-                if popcount(np.uint64(low[e]) ^ qlow) <= budget:
+                if popcount(np.uint64(low[e] ^ qlow)) <= budget:
                     cand_qt[nc] = qt
                     cand_row[nc] = e
                     nc += 1
