@@ -417,7 +417,8 @@ def probe_batch(
         for t in range(m):
             qkeys[i, t] = substring(qs[i], starts[t], lengths[t])
     n_probes = nq * nm
-    part_start = np.empty(n_parts + 1, dtype=np.int64)
+    mask_slot, slot_of_masks, masks_in_slot = _mask_slots(masks, mask_flips, flips)
+    slot_start = np.empty(2 * n_parts + 1, dtype=np.int64)
     probes = np.empty(n_probes, dtype=np.int64)  # one word per probe: see _pack_probe
     cand_qt = np.empty(max(4096, 64 * nq), dtype=np.int64)  # query << 8 | table
     cand_row = np.empty(cand_qt.shape[0], dtype=np.int64)
@@ -425,23 +426,26 @@ def probe_batch(
     for t in range(m):
         lb = low_bits[t]
         low_mask = (1 << lb) - 1
-        # counting sort of the batch's (query, mask) probes by partition
-        part_start[:] = 0
+        # Counting sort of the batch's (query, mask) probes by slot: partition << 1 | (budget > 0), so a
+        # partition's budget-0 probes run together and then its others (the filter branches on the budget).
+        # A query's slot is its partition's XOR each mask's: counted once per distinct slot of the masks.
+        slot_start[:] = 0
+        for i in range(nq):
+            qslot = (qkeys[i, t] >> lb >> SUPER_SHIFT) << 1
+            for u in range(slot_of_masks.shape[0]):
+                slot_start[(qslot ^ slot_of_masks[u]) + 1] += masks_in_slot[u]
+        for slot in range(2 * n_parts):
+            slot_start[slot + 1] += slot_start[slot]
+        fill = slot_start[:-1].copy()
         for i in range(nq):
             qhigh = qkeys[i, t] >> lb
-            for j in range(nm):
-                part_start[((qhigh ^ masks[j]) >> SUPER_SHIFT) + 1] += 1
-        for part in range(n_parts):
-            part_start[part + 1] += part_start[part]
-        fill = part_start[:-1].copy()
-        for i in range(nq):
-            qhigh = qkeys[i, t] >> lb
+            qslot = (qhigh >> SUPER_SHIFT) << 1
             qlow = qkeys[i, t] & low_mask
             for j in range(nm):
-                h = qhigh ^ masks[j]
-                dest = fill[h >> SUPER_SHIFT]
-                fill[h >> SUPER_SHIFT] = dest + 1
-                probes[dest] = _pack_probe(h, i, qlow, flips - mask_flips[j])
+                slot = qslot ^ mask_slot[j]
+                dest = fill[slot]
+                fill[slot] = dest + 1
+                probes[dest] = _pack_probe(qhigh ^ masks[j], i, qlow, flips - mask_flips[j])
         s = 0
         while s < n_probes:  # the filter stops where its candidate buffer is full: grow it and go on
             nc, s = _filter_probes(probes, s, n_probes, t, lb, base[t], rel[t], lows[t], positions[t], cand_qt, cand_row, nc)
@@ -460,6 +464,20 @@ def probe_batch(
         qs, qkeys, words, alive, starts, lengths, flips, radius, cand_qt, cand_row, out_q, out_row, out_dist
     )
     return group_by_query(nq, out_q[:count], out_row[:count], out_dist[:count])
+
+
+@njit(cache=True, nogil=True)
+def _mask_slots(masks: np.ndarray, mask_flips: np.ndarray, flips: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per mask, the slot offset it moves a probe by (its partition bits << 1 | whether a budget is left), and
+    the distinct offsets with how many masks share each (few: ~37 of 137 at 1M codes)."""
+    mask_slot = np.empty(masks.shape[0], dtype=np.int64)
+    for j in range(masks.shape[0]):
+        mask_slot[j] = ((masks[j] >> SUPER_SHIFT) << 1) | (1 if mask_flips[j] < flips else 0)
+    distinct = np.unique(mask_slot)
+    counts = np.zeros(distinct.shape[0], dtype=np.int64)
+    for j in range(masks.shape[0]):
+        counts[np.searchsorted(distinct, mask_slot[j])] += 1
+    return mask_slot, distinct, counts
 
 
 _BYTES_LO = np.uint64(0x0101010101010101)
