@@ -448,7 +448,9 @@ def probe_batch(
                 probes[dest] = _pack_probe(qhigh ^ masks[j], i, qlow, flips - mask_flips[j])
         s = 0
         while s < n_probes:  # the filter stops where its candidate buffer is full: grow it and go on
-            nc, s = _filter_probes(probes, s, n_probes, t, lb, base[t], rel[t], lows[t], positions[t], cand_qt, cand_row, nc)
+            nc, s = _filter_probes(
+                probes, s, n_probes, t, lb, base[t], rel[t], lows[t], positions[t], cand_qt, cand_row, nc
+            )
             if s < n_probes:
                 grown_qt = np.empty(2 * cand_qt.shape[0], dtype=np.int64)
                 grown_qt[:nc] = cand_qt[:nc]
