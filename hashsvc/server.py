@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import gc
 import os
 import shutil
 import socket
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hashsvc.config import ENV_PREFIX, SETTINGS, Settings, load_settings
 from hashsvc.errors import ConflictError
+
+if TYPE_CHECKING:
+    from hashsvc.service.live_index import LiveIndex
 
 
 def app() -> Any:
@@ -37,6 +41,7 @@ def app() -> Any:
     flask_app = create_app(settings)
     with flask_app.app_context():
         svc = service()
+    freeze_startup_objects_when_ready(svc.live)
     limits = BodyLimits(
         max_body_bytes=settings.max_upload_bytes + MULTIPART_ALLOWANCE,
         max_header_bytes=settings.max_header_bytes,
@@ -45,6 +50,26 @@ def app() -> Any:
         max_buffered_bytes=settings.max_buffered_mb * 1024 * 1024,
     )
     return Front(flask_app.wsgi_app, limits, threads=settings.threads, on_shutdown=svc.close)
+
+
+def freeze_startup_objects_when_ready(live: LiveIndex) -> None:
+    """Once the index has loaded, take every object alive then out of the garbage collector's sight (gc.freeze).
+
+    A serving process holds ~235k objects from start-up (modules, the app, numba's compiled kernels), all kept
+    until it exits, and every full collection walked them again: ~120 ms each, set off every 10-20 batches of
+    1,000 hash sets by what the batches allocate, so 6-12 ms per batch on average (~10% of its CPU at 1M
+    hashes). Frozen, a full collection only looks at what requests made. The cost: cyclic garbage among the
+    frozen objects is never freed, and start-up leaves none worth freeing.
+    """
+    frozen = False
+
+    def freeze() -> None:
+        nonlocal frozen
+        if live.ready and not frozen:
+            gc.freeze()
+            frozen = True
+
+    live.listeners.append(freeze)
 
 
 def serve(settings: Settings) -> None:

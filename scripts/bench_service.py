@@ -118,6 +118,15 @@ class Server:
         parent = psutil.Process(self.process.pid)
         return round(sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)]) / 2**20, 1)
 
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) used so far by the server's processes (its workers included)."""
+        parent = psutil.Process(self.process.pid)
+        total = 0.0
+        for process in [parent, *parent.children(recursive=True)]:
+            times = process.cpu_times()
+            total += times.user + times.system
+        return total
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(30)
@@ -201,6 +210,24 @@ def open_loop(port: int, token: str, make: Callable[[], Request], rate: float, s
     return outcome
 
 
+def own_cpu_s() -> float:
+    """CPU seconds (user + system) used so far by this process: the client's share of the machine."""
+    times = psutil.Process().cpu_times()
+    return times.user + times.system
+
+
+def cpu_per_set(server_s: float, client_s: float, served: int) -> dict[str, float]:
+    """CPU microseconds per hash set answered (200): on a machine the client shares with the server, what the
+    sustained rate is bound by when every core is busy."""
+    if not served:
+        return {}
+    return {
+        "server_cpu_us_per_set": round(server_s / served * 1e6, 1),
+        "client_cpu_us_per_set": round(client_s / served * 1e6, 1),
+        "cpu_us_per_set": round((server_s + client_s) / served * 1e6, 1),
+    }
+
+
 def summarize(outcome: Outcome, seconds: float, per_request: int = 1) -> dict[str, object]:
     ok = outcome.statuses.get(200, 0)
     return {
@@ -263,9 +290,16 @@ def main() -> None:
             if args.only and args.only not in name:
                 continue
             print(f"{name}: closed loop...", file=sys.stderr)
+            server_cpu, client_cpu = server.cpu_s(), own_cpu_s()
             closed = closed_loop(args.port, token, make, clients, args.seconds)
+            served = closed.statuses.get(200, 0) * per_request
             sustainable = closed.statuses.get(200, 0) / args.seconds
-            row: dict[str, object] = {"closed": summarize(closed, args.seconds, per_request)}
+            row: dict[str, object] = {
+                "closed": {
+                    **summarize(closed, args.seconds, per_request),
+                    **cpu_per_set(server.cpu_s() - server_cpu, own_cpu_s() - client_cpu, served),
+                }
+            }
             if sustainable > 0:
                 print(f"{name}: open loop at 80% and 200% of {sustainable:.1f}/s...", file=sys.stderr)
                 row["at_80pct"] = summarize(
@@ -284,9 +318,9 @@ def main() -> None:
 
     print(
         "| scenario | sustained ok/s (hash sets/s) | p50 ms | p99 ms | p99 ms at 80% | 503s at 200%"
-        " | RSS MiB before/after 200% |"
+        " | RSS MiB before/after 200% | CPU µs per set (server + client) |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, row in results.items():
         if not isinstance(row, dict) or "closed" not in row:
             continue
@@ -294,7 +328,9 @@ def main() -> None:
         print(
             f"| {name} | {closed['ok_per_s']} | {closed['p50_ms']} | {closed['p99_ms']} | {at80.get('p99_ms')}"
             f" | {at200.get('statuses', {}).get(503, 0)} of {sum(at200.get('statuses', {}).values())}"
-            f" | {at200.get('rss_mib_before')} / {at200.get('rss_mib_after')} |"
+            f" | {at200.get('rss_mib_before')} / {at200.get('rss_mib_after')}"
+            f" | {closed.get('cpu_us_per_set')} ({closed.get('server_cpu_us_per_set')}"
+            f" + {closed.get('client_cpu_us_per_set')}) |"
         )
     print(
         f"ready after {results['ready_after_s']} s with {args.hashes} hashes;"

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_index import SETTINGS, as_dict, brute_force, clustered_codes, flip_bits, queries_for, random_codes
 
-from hashsvc.index import HammingIndex
+from hashsvc.index import HammingIndex, _kernels
 from hashsvc.index.core import BATCH_MIN_QUERIES
 
 
@@ -85,3 +85,47 @@ def test_batch_results_are_in_query_order_and_independent() -> None:
     for query, result in zip(queries, batch, strict=True):
         assert as_dict(result) == as_dict(index.range_search(query[None, :], 31)[0])
     assert [sorted(as_dict(r)) for r in batch] == [[i] for i in range(0, 5000, 250)]
+
+
+def test_batch_larger_than_one_kernel_call_is_split_and_still_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch above the kernel's query limit (packed in 16 bits of a probe word) runs in chunks: same answers."""
+    rng = np.random.default_rng(3)
+    codes = np.concatenate([clustered_codes(rng, 2000, 256, seeds=8), random_codes(rng, 2000, 256)])
+    index = HammingIndex(256, merge_threshold=1000)
+    index.add(np.arange(len(codes)), codes)  # bulk load: an indexed main segment, probed by the tables
+    queries = queries_for(rng, codes, 256, 45)
+    monkeypatch.setattr(_kernels, "MAX_BATCH_QUERIES", 16)  # 45 queries: chunks of 16, 16 and 13
+    assert_batch_exact(index, np.arange(len(codes)), codes, queries, 31)
+
+
+def test_kernel_refuses_more_queries_than_a_probe_word_can_number() -> None:
+    index = HammingIndex(256, merge_threshold=1000)
+    index.add(np.arange(3000), random_codes(np.random.default_rng(4), 3000, 256))
+    main = index._state.main
+    assert main is not None
+    masks, mask_flips = main._masks(2)
+    too_many = np.zeros((_kernels.MAX_BATCH_QUERIES + 1, 4), dtype=np.uint64)
+    with pytest.raises(ValueError, match="MAX_BATCH_QUERIES"):
+        _kernels.probe_batch(
+            too_many, main.words, main.alive, main.layout.starts, main.layout.lengths, main.low_bits, main.base,
+            main.rel, main.positions, main.lows, masks, mask_flips, 2, 31,
+        )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_word_wide_filters_agree_with_byte_by_byte_popcounts(seed: int) -> None:
+    """The filter's two word-wide tests (exact equality for budget 0, popcount per byte otherwise) flag exactly
+    the bytes a byte-by-byte popcount keeps, among the first `size` bytes only."""
+    rng = np.random.default_rng(seed)
+    words = rng.integers(0, 2**63, 2000, dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, 2000, dtype=np.uint64)
+    words[::5] &= np.uint64(0x00FF00FF000000FF)  # plenty of zero bytes next to 0xFF ones (borrow cases)
+    for x in words:
+        for budget in range(3):
+            size = int(rng.integers(-2, 11))
+            limit = np.uint64(127 - budget) * np.uint64(0x0101010101010101)
+            flagged = int(_kernels._within_budget_py(x, budget, limit, size))
+            expected = 0
+            for byte in range(min(max(size, 0), 8)):
+                if bin((int(x) >> (8 * byte)) & 0xFF).count("1") <= budget:
+                    expected |= 0x80 << (8 * byte)
+            assert flagged == expected, (hex(int(x)), budget, size)

@@ -398,14 +398,19 @@ def probe_batch(
        "partition" of 2^SUPER_SHIFT buckets, ~4k rows at 1M codes), then run partition by partition: each
        partition's offsets and low bits are read from memory once and then served from L1 for every query
        that probes it. One query at a time, each probed bucket was a random read into 5 B per row and table.
-    2. Buckets are filtered 8 low-bit bytes per step (`_filter_partition`), not byte by byte: a bucket holds
+       A probe is one word (`_pack_probe`), and within a partition the probes with no low-bit budget left
+       come first (most of them: 120 of 137 masks per table at 1M), so the filter's branch on it predicts.
+    2. Buckets are filtered 8 low-bit bytes per step (`_filter_probes`), not byte by byte: a bucket holds
        ~15 rows at 1M codes, and the byte loop cost a mispredicted branch per bucket and per passing row.
+       With no budget left, the test is byte equality, a third of the work of a popcount per byte.
     3. The candidates of every table are counting-sorted by row block and verified against the full codes
        in row order: ~300 candidates per query, which verified in table order were each a cache and TLB miss
        into the codes (32 MB at 1M); in row order the reads sweep the codes front to back.
     Hot loops live in helper kernels with fixed buffers: growing arrays inside a loop costs reference counting.
     """
     nq = qs.shape[0]
+    if nq > MAX_BATCH_QUERIES:
+        raise ValueError("probe_batch takes at most MAX_BATCH_QUERIES queries")
     m = starts.shape[0]
     nm = masks.shape[0]
     nb = rel.shape[1] - 1
@@ -415,36 +420,39 @@ def probe_batch(
         for t in range(m):
             qkeys[i, t] = substring(qs[i], starts[t], lengths[t])
     n_probes = nq * nm
-    part_start = np.empty(n_parts + 1, dtype=np.int64)
-    probe_bucket = np.empty(n_probes, dtype=np.int64)
-    probe_query = np.empty(n_probes, dtype=np.int64)  # query << 8 | low-bit budget (budgets are <= 32)
+    mask_slot, slot_of_masks, masks_in_slot = _mask_slots(masks, mask_flips, flips)
+    slot_start = np.empty(2 * n_parts + 1, dtype=np.int64)
+    probes = np.empty(n_probes, dtype=np.int64)  # one word per probe: see _pack_probe
     cand_qt = np.empty(max(4096, 64 * nq), dtype=np.int64)  # query << 8 | table
     cand_row = np.empty(cand_qt.shape[0], dtype=np.int64)
     nc = 0
     for t in range(m):
         lb = low_bits[t]
-        # counting sort of the batch's (query, mask) probes by partition
-        part_start[:] = 0
+        low_mask = (1 << lb) - 1
+        # Counting sort of the batch's (query, mask) probes by slot: partition << 1 | (budget > 0), so a
+        # partition's budget-0 probes run together and then its others (the filter branches on the budget).
+        # A query's slot is its partition's XOR each mask's: counted once per distinct slot of the masks.
+        slot_start[:] = 0
+        for i in range(nq):
+            qslot = (qkeys[i, t] >> lb >> SUPER_SHIFT) << 1
+            for u in range(slot_of_masks.shape[0]):
+                slot_start[(qslot ^ slot_of_masks[u]) + 1] += masks_in_slot[u]
+        for slot in range(2 * n_parts):
+            slot_start[slot + 1] += slot_start[slot]
+        fill = slot_start[:-1].copy()
         for i in range(nq):
             qhigh = qkeys[i, t] >> lb
+            qslot = (qhigh >> SUPER_SHIFT) << 1
+            qlow = qkeys[i, t] & low_mask
             for j in range(nm):
-                part_start[((qhigh ^ masks[j]) >> SUPER_SHIFT) + 1] += 1
-        for part in range(n_parts):
-            part_start[part + 1] += part_start[part]
-        fill = part_start[:-1].copy()
-        for i in range(nq):
-            qhigh = qkeys[i, t] >> lb
-            for j in range(nm):
-                h = qhigh ^ masks[j]
-                dest = fill[h >> SUPER_SHIFT]
-                fill[h >> SUPER_SHIFT] = dest + 1
-                probe_bucket[dest] = h
-                probe_query[dest] = (i << 8) | (flips - mask_flips[j])
+                slot = qslot ^ mask_slot[j]
+                dest = fill[slot]
+                fill[slot] = dest + 1
+                probes[dest] = _pack_probe(qhigh ^ masks[j], i, qlow, flips - mask_flips[j])
         s = 0
         while s < n_probes:  # the filter stops where its candidate buffer is full: grow it and go on
             nc, s = _filter_probes(
-                probe_bucket, probe_query, s, n_probes, qkeys, t, lb, base[t], rel[t], lows[t], positions[t],
-                cand_qt, cand_row, nc,
+                probes, s, n_probes, t, lb, base[t], rel[t], lows[t], positions[t], cand_qt, cand_row, nc
             )
             if s < n_probes:
                 grown_qt = np.empty(2 * cand_qt.shape[0], dtype=np.int64)
@@ -463,11 +471,43 @@ def probe_batch(
     return group_by_query(nq, out_q[:count], out_row[:count], out_dist[:count])
 
 
+@njit(cache=True, nogil=True)
+def _mask_slots(masks: np.ndarray, mask_flips: np.ndarray, flips: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per mask, the slot offset it moves a probe by (its partition bits << 1 | whether a budget is left), and
+    the distinct offsets with how many masks share each (few: ~37 of 137 at 1M codes)."""
+    mask_slot = np.empty(masks.shape[0], dtype=np.int64)
+    for j in range(masks.shape[0]):
+        mask_slot[j] = ((masks[j] >> SUPER_SHIFT) << 1) | (1 if mask_flips[j] < flips else 0)
+    distinct = np.unique(mask_slot)
+    counts = np.zeros(distinct.shape[0], dtype=np.int64)
+    for j in range(masks.shape[0]):
+        counts[np.searchsorted(distinct, mask_slot[j])] += 1
+    return mask_slot, distinct, counts
+
+
 _BYTES_LO = np.uint64(0x0101010101010101)
 _BYTES_HI = np.uint64(0x8080808080808080)
 _PAIRS = np.uint64(0x5555555555555555)
 _QUADS = np.uint64(0x3333333333333333)
 _NIBBLES = np.uint64(0x0F0F0F0F0F0F0F0F)
+_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+
+# A batch's probe is packed in one int64 (bucket << 32 | query << 16 | query's low bits << 8 | budget), so the
+# counting sort by partition moves one word per probe and the filter reads one. Low bits are at most 8 and
+# budgets (flips) at most 32; a batch holds at most 2^16 queries (MainSegment.search_batch splits larger ones);
+# buckets have at most 29 bits (prefix_bits_for, segments under 2^32 codes), so the word is never negative.
+MAX_BATCH_QUERIES = 1 << 16
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pack_probe(bucket: int, query: int, qlow: int, budget: int) -> int:
+    return (bucket << 32) | (query << 16) | (qlow << 8) | budget
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _unpack_probe(probe: int) -> tuple[int, int, int, int]:
+    """(bucket, query, query's low bits, budget) of a `_pack_probe` word."""
+    return probe >> 32, (probe >> 16) & 0xFFFF, (probe >> 8) & 0xFF, probe & 0xFF
 
 
 @intrinsic
@@ -550,13 +590,34 @@ def _emit(ok: np.uint64, e: int, qt: int, cand_qt: np.ndarray, cand_row: np.ndar
     return nc
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _zero_bytes(x: np.uint64) -> np.uint64:
+    """Top bit of each byte of x set where that byte is 0, exactly (no borrow between bytes): adding 127 to a
+    byte's low 7 bits sets its top bit unless they are all 0, and the byte's own top bit is or-ed in."""
+    return ~(((x & _LOW7) + _LOW7) | x) & _BYTES_HI
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _within_budget(x: np.uint64, budget: int, limit: np.uint64, size: int) -> np.uint64:
+    """Top bit of each of the first `size` bytes of x (low bits XOR the query's) set where that byte's popcount
+    is within the budget. Most probes of a batch spend every flip on their bucket (budget 0): for them an
+    equality test is a third of the work of a popcount per byte."""
+    if budget == 0:
+        return _zero_bytes(x) & _first_bytes(size)
+    return ~_over_budget(x, limit) & _BYTES_HI & _first_bytes(size)
+
+
+@njit(cache=True, nogil=True)
+def _within_budget_py(x: np.uint64, budget: int, limit: np.uint64, size: int) -> np.uint64:
+    """`_within_budget` callable from Python (tests)."""
+    return _within_budget(x, budget, limit, size)
+
+
 @njit(cache=True, nogil=True)
 def _filter_probes(
-    probe_bucket: np.ndarray,
-    probe_query: np.ndarray,
+    probes: np.ndarray,
     s: int,
     hi: int,
-    qkeys: np.ndarray,
     t: int,
     lb: int,
     bt: np.ndarray,
@@ -567,19 +628,19 @@ def _filter_probes(
     cand_row: np.ndarray,
     nc: int,
 ) -> tuple[int, int]:
-    """Scan the buckets of probes [s, hi) and append (query << 8 | t, row) where the low bits are within the
-    probe's budget. Stops before a bucket that might not fit the buffers: returns (count, next probe).
+    """Scan the buckets of probes [s, hi) (packed by `_pack_probe`) and append (query << 8 | t, row) where the
+    low bits are within the probe's budget. Stops before a bucket that might not fit the buffers: returns
+    (count, next probe).
 
     A bucket's first 24 low-bit bytes are tested as three words with no loop (buckets hold ~10-15 rows, and
     a loop over them cost a mispredicted exit per bucket); bytes past the bucket are read and masked out.
     """
-    low_mask = (1 << lb) - 1
     cap = cand_qt.shape[0]
     n_low = low.shape[0]
     start_nc = nc
     fetched = -1  # the last partition whose offsets and low bits were prefetched
     while s < hi:
-        h = probe_bucket[s]
+        h, i, qlow, budget = _unpack_probe(probes[s])
         ahead = (h >> SUPER_SHIFT) + 1
         if ahead > fetched and ahead + 1 < bt.shape[0]:
             # The next partition's probes read its offsets and low bits at random: have their lines on the way
@@ -592,33 +653,30 @@ def _filter_probes(
         size = end - b
         if nc + size > cap:
             break
-        i = probe_query[s] >> 8
-        budget = probe_query[s] & 255
         qt = (i << 8) | t
-        qlow = np.uint64(qkeys[i, t] & low_mask)
         if budget >= lb:  # every row of the bucket is within budget
             for e in range(b, end):
                 cand_qt[nc] = qt
                 cand_row[nc] = e
                 nc += 1
         elif b + 24 <= n_low:
-            spread = qlow * _BYTES_LO
+            spread = np.uint64(qlow) * _BYTES_LO
             limit = np.uint64(127 - budget) * _BYTES_LO
-            ok0 = ~_over_budget(_load8(low, b) ^ spread, limit) & _BYTES_HI & _first_bytes(size)
-            ok1 = ~_over_budget(_load8(low, b + 8) ^ spread, limit) & _BYTES_HI & _first_bytes(size - 8)
-            ok2 = ~_over_budget(_load8(low, b + 16) ^ spread, limit) & _BYTES_HI & _first_bytes(size - 16)
+            ok0 = _within_budget(_load8(low, b) ^ spread, budget, limit, size)
+            ok1 = _within_budget(_load8(low, b + 8) ^ spread, budget, limit, size - 8)
+            ok2 = _within_budget(_load8(low, b + 16) ^ spread, budget, limit, size - 16)
             if ok0 | ok1 | ok2:
                 nc = _emit(ok0, b, qt, cand_qt, cand_row, nc)
                 nc = _emit(ok1, b + 8, qt, cand_qt, cand_row, nc)
                 nc = _emit(ok2, b + 16, qt, cand_qt, cand_row, nc)
             for e in range(b + 24, end):
-                if popcount(np.uint64(low[e]) ^ qlow) <= budget:
+                if popcount(np.uint64(low[e] ^ qlow)) <= budget:
                     cand_qt[nc] = qt
                     cand_row[nc] = e
                     nc += 1
         else:  # the table's last bytes: fewer than 24 left to read
             for e in range(b, end):
-                if popcount(np.uint64(low[e]) ^ qlow) <= budget:
+                if popcount(np.uint64(low[e] ^ qlow)) <= budget:
                     cand_qt[nc] = qt
                     cand_row[nc] = e
                     nc += 1

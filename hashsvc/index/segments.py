@@ -261,6 +261,12 @@ class MainSegment:
 
     def search_batch(self, qs: np.ndarray, radius: int, use_tables: bool) -> list[tuple[np.ndarray, np.ndarray]]:
         """`search` for many query rows in one kernel call (see `_kernels.probe_batch`), one result per row."""
+        if use_tables and self.table_codes is None and qs.shape[0] > k.MAX_BATCH_QUERIES:
+            return [
+                found
+                for chunk in range(0, qs.shape[0], k.MAX_BATCH_QUERIES)
+                for found in self.search_batch(qs[chunk : chunk + k.MAX_BATCH_QUERIES], radius, use_tables)
+            ]
         if use_tables and self.table_codes is None:
             masks, mask_flips = self._masks(self.layout.flips_for(radius))
             first, rows, dists = k.probe_batch(
