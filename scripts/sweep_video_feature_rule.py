@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_video_robustness import half  # noqa: E402  (the sibling script's split of the originals)
+from bench_video_robustness import half  # the sibling script's split of the originals
 
 
 def passes(frames: list[list[float]], min_frames: int, inliers: int, ratio: float) -> bool:

@@ -15,6 +15,9 @@ How a video is matched (vPDQ's rule on the service's exact index):
    matched, so a sped-up or re-timed copy reaches the share. Neighbours only refine the shares of candidates
    found by the sampled frames' lookups; they are not looked up themselves (that would triple the lookups).
 4. MD5 and SHA-256 of the file are looked up exactly, as for images.
+5. When none of that blocked, the query's frames' ORB features are checked against the keyframes of video items
+   added from files (service/video_feature_stage.py): crops, captions and logos that move PDQ past vPDQ's
+   distance leave most keypoints in place.
 The answer lists each matching item with its shares and the time ranges that matched on both sides.
 The reverse (a still image that is a frame of a banked video) needs nothing here: the image's PDQ finds the
 frame in the same index through the ordinary image path.
