@@ -7,6 +7,7 @@ key's disclosure, replicas and snapshots; and the picker, codec and rule as unit
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,8 +19,10 @@ from videos import clip, clip_frames, encode
 from hashsvc.config import load_settings
 from hashsvc.features import Features, Verification, codec
 from hashsvc.features import video as video_features
+from hashsvc.features.live import VIDEO_SNAPSHOT_NAME, LiveFeatures
 from hashsvc.service.service import Service
 from hashsvc.service.video_hashing import hash_video
+from hashsvc.store import Actor, Store
 from hashsvc.store import features as feature_rows
 
 pytest_plugins = ["store_fixtures"]
@@ -179,6 +182,24 @@ def test_replicas_and_snapshots_carry_the_keyframes(
         assert restarted.match_image(edited)["decision"] == "block"
     finally:
         restarted.close()
+
+
+def test_keyframes_load_from_the_store_and_a_missing_video_snapshot_means_a_rebuild(
+    store: Store, tmp_path: Path
+) -> None:
+    store.create_bank("b", category="terror", actor=Actor("analyst"))
+    keyframes = (video_features.Keyframe(0.0, _features(1)), video_features.Keyframe(3.0, _features(2)))
+    row = (video_features.ALGORITHM, len(keyframes), video_features.encode(keyframes))
+    item = store.add_item("b", {"md5": f"{7:032x}"}, actor=Actor("analyst"), features=row).id
+    expected = {video_features.keyframe_key(item, 0), video_features.keyframe_key(item, 1)}
+    live = LiveFeatures(store, tmp_path, kind="flat")
+    live.load()
+    assert set(live.video.owners()) == expected and len(live.index) == 0  # not an image item's features
+    live.save()
+    (tmp_path / VIDEO_SNAPSHOT_NAME).unlink()  # e.g. snapshots written before video keyframes existed
+    again = LiveFeatures(store, tmp_path, kind="flat")
+    again.load()
+    assert set(again.video.owners()) == expected and again.sequence == store.max_sequence()
 
 
 # ----------------------------------------------------------------------------------------------------- units
