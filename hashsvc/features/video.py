@@ -32,7 +32,10 @@ ALGORITHM = "orb-video"  # item_features.algorithm of a video item's keyframes (
 MAX_KEYFRAMES = 16  # per video item: a blob of at most 16 x 10 KiB, 16 x ~14 KiB of feature index
 MAX_QUERY_FRAMES = 12  # per query video: lookups and RANSACs grow linearly with it
 KEYFRAME_CHANGE = 40  # PDQ bits between a new keyframe and the last one (a scene change or a clear move)
-KEYS_PER_ITEM = 64  # keyframe_key stride: more than MAX_KEYFRAMES, so an item's keys never overlap the next's
+MIN_FEATURES = 30  # a frame with fewer keypoints can never give the rule's 30 inliers: not worth keeping
+# keyframe_key stride: more than MAX_KEYFRAMES, so an item's keys never overlap the next's (item ids below 2^57
+# keep the keys within int64, the feature index's owner type).
+KEYS_PER_ITEM = 64
 CANDIDATES_PER_FRAME = 8  # keyframes verified per query frame (several may be of the same item)
 # Stored descriptors looked at per query descriptor: more than the image stage's 4, because a video's keyframes
 # overlap (a pan shows the same corners in several), and the nearest few would otherwise be spread over them.
@@ -111,8 +114,6 @@ class KeyframePicker:
     def keyframes(self) -> tuple[Keyframe, ...]:
         return tuple(k for _, k in self.kept)
 
-
-MIN_FEATURES = 30  # fewer keypoints cannot give the image rule's 30 inliers
 
 
 def _bits(a: bytes, b: bytes) -> int:
