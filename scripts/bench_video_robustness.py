@@ -17,6 +17,14 @@ frames alone, the service before trimmed views; "without neighbours": frames and
 before neighbours; and the service's rule), and per half of the originals (split by a hash of the original's
 name: "tune" is the half the settings were chosen on, "held_out" the other).
 
+A fourth rule, "with features", is the service's rule now: the previous one, or else the local-feature rule
+(hashsvc.features.video: every original's keyframes, picked as an item's are, in one FeatureIndex; each query's
+frames looked up and verified by `frame_hits`, judged by `RULE`). Its false positives between videos, the most
+inliers of a frame pair of distinct videos, and photos against videos frame by frame (the photo's features as
+one query frame against the keyframes, and every video's query frames against an index of the photos) are
+reported beside; `--hits-out` writes every verified frame pair so that other rules can be evaluated on the same
+run (scripts/sweep_video_feature_rule.py).
+
 False positives counted: an edited clip or an original matching a different original; a corpus photo (as a
 still query) within PDQ 31 of a frame of a video it was not used in; a video frame within PDQ 31 of a stored
 view (the photo and its index crops, as items from images store them) of a photo not used in that video.
