@@ -17,6 +17,14 @@ frames alone, the service before trimmed views; "without neighbours": frames and
 before neighbours; and the service's rule), and per half of the originals (split by a hash of the original's
 name: "tune" is the half the settings were chosen on, "held_out" the other).
 
+A fourth rule, "with features", is the service's rule now: the previous one, or else the local-feature rule
+(hashsvc.features.video: every original's keyframes, picked as an item's are, in one FeatureIndex; each query's
+frames looked up and verified by `frame_hits`, judged by `RULE`). Its false positives between videos, the most
+inliers of a frame pair of distinct videos, and photos against videos frame by frame (the photo's features as
+one query frame against the keyframes, and every video's query frames against an index of the photos) are
+reported beside; `--hits-out` writes every verified frame pair so that other rules can be evaluated on the same
+run (scripts/sweep_video_feature_rule.py).
+
 False positives counted: an edited clip or an original matching a different original; a corpus photo (as a
 still query) within PDQ 31 of a frame of a video it was not used in; a video frame within PDQ 31 of a stored
 view (the photo and its index crops, as items from images store them) of a photo not used in that video.
@@ -39,6 +47,10 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw
 
+from hashsvc.features import MAX_QUERY, extract
+from hashsvc.features import video as video_features
+from hashsvc.features.index import FeatureIndex
+from hashsvc.features.verify import MIN_PAIRS
 from hashsvc.hashes import vpdq
 from hashsvc.service.hashing import hash_image
 from hashsvc.service.video_hashing import VideoHashes, hash_video
@@ -173,6 +185,82 @@ def without_neighbours(track: Track) -> Track:
     return track[0], []
 
 
+QUERY_KEYFRAMES = {"keyframes": video_features.MAX_QUERY_FRAMES, "keyframe_change": 0}
+
+
+class FeatureStats:
+    """The local-feature rule (features.video) on the same clips: which originals each query video matches, and
+    how close distinct videos come (the most inliers of one frame pair, the most frames verified)."""
+
+    def __init__(self) -> None:
+        self.false: list[str] = []
+        self.worst_inliers = 0  # one (query frame, keyframe) pair of distinct videos
+        self.worst_frames = 0  # query frames verified against one distinct video
+        self.true_frames: list[int] = []
+        # Per query and original: (query time, inliers, correspondences) of each verified frame pair, so that
+        # other rules can be evaluated on the same run (see --hits-out).
+        self.raw: list[dict[str, object]] = []
+
+    def look_up(self, index: FeatureIndex, numbered: dict[int, str], label: str, own: str,
+                query: VideoHashes) -> set[str]:  # fmt: skip
+        hits = video_features.frame_hits(index, query.keyframes, min_pairs=MIN_PAIRS)
+        found = set()
+        for number, item_hits in hits.items():
+            name = numbered[number]
+            self.raw.append({"query": label, "item": name, "own": name == own, "frames": [
+                (h.query_time, h.verification.inliers, h.verification.pairs) for h in item_hits]})
+            verified = len({h.query_time for h in item_hits if video_features.RULE.frame_counts(h.verification)})
+            if name == own:
+                self.true_frames.append(verified)
+            else:
+                self.worst_inliers = max([self.worst_inliers, *(h.verification.inliers for h in item_hits)])
+                self.worst_frames = max(self.worst_frames, verified)
+            if video_features.RULE.passes(item_hits):
+                found.add(name)
+                if name != own:
+                    self.false.append(f"{label} -> {name}")
+        return found
+
+    def photos(self, pool: list[Path], index: FeatureIndex, numbered: dict[int, str],
+               originals: dict[str, tuple[bytes, set[Path]]], as_queries: dict[str, VideoHashes],
+               edited: dict[str, tuple[video_features.Keyframe, ...]]) -> dict[str, object]:  # fmt: skip
+        """Photos against videos, both ways, one frame pair at a time (a photo is one frame): the most inliers of
+        a photo and a video it is not in, and the pairs that would pass the per-frame rule."""
+        worst, passing = 0, []
+        frames = {name: q.keyframes for name, q in as_queries.items()} | edited
+        for path in pool:
+            photo = extract(Image.open(path), MAX_QUERY)
+            as_frame = (video_features.Keyframe(0.0, photo),)
+            for number, item_hits in video_features.frame_hits(index, as_frame, min_pairs=MIN_PAIRS).items():
+                if path in originals[numbered[number]][1]:
+                    continue
+                worst = max([worst, *(h.verification.inliers for h in item_hits)])
+                passing += [f"{path.name} -> {numbered[number]}" for h in item_hits
+                            if video_features.RULE.frame_counts(h.verification)]  # fmt: skip
+        # The other way: every video's query frames against an index of the photos' features.
+        photo_index = FeatureIndex("flat")
+        for number, path in enumerate(pool):
+            photo_index.add(video_features.keyframe_key(number, 0), extract(Image.open(path), MAX_QUERY))
+        for label, keyframes in frames.items():
+            sources = originals[label.split(" of ")[-1]][1]
+            for number, item_hits in video_features.frame_hits(photo_index, keyframes, min_pairs=MIN_PAIRS).items():
+                path = pool[number]
+                if path in sources:
+                    continue
+                worst = max([worst, *(h.verification.inliers for h in item_hits)])
+                passing += [f"{label} frame {h.query_time} -> {path.name}" for h in item_hits
+                            if video_features.RULE.frame_counts(h.verification)]  # fmt: skip
+        return {"features_photo_vs_video_most_inliers": worst, "features_photo_vs_video_frames_passing": passing}
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "features_false_positives_between_videos": self.false,
+            "features_most_inliers_between_distinct_videos": self.worst_inliers,
+            "features_most_frames_verified_between_distinct_videos": self.worst_frames,
+            "features_frames_verified_per_true_pair": sorted(self.true_frames),
+        }
+
+
 def half(name: str) -> str:
     return "tune" if hashlib.sha256(name.encode()).digest()[0] % 2 == 0 else "held_out"
 
@@ -186,6 +274,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=24.0)
     parser.add_argument("--item-seconds", type=float, default=0.5, help="item sampling for the dense figures")
     parser.add_argument("--out", type=Path, default=Path("bench_video_robustness.json"))
+    parser.add_argument("--hits-out", type=Path, help="write every verified frame pair of the feature rule here")
     args = parser.parse_args()
     started = time.time()
     pool = photos(args.corpus)
@@ -201,13 +290,20 @@ def main() -> None:
         if path.exists():
             originals[name] = (path.read_bytes(), set())
     used = set().union(*(s for _, s in originals.values()))
-    hashes = {name: list(hash_video(data).features) for name, (data, _) in originals.items()}
+    as_items = {name: hash_video(data, keyframes=video_features.MAX_KEYFRAMES) for name, (data, _) in originals.items()}
+    hashes = {name: list(h.features) for name, h in as_items.items()}
+    # The local-feature column: every original's keyframes in one index, as the service holds them.
+    numbered = dict(enumerate(originals))
+    keyframe_index = FeatureIndex("flat")
+    for number, name in numbered.items():
+        video_features.add_item(keyframe_index, number, as_items[name].keyframes)
+    feature_stats = FeatureStats()
     # The originals also hashed as items sampled every `--item-seconds` (denser than the queries' 1 s): a query
     # frame sampled between two of an item's frames (a speed-up, a trim by a fraction of a second) then has one
     # nearer in time. Reported beside the default rule, same clips.
     dense = {name: list(hash_video(data, seconds_per_hash=args.item_seconds).features)
              for name, (data, _) in originals.items()}  # fmt: skip
-    as_queries = {name: hash_video(data, views=True) for name, (data, _) in originals.items()}
+    as_queries = {name: hash_video(data, views=True, **QUERY_KEYFRAMES) for name, (data, _) in originals.items()}
 
     per_edit: dict[str, list[bool]] = {edit: [] for edit in EDITS}
     frames_only: dict[str, list[bool]] = {edit: [] for edit in EDITS}
@@ -215,18 +311,22 @@ def main() -> None:
     dense_items: dict[str, list[bool]] = {edit: [] for edit in EDITS}
     false_dense: list[str] = []
     per_half: dict[str, list[bool]] = {"tune": [], "held_out": []}
+    with_features: dict[str, list[bool]] = {edit: [] for edit in EDITS}
+    per_half_features: dict[str, list[bool]] = {"tune": [], "held_out": []}
     false_video: list[str] = []
     edited_hashes: dict[tuple[str, str], list[vpdq.Feature]] = {}
+    edited_queries: dict[str, tuple[video_features.Keyframe, ...]] = {}
     trimmed_views = 0
     for name, (data, _) in originals.items():
         frames, fps = decode(data)
         for edit, make in EDITS.items():
             if edit in ("trim_2s_both_ends", "excerpt_10s") and len(frames) < 12 * fps:
                 continue  # too short for this edit (the doorknob sample is 4 s)
-            query = hash_video(make(frames, fps), views=True)
+            query = hash_video(make(frames, fps), views=True, **QUERY_KEYFRAMES)
             tracks = tracks_of(query)
             trimmed_views += len(tracks) - 1
             edited_hashes[name, edit] = [f for track, _ in tracks for f in track]
+            edited_queries[f"{edit} of {name}"] = query.keyframes
             hit = any(matches(track, hashes[name]) for track in tracks)
             per_edit[edit].append(hit)
             per_half[half(name)].append(hit)
@@ -237,7 +337,11 @@ def main() -> None:
                             if other != name and any(matches(t, dense[other]) for t in tracks)]  # fmt: skip
             false_video += [f"{edit} of {name} -> {other}" for other in originals
                             if other != name and any(matches(t, hashes[other]) for t in tracks)]  # fmt: skip
+            found = feature_stats.look_up(keyframe_index, numbered, f"{edit} of {name}", name, query)
+            with_features[edit].append(hit or name in found)
+            per_half_features[half(name)].append(hit or name in found)
     for name, query in as_queries.items():
+        feature_stats.look_up(keyframe_index, numbered, name, name, query)
         tracks = tracks_of(query)
         false_video += [f"{name} -> {other}" for other in originals if other != name
                         and any(matches(t, hashes[other]) for t in tracks)]  # fmt: skip
@@ -266,6 +370,7 @@ def main() -> None:
                 photo_true += 1
             elif close:
                 photo_fp.append(f"{path.name} ~ {key}")
+    photo_features = feature_stats.photos(pool, keyframe_index, numbered, originals, as_queries, edited_queries)
     recall = {edit: round(100.0 * sum(hits) / len(hits), 1) for edit, hits in per_edit.items() if hits}
     before = {edit: round(100.0 * sum(hits) / len(hits), 1) for edit, hits in frames_only.items() if hits}
     total = [hit for hits in per_edit.values() for hit in hits]
@@ -292,8 +397,20 @@ def main() -> None:
         "photos_unused_in_clips": len(set(pool) - used),
         "false_positives_photo_vs_video": photo_fp,
         "photo_video_pairs_where_the_photo_is_in_the_clip_and_matched": photo_true,
+        "with_features_recall_per_edit_pct": {
+            edit: round(100.0 * sum(hits) / len(hits), 1) for edit, hits in with_features.items() if hits},
+        "with_features_recall_all_pct": round(
+            100.0 * sum(h for v in with_features.values() for h in v) / len(total), 1),
+        "with_features_recall_per_half_pct": {
+            h: round(100.0 * sum(v) / len(v), 1) for h, v in per_half_features.items() if v},
+        **feature_stats.summary(), **photo_features,
+        "keyframes_per_item": {name: len(h.keyframes) for name, h in as_items.items()},
+        "feature_blob_bytes_per_item": {
+            name: len(video_features.encode(h.keyframes)) for name, h in as_items.items()},
         "seconds": round(time.time() - started), "load": os.getloadavg(),
     }  # fmt: skip
+    if args.hits_out:
+        args.hits_out.write_text(json.dumps(feature_stats.raw))
     print(json.dumps(summary, indent=1))
     args.out.write_text(json.dumps(summary, indent=1))
 

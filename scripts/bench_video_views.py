@@ -1,6 +1,10 @@
-"""What the trimmed view costs a query video: CPU seconds of hashing 20 s of 720p24 (clips made from corpus photos,
-as bench_video_robustness makes them) with and without `views`, for a clip without a border and the same clip
-letterboxed to 75 % height (which gets the second decoding pass). Median of 3 each, in one process.
+"""What the trimmed view and the local features cost: CPU seconds of hashing 20 s of 720p24 (clips made from corpus
+photos, as bench_video_robustness makes them) with and without `views`, for a clip without a border and the same
+clip letterboxed to 75 % height (which gets the second decoding pass). Median of 3 each, in one process.
+
+Two more rows per clip (features.video): "query with features" is what a query video costs once the service holds
+video items with keyframes (views plus the ORB features of up to MAX_QUERY_FRAMES frames); "item with keyframes"
+is what adding a video item costs (frames plus up to MAX_KEYFRAMES keyframes' features).
 
     .venv/bin/python scripts/bench_video_views.py
 """
@@ -19,7 +23,15 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_video_robustness as clips  # the clip maker is a sibling script
 
+from hashsvc.features import video as video_features
 from hashsvc.service.video_hashing import hash_video
+
+RUNS: dict[str, dict[str, object]] = {
+    "frames only": {},
+    "with views": {"views": True},
+    "query with features": {"views": True, "keyframes": video_features.MAX_QUERY_FRAMES, "keyframe_change": 0},
+    "item with keyframes": {"keyframes": video_features.MAX_KEYFRAMES},
+}
 
 
 def letterbox(image: Image.Image) -> Image.Image:
@@ -43,14 +55,14 @@ def main() -> None:
               "letterboxed": clips.encode(clips._map(frames, letterbox), clips.FPS)}  # fmt: skip
     print("load", os.getloadavg())
     for name, data in videos.items():
-        for views in (False, True):
+        for label, options in RUNS.items():
             spent = []
             for _ in range(3):
                 started = time.process_time()
-                result = hash_video(data, views=views)
+                result = hash_video(data, **options)  # type: ignore[arg-type]
                 spent.append(time.process_time() - started)
-            label = "with views" if views else "frames only"
-            print(f"{name}, {label}: {statistics.median(spent):.2f} s CPU, trimmed frames {len(result.trimmed)}")
+            print(f"{name}, {label}: {statistics.median(spent):.2f} s CPU, trimmed frames {len(result.trimmed)}, "
+                  f"keyframes {len(result.keyframes)}")
     print("load", os.getloadavg())
 
 

@@ -147,6 +147,11 @@ def test_bank_rules_tune_the_shares(api: Api, original: bytes) -> None:
     assert upload(api, "/v1/match", excerpt).json["decision"] == "block"
     rules = api.client.put("/v1/banks/videos/video-rules", json={"item_share": 50}, headers=api.headers("curate"))
     assert rules.json == {"bank": "videos", "query_share": 80.0, "item_share": 50.0, "quality": 50}
+    # vPDQ's shares no longer pass; the local-feature stage, which has its own rule (docs/video.md, "Local
+    # features"), still finds the excerpt's frames among the item's keyframes until the bank switches it off.
+    answer = upload(api, "/v1/match", excerpt).json
+    assert answer["decision"] == "block" and [m["algorithm"] for m in answer["matches"]] == ["orb"]
+    api.client.patch("/v1/banks/videos", json={"features": False}, headers=api.headers("curate"))
     assert upload(api, "/v1/match", excerpt).json["decision"] == "allow"
     wrong = api.client.put("/v1/banks/videos/video-rules", json={"item_share": 150}, headers=api.headers("curate"))
     assert wrong.status_code == 400

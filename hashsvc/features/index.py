@@ -118,6 +118,7 @@ class FeatureIndex:
         self._positions = _Growing((2,), np.float32)  # row -> keypoint position
         self._spans: dict[int, tuple[int, int]] = {}  # item id -> (first row, rows)
         self._removed: set[int] = set()
+        self._orphaned = 0  # rows owned by -1: earlier copies of re-added items, removed rows of a snapshot
         self._lock = threading.Lock()
         self._trained_rows = 0  # an "ivf" index is retrained when it has doubled since
         self.sequence = 0  # the change-log sequence this index reflects (kept by the live index)
@@ -136,6 +137,11 @@ class FeatureIndex:
     def __contains__(self, item_id: int) -> bool:
         return item_id in self._spans and item_id not in self._removed
 
+    def owners(self) -> list[int]:
+        """The owners that can match (item ids, or the keys a caller chose)."""
+        with self._lock:
+            return [i for i in self._spans if i not in self._removed]
+
     # ---------------------------------------------------------------------------------------- changes
 
     def add(self, item_id: int, features: Features) -> None:
@@ -146,6 +152,12 @@ class FeatureIndex:
         with self._lock:
             if item_id in self._spans and item_id not in self._removed:
                 return
+            if item_id in self._removed:
+                # Its old rows die for good: left owned by the item, a lookup would find every descriptor twice
+                # (doubling correspondences) and a snapshot would give the item a span over both copies.
+                old_start, old_count = self._spans[item_id]
+                self._owner.view()[old_start : old_start + old_count] = -1
+                self._orphaned += old_count
             self._removed.discard(item_id)
             start = self._owner.size
             self._index.add(np.ascontiguousarray(features.descriptors, dtype=np.uint8))
@@ -242,7 +254,7 @@ class FeatureIndex:
     @property
     def dead_rows(self) -> int:
         """Rows of removed items still in the FAISS index (HNSW cannot delete; `compacted` drops them)."""
-        return sum(self._spans[i][1] for i in self._removed)
+        return self._orphaned + sum(self._spans[i][1] for i in self._removed)
 
     def compacted(self) -> FeatureIndex:
         """A new index of the live items only (a rebuild: call from the background, not a request)."""
@@ -271,6 +283,7 @@ class FeatureIndex:
         made._owner.extend(owner.astype(np.int64))
         made._positions.extend(positions.astype(np.float32))
         live = np.flatnonzero(owner >= 0)
+        made._orphaned = len(owner) - len(live)
         if len(live):
             ids, first, counts = np.unique(owner[live], return_index=True, return_counts=True)
             made._spans = {int(i): (int(live[f]), int(n)) for i, f, n in zip(ids, first, counts, strict=True)}

@@ -6,6 +6,10 @@ writes snapshots. An item's features arrive with its 'activate' change (they are
 transaction), so a new image item is crop-matchable on every replica within the poll interval. Removal follows
 'deactivate' of an item; a disabled or deleted bank is filtered at match time by the store (`feature_owners`),
 as for hashes.
+
+Video items' keyframes (hashsvc.features.video) live in a second index, `video`, with one row owner per keyframe
+(`video.keyframe_key`); they share the store table (algorithm "orb-video"), the change-log path and the
+snapshot sequence, so both indexes always reflect the same changes.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from hashsvc.features import codec, snapshot, verify_pairs
+from hashsvc.features import video as video_features
 from hashsvc.features.index import FeatureIndex, IndexKind
 from hashsvc.index.snapshot import SnapshotError
 from hashsvc.store import Change, Store
@@ -24,6 +29,7 @@ from hashsvc.store import features as feature_rows
 log = logging.getLogger(__name__)
 
 SNAPSHOT_NAME = "features.fidx"
+VIDEO_SNAPSHOT_NAME = "video-features.fidx"
 COMPACT_DEAD_SHARE = 0.25  # rebuild without removed items once they hold this share of the rows...
 COMPACT_MIN_DEAD_ROWS = 50_000  # ...and at least this many rows (small indexes just carry them)
 
@@ -34,54 +40,76 @@ class LiveFeatures:
         self.snapshot_dir = snapshot_dir
         self.kind = kind
         self.index = FeatureIndex(kind)
+        self.video = FeatureIndex(kind)  # video items' keyframes, owners video_features.keyframe_key
 
     @property
     def sequence(self) -> int:
-        return self.index.sequence
+        return min(self.index.sequence, self.video.sequence)
 
     def load(self) -> None:
         _warm_up()
-        path = self._path()
-        if path is not None and path.exists():
-            try:
-                loaded = snapshot.load(path)
-                if loaded.kind == self.kind:
-                    self.index = loaded
-                    log.info("loaded feature snapshot: %d items at sequence %d", len(loaded), loaded.sequence)
-                    return
-                log.info("ignoring %s: a %s index, %s wanted", path, loaded.kind, self.kind)
-            except SnapshotError as exc:  # a damaged snapshot only costs a rebuild from the store
-                log.warning("ignoring %s: %s", path, exc)
-        index = FeatureIndex(self.kind)
+        loaded = self._load_snapshots()
+        if loaded is not None:
+            self.index, self.video = loaded
+            return
+        index, video = FeatureIndex(self.kind), FeatureIndex(self.kind)
         sequence, chunks = feature_rows.active_features(self.store.engine)
         for chunk in chunks:
             for row in chunk:
-                _add(index, row)
-        index.sequence = sequence
-        self.index = index
+                _add(index, video, row)
+        index.sequence = video.sequence = sequence
+        self.index, self.video = index, video
+
+    def _load_snapshots(self) -> tuple[FeatureIndex, FeatureIndex] | None:
+        """Both snapshots, when both are readable, of this kind and of the same sequence; else None (rebuild)."""
+        paths = self._path(), self._video_path()
+        if paths[0] is None or paths[1] is None or not (paths[0].exists() and paths[1].exists()):
+            return None
+        try:
+            index, video = snapshot.load(paths[0]), snapshot.load(paths[1])
+        except SnapshotError as exc:  # a damaged snapshot only costs a rebuild from the store
+            log.warning("ignoring the feature snapshots: %s", exc)
+            return None
+        if index.kind != self.kind or video.kind != self.kind or index.sequence != video.sequence:
+            log.info("ignoring the feature snapshots: kinds %s/%s (%s wanted), sequences %d/%d",
+                     index.kind, video.kind, self.kind, index.sequence, video.sequence)
+            return None
+        log.info("loaded feature snapshots: %d image items, %d video keyframes at sequence %d",
+                 len(index), len(video), index.sequence)
+        return index, video
 
     def apply(self, change: Change) -> None:
         """Apply one change of the tail (callers hold the live index's apply lock)."""
-        if change.sequence <= self.index.sequence:
+        if change.sequence <= self.sequence:
             return
         if change.effect == "activate":
             for row in feature_rows.features_for_change(self.store.engine, change):
-                _add(self.index, row)
+                _add(self.index, self.video, row)
         elif change.effect == "deactivate" and change.item_id is not None:
             last = change.last_item_id if change.last_item_id is not None else change.item_id
             self.index.remove(set(range(change.item_id, last + 1)))
-        self.index.sequence = change.sequence
-        dead = self.index.dead_rows
-        if dead >= COMPACT_MIN_DEAD_ROWS and dead >= COMPACT_DEAD_SHARE * self.index.rows:
-            self.index = self.index.compacted()
+            self.video.remove(video_features.keys_in_range(self.video.owners(), change.item_id, last))
+        self.index.sequence = self.video.sequence = change.sequence
+        self.index, self.video = _compacted_if_due(self.index), _compacted_if_due(self.video)
 
     def save(self) -> None:
-        path = self._path()
-        if path is not None:
+        path, video_path = self._path(), self._video_path()
+        if path is not None and video_path is not None:
             snapshot.save(path, self.index, self.index.sequence)
+            snapshot.save(video_path, self.video, self.video.sequence)
 
     def _path(self) -> Path | None:
         return None if self.snapshot_dir is None else self.snapshot_dir / SNAPSHOT_NAME
+
+    def _video_path(self) -> Path | None:
+        return None if self.snapshot_dir is None else self.snapshot_dir / VIDEO_SNAPSHOT_NAME
+
+
+def _compacted_if_due(index: FeatureIndex) -> FeatureIndex:
+    dead = index.dead_rows
+    if dead >= COMPACT_MIN_DEAD_ROWS and dead >= COMPACT_DEAD_SHARE * index.rows:
+        return index.compacted()
+    return index
 
 
 def _warm_up() -> None:
@@ -92,8 +120,12 @@ def _warm_up() -> None:
     FeatureIndex("flat")
 
 
-def _add(index: FeatureIndex, row: feature_rows.FeatureRow) -> None:
+def _add(index: FeatureIndex, video: FeatureIndex, row: feature_rows.FeatureRow) -> None:
+    """One stored row into the index its algorithm belongs to (an image's features, a video's keyframes)."""
     try:
-        index.add(row.item_id, codec.decode(row.data))
+        if row.algorithm == video_features.ALGORITHM:
+            video_features.add_item(video, row.item_id, video_features.decode(row.data))
+        else:
+            index.add(row.item_id, codec.decode(row.data))
     except codec.FeatureCodecError as exc:  # one bad row must not stop a replica from loading
         log.warning("item %d: unreadable features skipped: %s", row.item_id, exc)

@@ -91,11 +91,12 @@ class LiveIndex:
         return min([*indexes, self.features.sequence]) if indexes else 0
 
     def sizes(self) -> dict[str, int]:
-        """Codes per index; "pdq" counts still images and video frames, "pdq-frames" the frames alone."""
+        """Codes per index; "pdq" counts still images and video frames, "pdq-frames" the frames alone; "orb" the
+        image items with local features, "orb-video" the video items' keyframes."""
         sizes = {name: len(entry.index) for name, entry in self._indexes.items()}
         if FRAMES in sizes:
             sizes["pdq"] += sizes[FRAMES]
-        return sizes | {"orb": len(self.features.index)}
+        return sizes | {"orb": len(self.features.index), "orb-video": len(self.features.video)}
 
     def lag(self) -> int:
         return max(0, self.last_store_sequence - self.sequence)

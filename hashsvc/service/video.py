@@ -15,6 +15,9 @@ How a video is matched (vPDQ's rule on the service's exact index):
    matched, so a sped-up or re-timed copy reaches the share. Neighbours only refine the shares of candidates
    found by the sampled frames' lookups; they are not looked up themselves (that would triple the lookups).
 4. MD5 and SHA-256 of the file are looked up exactly, as for images.
+5. When none of that blocked, the query's frames' ORB features are checked against the keyframes of video items
+   added from files (service/video_feature_stage.py): crops, captions and logos that move PDQ past vPDQ's
+   distance leave most keypoints in place.
 The answer lists each matching item with its shares and the time ranges that matched on both sides.
 The reverse (a still image that is a frame of a banked video) needs nothing here: the image's PDQ finds the
 frame in the same index through the ordinary image path.
@@ -30,8 +33,9 @@ import numpy as np
 
 from hashsvc import media_video
 from hashsvc.errors import InvalidHashError, MediaError, NotFoundError, ValidationError
+from hashsvc.features import video as video_features
 from hashsvc.hashes import normalize_hex, vpdq
-from hashsvc.service import policy
+from hashsvc.service import feature_stage, policy, video_feature_stage
 from hashsvc.service.disclosure import Caller, redact
 from hashsvc.service.video_hashing import VideoHashes, hash_video
 from hashsvc.store import Actor
@@ -67,16 +71,23 @@ class VideoUseCases:
 
     # ------------------------------------------------------------------------------------------ hashing
 
-    def hash(self, data: bytes, *, views: bool = False) -> VideoHashes:
+    def hash(
+        self, data: bytes, *, views: bool = False, keyframes: int = 0, keyframe_change: int | None = None
+    ) -> VideoHashes:
         """Hash a video upload in the sandbox (or in-process when the sandbox is off); with `views`, also its
-        trimmed view when it has a border (a query's). Raises MediaError."""
+        trimmed view when it has a border (a query's); with `keyframes`, the ORB features of that many frames at
+        most, from the same decode (features.video). Raises MediaError."""
         settings = self.service.settings
-        options = {
+        options: dict[str, Any] = {
             "limits": video_limits_from(settings),
             "seconds_per_hash": settings.video_seconds_per_hash,
             "work_size": settings.work_size or None,
             "views": views,
         }
+        if keyframes:
+            options["keyframes"] = keyframes
+            if keyframe_change is not None:
+                options["keyframe_change"] = keyframe_change
         sandbox = self.service.sandbox
         if sandbox is None:
             return hash_video(data, **options)  # type: ignore[arg-type]
@@ -95,7 +106,8 @@ class VideoUseCases:
         """Hash a video upload and match it. Raises MediaError, NotReadyError."""
         started = time.perf_counter()
         self.service._require_ready()
-        hashes = self.hash(data, views=True)
+        # A query's frames are spread evenly (no change threshold): they are looked up, not stored.
+        hashes = self.hash(data, views=True, keyframes=self._query_keyframes(), keyframe_change=0)
         summary = hashes.to_dict()
         summary.pop("width"), summary.pop("height")
         exact = {"md5": hashes.md5, "sha256": hashes.sha256}
@@ -106,7 +118,24 @@ class VideoUseCases:
             neighbours=hashes.neighbours,
             trimmed_neighbours=hashes.trimmed_neighbours,
         )
+        result = self._with_keyframes(result, hashes.keyframes)
         return self._answer(result, summary, caller, started)
+
+    def _query_keyframes(self) -> int:
+        """How many query frames get ORB features: none unless some video item has keyframes stored."""
+        stored = self.service.live.features.video
+        return video_features.MAX_QUERY_FRAMES if self.service.settings.features and len(stored) else 0
+
+    def _with_keyframes(
+        self, result: dict[str, Any], keyframes: Sequence[video_features.Keyframe]
+    ) -> dict[str, Any]:
+        """The local-feature stage for a query video the hash stage did not block (video_feature_stage)."""
+        if not video_feature_stage.wanted(result, keyframes):
+            return result
+        service = self.service
+        gap = max(service.settings.video_seconds_per_hash, 1.0)
+        found = video_feature_stage.find(service.live.features.video, service.store.engine, keyframes, gap)
+        return feature_stage.combine(result, found)
 
     def match_signal(self, body: Any, caller: Caller | None = None) -> dict[str, Any]:
         """Match a vPDQ hash a client computed: {"vpdq": <signal>, "md5": "...", "sha256": "..."}."""
@@ -232,8 +261,10 @@ class VideoUseCases:
         self, bank: str, data: bytes, fields: Mapping[str, Any], actor: Actor
     ) -> dict[str, Any]:
         """Hash a video and add it as an item (its frames, MD5, SHA-256); the video itself is never stored."""
-        hashes = self.hash(data)
-        return self._add(bank, hashes.features, {"md5": hashes.md5, "sha256": hashes.sha256}, fields, actor)
+        keyframes = video_features.MAX_KEYFRAMES if self.service.settings.features else 0
+        hashes = self.hash(data, keyframes=keyframes)
+        exact = {"md5": hashes.md5, "sha256": hashes.sha256}
+        return self._add(bank, hashes.features, exact, fields, actor, keyframes=hashes.keyframes)
 
     def add_item_from_signal(self, bank: str, body: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
         """An item from a partner's vPDQ hash, without the video: {"hashes": {"vpdq": ..., "md5": ...}, ...}."""
@@ -254,6 +285,7 @@ class VideoUseCases:
         exact: Mapping[str, bytes],
         fields: Mapping[str, Any],
         actor: Actor,
+        keyframes: Sequence[video_features.Keyframe] = (),
     ) -> dict[str, Any]:
         from hashsvc.service.service import _item_dict, _only
 
@@ -275,6 +307,7 @@ class VideoUseCases:
             metadata=fields.get("metadata"),
             with_rows=video_store.frame_writer(features),
             video=True,
+            features=_keyframe_row(keyframes),
         )
         shown = _item_dict(item)
         shown["hashes"] = [h for h in shown["hashes"] if h["algorithm"] != "pdq"]
@@ -413,6 +446,13 @@ def _video_match(
             (f.timestamp for f, hit in zip(theirs, item_hit, strict=True) if hit), gap
         ),
     }
+
+
+def _keyframe_row(keyframes: Sequence[video_features.Keyframe]) -> tuple[str, int, bytes] | None:
+    """What the store keeps of a video item's keyframes (hashsvc.store.features): none when there are none."""
+    if not keyframes:
+        return None
+    return video_features.ALGORITHM, len(keyframes), video_features.encode(keyframes)
 
 
 def _signal_lines(engine: Any, item_ids: list[int]) -> Iterator[str]:

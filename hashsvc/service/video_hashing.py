@@ -23,6 +23,7 @@ from typing import Any
 
 from hashsvc import media_video
 from hashsvc.errors import MediaError
+from hashsvc.features import video as video_features
 from hashsvc.hashes import compute, video_views, vpdq
 from hashsvc.hashes.codec import to_hex
 
@@ -41,6 +42,7 @@ class VideoHashes:
     trimmed: tuple[vpdq.Feature, ...] = ()  # the frames cut to the video's border box, when it has one
     neighbours: tuple[vpdq.Neighbour, ...] = ()  # a query's frames either side of its sampled ones
     trimmed_neighbours: tuple[vpdq.Neighbour, ...] = ()  # the same, cut to the border box
+    keyframes: tuple[video_features.Keyframe, ...] = ()  # ORB features of chosen frames (features.video)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of the API and the CLI: `vpdq` in the exchange format (a list of
@@ -65,14 +67,19 @@ def hash_video(
     seconds_per_hash: float = vpdq.SECONDS_PER_HASH,
     work_size: int | None = 400,
     views: bool = False,
+    keyframes: int = 0,
+    keyframe_change: int = video_features.KEYFRAME_CHANGE,
 ) -> VideoHashes:
     """Decode `data` (a video or an animated image) and hash its sampled frames; with `views`, also their
-    neighbours and the trimmed view (see module doc). Raises MediaError."""
+    neighbours and the trimmed view (see module doc); with `keyframes`, the ORB features of at most that many
+    sampled frames spread over the video, each more than `keyframe_change` PDQ bits from the last one chosen
+    (features.video.KeyframePicker), from the same decode. Raises MediaError."""
     info = media_video.VideoInfo("")
     started = time.monotonic()
     features, boxes, neighbours = [], [], []
     shape = (0, 0)
     spread = vpdq.NEIGHBOUR_S if views else 0.0
+    picker = video_features.KeyframePicker(keyframes, keyframe_change)
     frames = media_video.sample(
         data, limits, seconds_per_hash=seconds_per_hash, work_size=work_size, info=info, neighbours_s=spread
     )
@@ -83,6 +90,7 @@ def hash_video(
             neighbours.append((frame.neighbour_of, feature))
             continue
         features.append(feature)
+        picker.offer(code, frame.timestamp, frame.gray)
         if views:
             shape = frame.gray.shape
             boxes.append(video_views.frame_boxes(frame.gray))
@@ -115,6 +123,7 @@ def hash_video(
         trimmed=trimmed,
         neighbours=_flanking(neighbours, features),
         trimmed_neighbours=_flanking(trimmed_neighbours, trimmed),
+        keyframes=picker.keyframes(),
     )
 
 

@@ -75,6 +75,18 @@ def features_for_change(engine: Engine, change: Change) -> list[FeatureRow]:
         return [FeatureRow(r.item_id, r.algorithm, r.count, bytes(r.data)) for r in conn.execute(query)]
 
 
+def features_of(engine: Engine, item_ids: Sequence[int]) -> dict[int, FeatureRow]:
+    """The stored feature rows of these items (those that have one), by item id."""
+    ids = sorted({int(i) for i in item_ids})
+    found: dict[int, FeatureRow] = {}
+    with read_snapshot(engine, lookups=True) as conn:
+        for start in range(0, len(ids), _CHUNK):
+            query = sa.select(item_features).where(item_features.c.item_id.in_(ids[start : start + _CHUNK]))
+            for r in conn.execute(query):
+                found[r.item_id] = FeatureRow(r.item_id, r.algorithm, r.count, bytes(r.data))
+    return found
+
+
 def active_features(engine: Engine, chunk_size: int = 2000) -> tuple[int, Iterator[list[FeatureRow]]]:
     """(sequence, chunks of every matchable item's features), consistent with that change-log sequence.
 
