@@ -14,7 +14,8 @@ import sqlalchemy as sa
 
 from hashsvc.service.events import EventRecorder
 from hashsvc.store import Store
-from hashsvc.store.aftermatch import NewEvent, Recorded, get_event, insert_events
+from hashsvc.store.aftermatch import EVENT_COLUMNS, NewEvent, Recorded, get_event, insert_events
+from hashsvc.store.bulk import insert_rows
 from hashsvc.store.schema import UtcDateTime, events
 
 TIMES = [
@@ -68,3 +69,14 @@ def test_a_batch_enters_the_buffer_in_order_and_never_beyond_its_capacity(store:
     recorder.close()
     assert [key for batch in written for key in batch] == [f"upload-{n}" for n in range(10)]
     assert max(len(batch) for batch in written) <= 3
+
+
+def test_multirow_inserts_write_every_row_once_in_order_whatever_the_statement_size(store: Store) -> None:
+    # 4,000 rows of 10 columns are 40,000 bound values: over SQLite's limit for one statement, so it must split
+    rows = [(n, TIMES[0], "match", None, f"c{n}", "block", {}, {}, [], {}) for n in range(1, 4001)]
+    with store.engine.begin() as conn:
+        insert_rows(conn, events, EVENT_COLUMNS, rows[:7], rows_per_statement=3)
+        insert_rows(conn, events, EVENT_COLUMNS, rows[7:], rows_per_statement=10**6)
+    with store.engine.connect() as conn:
+        stored = conn.execute(sa.select(events.c.id, events.c.content_id).order_by(events.c.id)).all()
+    assert [tuple(row) for row in stored] == [(n, f"c{n}") for n in range(1, 4001)]

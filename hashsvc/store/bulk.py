@@ -20,6 +20,8 @@ from sqlalchemy.engine import Connection
 
 from hashsvc.store.schema import UtcDateTime
 
+SQLITE_MAX_PARAMETERS = 32766  # SQLITE_MAX_VARIABLE_NUMBER's default since SQLite 3.32
+
 
 def _json_text(value: Any) -> str:
     if not value:
@@ -55,8 +57,19 @@ def _converters(table: sa.Table, columns: Sequence[str], conn: Connection) -> li
     return result
 
 
-def insert_rows(conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Insert `rows` (tuples in `columns` order) into `table` inside the connection's current transaction."""
+def insert_rows(
+    conn: Connection,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    rows_per_statement: int = 1,
+) -> None:
+    """Insert `rows` (tuples in `columns` order) into `table` inside the connection's current transaction.
+
+    On SQLite, `rows_per_statement` > 1 sends rows as multi-row INSERTs instead of one `executemany`: the driver
+    lets go of the GIL around every statement it steps, so a writer thread inserting row by row hands the GIL to
+    the request threads of its process (and waits to get it back) once per row."""
     if not rows:
         return
     active = [(i, convert) for i, convert in enumerate(_converters(table, columns, conn)) if convert is not None]
@@ -80,6 +93,17 @@ def insert_rows(conn: Connection, table: sa.Table, columns: Sequence[str], rows:
                     copy.write_row(row)
         except psycopg.IntegrityError as exc:  # raw driver call: wrap like SQLAlchemy would, for one except clause
             raise sa.exc.IntegrityError(statement, None, exc) from exc
+    elif rows_per_statement > 1:
+        _insert_multirow(conn, f"INSERT INTO {table.name} ({names}) VALUES ", len(columns), rows, rows_per_statement)
     else:
         placeholders = ", ".join("?" for _ in columns)
         conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({placeholders})", list(rows))
+
+
+def _insert_multirow(conn: Connection, head: str, width: int, rows: Sequence[Sequence[Any]], per: int) -> None:
+    """SQLite: `rows` in INSERTs of up to `per` rows each (and within SQLite's limit of bound parameters)."""
+    per = max(1, min(per, SQLITE_MAX_PARAMETERS // width))
+    one = "(" + ", ".join("?" * width) + ")"
+    for start in range(0, len(rows), per):
+        chunk = rows[start : start + per]
+        conn.exec_driver_sql(head + ", ".join([one] * len(chunk)), tuple(v for row in chunk for v in row))
