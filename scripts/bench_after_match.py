@@ -17,6 +17,10 @@
     .venv/bin/python scripts/bench_after_match.py webhooks --rate 200 --batch 20 --seconds 20   # 10 requests/s
     .venv/bin/python scripts/bench_after_match.py webhooks-in-process --rate 200 --seconds 20
 
+    # the event writer's CPU per event in one thread (no server): writes of 8 and of 1,000 events, and a flood
+    # check; run it from this checkout with PYTHONPATH=<other checkout> to measure another version of the writer
+    .venv/bin/python scripts/bench_after_match.py writer --rounds 5
+
 Client, receiver and server share this machine; `uptime` is printed with every result.
 """
 
@@ -438,9 +442,68 @@ def webhooks_in_process(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def writer(args: argparse.Namespace) -> dict[str, Any]:
+    """The event writer's CPU per event, in this process and thread (no server, no other thread to share the GIL
+    with): `--sizes` events per write (a 50 ms flush under single lookups holds 5-10, a batch request makes 1,000),
+    then one flood check of the items 1,000 new events blocked on (the writer runs one a second at most). The
+    events are what real match results make: 1,000 hash sets, each matching one `block` item."""
+    from hashsvc.config import load_settings
+    from hashsvc.service import service as service_module
+    from hashsvc.service.events import EventRecorder, match_event
+    from hashsvc.service.service import Service
+    from hashsvc.store.aftermatch import FloodRule
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-writer-"))
+    url = args.database_url or f"sqlite:///{folder}/store.db"
+    upgrade(url)
+    with Store(url) as store:
+        store.create_bank("known", category="csam", actor="bench")
+        store.add_items("known", (NewItem([("md5", f"{n:032x}")]) for n in range(1, 1001)), actor="bench")
+    service = Service(load_settings({"database_url": url, "data_dir": str(folder), "sandbox": False}, {}))
+    service.live.load()
+    sets = [({"md5": f"{n:032x}", "content_id": f"c{n}"}) for n in range(1, 1001)]
+    split = [service_module._split_context(entry, "") for entry in sets]
+    queries = [service_module._query_from_hash_set(entry, "") for entry, _ in split]
+    results = service._match_many(queries)
+    summaries = [service_module._hash_set_summary(query) for query in queries]
+    recorder = EventRecorder(service.store, flush_s=3600, buffer=10**6, flood=FloodRule(10**9, 3600))
+
+    def made() -> list[Any]:
+        return [
+            match_event("bench", context, summary, result, 0.0)
+            for (_, context), summary, result in zip(split, summaries, results, strict=True)
+        ]
+
+    out: dict[str, Any] = {}
+    for size in args.sizes:
+        per_event = []
+        for _ in range(args.rounds):
+            batch = made()
+            spent = 0.0
+            for start in range(0, len(batch), size):
+                recorder._pending.extend(batch[start : start + size])  # the writer's own buffer, no thread
+                started = time.thread_time()
+                recorder._write_batch()
+                spent += time.thread_time() - started
+            per_event.append(spent * 1000 / len(batch))
+        out[f"write_ms_per_event_batches_of_{size}"] = round(float(np.median(per_event)), 4)
+        out[f"write_ms_per_event_batches_of_{size}_runs"] = [round(v, 4) for v in per_event]
+    checks = []
+    for _ in range(args.rounds):
+        recorder._pending.extend(made())
+        recorder._write_batch()
+        started = time.thread_time()
+        recorder._check_flood(force=True)
+        checks.append((time.thread_time() - started) * 1000)
+    out["flood_check_ms_after_1000_events"] = round(float(np.median(checks)), 2)
+    out["flood_check_ms_runs"] = [round(v, 2) for v in checks]
+    service.close()
+    return {**out, "uptime": load()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["recording", "retrohunt", "webhooks", "webhooks-in-process"])
+    parser.add_argument("what", choices=["recording", "retrohunt", "webhooks", "webhooks-in-process", "writer"])
     parser.add_argument("--database-url", help="default: a SQLite file in a fresh temporary folder")
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
     parser.add_argument("--items", type=int, default=100_000, help="recording: stored items")
@@ -458,6 +521,9 @@ def main() -> None:
     parser.add_argument("--reposts", type=float, default=0.2, help="retrohunt: share of retained near-duplicates")
     parser.add_argument("--rate", type=float, default=200.0, help="webhooks: events (matching hash sets) per second")
     parser.add_argument("--batch", type=int, default=1, help="webhooks: hash sets per request")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[8, 1000], help="writer: events per write (default 8 and 1000)"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     benches = {
@@ -465,6 +531,7 @@ def main() -> None:
         "retrohunt": retrohunt,
         "webhooks": webhooks,
         "webhooks-in-process": webhooks_in_process,
+        "writer": writer,
     }
     result = benches[args.what](args)
     text = json.dumps(result, indent=2, default=str)

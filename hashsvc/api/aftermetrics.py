@@ -7,6 +7,8 @@ read from the store when /metrics is scraped, so every replica reports the same 
 
 from __future__ import annotations
 
+import collections
+
 from flask import Flask
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -35,10 +37,12 @@ BACKLOG_AGE = Gauge(
 
 
 def _recorded(batch: list[NewEvent], recorded: Recorded) -> None:
-    for event in batch:
-        EVENTS.labels(event.type, event.decision or "").inc()
-        if event.type == "retrohunt":
-            RETROHUNT_HITS.inc()
+    # One increment per kind of event, not per event: under `serve` each is a write to a memory-mapped file, and a
+    # batch of 1,000 lookups writes 1,000 events of one kind.
+    for (kind, decision), count in collections.Counter((event.type, event.decision or "") for event in batch).items():
+        EVENTS.labels(kind, decision).inc(count)
+        if kind == "retrohunt":
+            RETROHUNT_HITS.inc(count)
     if recorded.quarantined:
         QUARANTINES.inc(len(recorded.quarantined))
         EVENTS.labels("quarantine", "").inc(len(recorded.quarantined))

@@ -7,6 +7,7 @@ after); everything else (the review queue, quarantines, webhooks) is reached thr
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from hashsvc.config import Settings
@@ -85,19 +86,32 @@ class AfterMatch:
     ) -> None:
         """After deciding: buffer the event the result makes, if any (never blocks on the store unless the
         buffer is full)."""
+        self.record_many(caller, [(context, hashes, result)])
+
+    def record_many(
+        self, caller: Caller | None, decided: Iterable[tuple[MatchContext, dict[str, Any], dict[str, Any]]]
+    ) -> None:
+        """`record` for each (context, hashes, result) of a batch, its events buffered in one go and in order."""
         if not self.settings.record_events:
             return
-        event = match_event(
-            caller.key.name if caller is not None else None, context, hashes, result, self.settings.events_allow_sample
-        )
-        if event is not None:
-            self.events.add(event)
-        if self.retainer is not None:
-            pdq = hashes.get("pdq")
-            value, quality = (pdq.get("value"), pdq.get("quality")) if isinstance(pdq, dict) else (pdq, None)
-            if isinstance(value, str):
-                self.retainer.keep(caller, context, bytes.fromhex(value), quality)
-                self.events.kick()
+        key_name = caller.key.name if caller is not None else None
+        sample = self.settings.events_allow_sample
+        made = []
+        retained = False
+        for context, hashes, result in decided:
+            event = match_event(key_name, context, hashes, result, sample)
+            if event is not None:
+                made.append(event)
+            if self.retainer is not None:
+                pdq = hashes.get("pdq")
+                value, quality = (pdq.get("value"), pdq.get("quality")) if isinstance(pdq, dict) else (pdq, None)
+                if isinstance(value, str):
+                    self.retainer.keep(caller, context, bytes.fromhex(value), quality)
+                    retained = True
+        if made:
+            self.events.add_many(made)
+        if retained:
+            self.events.kick()
 
     # --------------------------------------------------------------------------------------- listing etc.
 

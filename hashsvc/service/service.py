@@ -230,8 +230,9 @@ class Service:
             raw = self._match_many(queries)
             # one summary per set, for its event and its answer alike (neither changes it)
             summaries = [_hash_set_summary(query) for query in queries]
-            for summary, (_, context), one in zip(summaries, split, raw, strict=True):
-                self.after.record(caller, context, summary, one)
+            contexts = [context for _, context in split]
+            decided = list(zip(contexts, summaries, raw, strict=True))
+            self.after.record_many(caller, decided)
             matched = self._answers(caller, queries, raw)
             results = [_response(m, summary) for summary, m in zip(summaries, matched, strict=True)]
             batch_response: dict[str, Any] = {"results": results, "index": {"sequence": self.live.sequence}}

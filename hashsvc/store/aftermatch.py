@@ -48,6 +48,9 @@ OUTBOX_COLUMNS = (
 )
 WEBHOOK_TYPES = vocabulary.WEBHOOK_TYPES
 _CHUNK = 500
+# The writer's rows go to SQLite in INSERTs of this many rows: one release of the GIL per statement instead of per
+# row (see hashsvc.store.bulk.insert_rows), which the request threads of the writer's process paid for.
+ROWS_PER_STATEMENT = 200
 
 
 @dataclass
@@ -117,9 +120,30 @@ def guarded_items(batch: Iterable[NewEvent]) -> dict[int, str]:
     }
 
 
-def guard(engine: sa.Engine, items: dict[int, str], flood: FloodRule) -> list[int]:
+@dataclass
+class CountBounds:
+    """Upper bounds of items' flood counts, kept by one process from one check to the next, so that a check
+    counts over the window only the items that might have crossed the rule.
+
+    An item's count over the window is at most its last exact count plus the (event, item) rows written since,
+    by any process: the window only moves forward, and a row counts at most one more distinct content. Event ids
+    are handed out in commit order (the counter row is locked until commit), so "written since" is "event id
+    above `upto`". A bound that stays under the rule decides the same as an exact count would (no quarantine);
+    only an item whose bound crossed it is counted exactly, which also resets its bound."""
+
+    upto: int = -1  # rows up to this event id are in the bounds; -1: nothing read yet
+    bounds: dict[int, int] = field(default_factory=dict)
+
+
+# More items than this in the bounds and they are dropped (each then gets one exact count again): a process that
+# blocks on millions of items over its lifetime keeps no dict of all of them.
+MAX_BOUNDS = 100_000
+
+
+def guard(engine: sa.Engine, items: dict[int, str], flood: FloodRule, known: CountBounds | None = None) -> list[int]:
     """Check these items (id -> bank) against the flood rule over the recorded events, in a transaction of its
-    own; quarantine those that crossed it (with their events and webhooks) and return their ids.
+    own; quarantine those that crossed it (with their events and webhooks) and return their ids. With `known`
+    (updated in place once the transaction committed), items whose bound is under the rule are not counted.
 
     The count is read from the store, so a check run after the events that tipped an item over, by any process,
     finds it: checking late delays a quarantine, it cannot miss one."""
@@ -128,13 +152,41 @@ def guard(engine: sa.Engine, items: dict[int, str], flood: FloodRule) -> list[in
     with engine.connect() as conn:
         conn.execution_options(hashsvc_write=True)
         with conn.begin():
-            return _guard(conn, items, flood, None)
+            bounds = _advance(conn, known) if known is not None else None
+            quarantined = _guard(conn, items, flood, None, bounds)
+        if known is not None and bounds is not None:
+            known.upto, known.bounds = bounds.upto, bounds.bounds if len(bounds.bounds) <= MAX_BOUNDS else {}
+        return quarantined
 
 
-def _guard(conn: Connection, items: dict[int, str], flood: FloodRule, hooks: list[Any] | None) -> list[int]:
+def _advance(conn: Connection, known: CountBounds) -> CountBounds:
+    """The bounds with the rows written since `known.upto` added (a new object: the transaction may yet fail)."""
+    if known.upto < 0:  # the first check: bounds start at exact counts, from rows up to the newest now
+        newest = conn.execute(_NEWEST_EVENT_ITEM).scalar()
+        return CountBounds(-1 if newest is None else int(newest), {})
+    bounds = dict(known.bounds)
+    upto = known.upto
+    for item_id, rows, newest in conn.execute(_ROWS_SINCE, {"upto": known.upto}):
+        upto = max(upto, int(newest))
+        if item_id in bounds:
+            bounds[item_id] += int(rows)
+    return CountBounds(upto, bounds)
+
+
+def _guard(
+    conn: Connection,
+    items: dict[int, str],
+    flood: FloodRule,
+    hooks: list[Any] | None,
+    bounds: CountBounds | None = None,
+) -> list[int]:
     if not items:
         return []
-    found = _flood(conn, sorted(items.items()), flood)
+    guarded = sorted(items.items())
+    if bounds is not None:
+        limit = flood.max_contents
+        guarded = [(item_id, bank) for item_id, bank in guarded if bounds.bounds.get(item_id, limit + 1) > limit]
+    found = _flood(conn, guarded, flood, bounds)
     if found:
         _insert(conn, found, _live_webhooks(conn) if hooks is None else hooks)
     return [e.matches[0]["item_id"] for e in found]
@@ -183,10 +235,10 @@ def _insert(conn: Connection, batch: Sequence[NewEvent], hooks: list[Any]) -> li
                     outbox_rows.append(
                         (hook.id, f"evt-{event_id}-wh-{hook.id}", e.webhook_type, payload, e.at, "pending", 0, e.at)
                     )
-    insert_rows(conn, events, EVENT_COLUMNS, rows)
-    insert_rows(conn, event_items, ITEM_COLUMNS, item_rows)
-    insert_rows(conn, reviews, REVIEW_COLUMNS, review_rows)
-    insert_rows(conn, webhook_outbox, OUTBOX_COLUMNS, outbox_rows)
+    insert_rows(conn, events, EVENT_COLUMNS, rows, rows_per_statement=ROWS_PER_STATEMENT)
+    insert_rows(conn, event_items, ITEM_COLUMNS, item_rows, rows_per_statement=ROWS_PER_STATEMENT)
+    insert_rows(conn, reviews, REVIEW_COLUMNS, review_rows, rows_per_statement=ROWS_PER_STATEMENT)
+    insert_rows(conn, webhook_outbox, OUTBOX_COLUMNS, outbox_rows, rows_per_statement=ROWS_PER_STATEMENT)
     return list(range(first, last + 1))
 
 
@@ -217,6 +269,12 @@ _COUNT_CONTENTS = (
     .where(event_items.c.item_id.in_(sa.bindparam("ids", expanding=True)), event_items.c.at >= sa.bindparam("since"))
     .group_by(event_items.c.item_id)
 )
+_ROWS_SINCE = (
+    sa.select(event_items.c.item_id, sa.func.count(), sa.func.max(event_items.c.event_id))
+    .where(event_items.c.event_id > sa.bindparam("upto"))
+    .group_by(event_items.c.item_id)
+)
+_NEWEST_EVENT_ITEM = sa.select(sa.func.max(event_items.c.event_id))
 _QUARANTINE_STATES = sa.select(quarantines).where(quarantines.c.item_id.in_(sa.bindparam("ids", expanding=True)))
 
 
@@ -224,8 +282,11 @@ def _live_webhooks(conn: Connection) -> list[Any]:
     return list(conn.execute(_LIVE_WEBHOOKS))
 
 
-def _flood(conn: Connection, guarded: list[tuple[int, str]], rule: FloodRule) -> list[NewEvent]:
-    """Quarantine events for the guarded items that crossed the rule and are not quarantined already."""
+def _flood(
+    conn: Connection, guarded: list[tuple[int, str]], rule: FloodRule, bounds: CountBounds | None = None
+) -> list[NewEvent]:
+    """Quarantine events for the guarded items that crossed the rule and are not quarantined already (their
+    exact counts become their `bounds`, if given)."""
     now = utcnow()
     since = now - dt.timedelta(seconds=rule.window_s)
     banks = dict(guarded)
@@ -238,6 +299,8 @@ def _flood(conn: Connection, guarded: list[tuple[int, str]], rule: FloodRule) ->
         chunk = ids[start : start + _CHUNK]
         counted = conn.execute(_COUNT_CONTENTS, {"ids": chunk, "since": since})
         counts.update((int(item_id), int(count)) for item_id, count in counted)
+    if bounds is not None:
+        bounds.bounds.update((item_id, counts.get(item_id, 0)) for item_id in ids)
     # Only an item over the limit can be quarantined, and only its state can say it is not (already held, or
     # re-armed and recounted from then): almost every check reads no state at all.
     over = [item_id for item_id in ids if counts.get(item_id, 0) > rule.max_contents]
