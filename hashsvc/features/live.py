@@ -6,6 +6,12 @@ writes snapshots. An item's features arrive with its 'activate' change (they are
 transaction), so a new image item is crop-matchable on every replica within the poll interval. Removal follows
 'deactivate' of an item; a disabled or deleted bank is filtered at match time by the store (`feature_owners`),
 as for hashes.
+
+`reachable` says whether an upload could get a feature match at all (some active item with features in an
+enabled bank whose stage is on, by the store); the service extracts an upload's features only then, so banks with
+the stage switched off cost their uploads nothing. It is re-read from the store at load, at every change that can
+flip it (a bank-level change, an item change that adds or removes features) and when this process switches a bank
+(`refresh_reachable`), so another replica follows a bank switch within its change-log poll interval.
 """
 
 from __future__ import annotations
@@ -34,6 +40,11 @@ class LiveFeatures:
         self.snapshot_dir = snapshot_dir
         self.kind = kind
         self.index = FeatureIndex(kind)
+        self.reachable = False
+
+    def refresh_reachable(self) -> None:
+        """Re-read from the store whether any bank the stage may match holds items with features."""
+        self.reachable = feature_rows.stage_reachable(self.store.engine)
 
     @property
     def sequence(self) -> int:
@@ -47,6 +58,7 @@ class LiveFeatures:
                 loaded = snapshot.load(path)
                 if loaded.kind == self.kind:
                     self.index = loaded
+                    self.refresh_reachable()
                     log.info("loaded feature snapshot: %d items at sequence %d", len(loaded), loaded.sequence)
                     return
                 log.info("ignoring %s: a %s index, %s wanted", path, loaded.kind, self.kind)
@@ -59,17 +71,24 @@ class LiveFeatures:
                 _add(index, row)
         index.sequence = sequence
         self.index = index
+        self.refresh_reachable()
 
     def apply(self, change: Change) -> None:
         """Apply one change of the tail (callers hold the live index's apply lock)."""
         if change.sequence <= self.index.sequence:
             return
+        touched = change.item_id is None  # a bank-level change: enabled, disabled, deleted, its stage switched
         if change.effect == "activate":
             for row in feature_rows.features_for_change(self.store.engine, change):
                 _add(self.index, row)
+                touched = True
         elif change.effect == "deactivate" and change.item_id is not None:
             last = change.last_item_id if change.last_item_id is not None else change.item_id
-            self.index.remove(set(range(change.item_id, last + 1)))
+            removed = {i for i in range(change.item_id, last + 1) if i in self.index}
+            self.index.remove(removed)
+            touched = touched or bool(removed)
+        if touched:
+            self.refresh_reachable()
         self.index.sequence = change.sequence
         dead = self.index.dead_rows
         if dead >= COMPACT_MIN_DEAD_ROWS and dead >= COMPACT_DEAD_SHARE * self.index.rows:

@@ -268,8 +268,10 @@ class Service:
         return answers
 
     def _query_features(self) -> int:
-        """How many local features to extract from an upload: none unless some stored item has features."""
-        return MAX_QUERY if self.settings.features and len(self.live.features.index) else 0
+        """How many local features to extract from an upload: none unless a bank the upload can match has the
+        stage on and items with features (`LiveFeatures.reachable`), and this process's index holds some."""
+        features = self.live.features
+        return MAX_QUERY if self.settings.features and features.reachable and len(features.index) else 0
 
     def _with_features(self, result: dict[str, Any], hashes: ImageHashes) -> dict[str, Any]:
         """The second stage (feature_stage), for uploads the hash stage did not block."""
@@ -452,6 +454,11 @@ class Service:
             set_bank_features(self.store.engine, bank.name, features, actor)
         return self._bank_dict(bank, 0)
 
+    def _bank_switched(self) -> None:
+        """A bank's state changed here: this process's uploads follow it at once (replicas at their next poll)."""
+        if self.settings.features:
+            self.live.features.refresh_reachable()
+
     def update_bank(self, name: str, fields: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
         fields = _only(fields, {"description", "category", "action", "enabled", "thresholds", "features"}, "bank")
         if "enabled" in fields:
@@ -459,10 +466,12 @@ class Service:
         if "features" in fields:  # the local-feature stage for this bank's items (hashsvc.store.features)
             set_bank_features(self.store.engine, name, _boolean(fields.pop("features"), "features"), actor)
         bank = self.store.update_bank(name, actor=actor, **{k: fields.get(k, UNSET) for k in fields})
+        self._bank_switched()
         return self._bank_dict(bank, self.store.count_items(name))
 
     def delete_bank(self, name: str, actor: Actor) -> None:
         self.store.delete_bank(name, actor=actor)
+        self._bank_switched()
 
     # ------------------------------------------------------------------------------------------- items
 
