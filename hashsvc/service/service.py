@@ -20,9 +20,10 @@ from hashsvc import json_input, media
 from hashsvc.config import Settings, percentages
 from hashsvc.errors import InvalidHashError, NotFoundError, NotReadyError, ValidationError
 from hashsvc.features import ALGORITHM as FEATURE_ALGORITHM
-from hashsvc.features import MAX_QUERY, MAX_STORED, Features
+from hashsvc.features import MAX_QUERY, MAX_STORED, QUERY_WORK_SIDE, Features
 from hashsvc.features import codec as feature_codec
 from hashsvc.features.live import LiveFeatures
+from hashsvc.features.orb import WORK_SIDE
 from hashsvc.hashes import ALGORITHMS, normalize_hex
 from hashsvc.hashes.codec import hamming
 from hashsvc.hashes.compute import DIHEDRAL_VARIANTS
@@ -167,7 +168,8 @@ class Service:
         return self._hash(data).to_dict()
 
     def _hash(
-        self, data: bytes, *, dihedral: bool = False, extras: str | None = None, features: int = 0
+        self, data: bytes, *, dihedral: bool = False, extras: str | None = None, features: int = 0,
+        feature_side: int = WORK_SIDE,
     ) -> ImageHashes:
         options = {
             "dihedral": dihedral,
@@ -177,7 +179,7 @@ class Service:
             "crops": self.index_crops,
         }
         if features:  # local features come from the same decode (hashsvc.service.feature_stage)
-            options["features"] = features
+            options["features"], options["feature_side"] = features, feature_side
         if self.sandbox is None:
             return hash_image(data, self.limits, **options)  # type: ignore[arg-type]
         return self.sandbox.hash(data, limits=self.limits, **options)
@@ -202,7 +204,9 @@ class Service:
             return self.video.match(data, caller)
         started = time.perf_counter()
         self._require_ready()
-        hashes = self._hash(data, dihedral=True, extras="query", features=self._query_features())
+        hashes = self._hash(
+            data, dihedral=True, extras="query", features=self._query_features(), feature_side=QUERY_WORK_SIDE
+        )
         query = _query_from_image(hashes)
         matched = self._with_features(self._match(query), hashes)
         if record:
