@@ -93,7 +93,9 @@ def index_bytes(service: Service) -> int:
 
 
 def cpu_seconds_with_children() -> dict[int, float]:
-    """User + system CPU seconds of this process and of every process under it (the sandbox workers), by pid."""
+    """CPU seconds of this process and of every process under it (the sandbox's fork server and workers), by
+    pid: each one's user + system time plus that of its children it has reaped, so that a worker the sandbox
+    replaced during a run (one whose memory grew past HASHSVC_SANDBOX_RECYCLE_MB) still counts."""
     me = psutil.Process(os.getpid())
     found = {}
     for process in [me, *me.children(recursive=True)]:
@@ -101,14 +103,13 @@ def cpu_seconds_with_children() -> dict[int, float]:
             times = process.cpu_times()
         except psutil.Error:  # a worker that exited meanwhile
             continue
-        found[process.pid] = times.user + times.system
+        found[process.pid] = times.user + times.system + times.children_user + times.children_system
     return found
 
 
 def closed_loop(service: Service, uploads: list[bytes], seconds: float, clients: int = 2) -> tuple[float, float]:
     """(uploads per second, CPU ms per upload of this process and its workers) of `clients` threads matching
-    as fast as they can. A worker that exits during the run takes its CPU time with it (the sandbox recycles
-    workers only after failures, which these uploads do not cause)."""
+    as fast as they can."""
     done = [0] * clients
     cpu_before = cpu_seconds_with_children()
     stop = time.perf_counter() + seconds
