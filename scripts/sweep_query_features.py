@@ -32,7 +32,7 @@ from hashsvc.service import feature_policy
 SWEPT_EDITS = ("crop 10-20% at a random offset (a)", "crop 20% from one side", "crop 30% from one side",
                "crop 15% + half size + JPEG q70")
 DEFAULT_GRID = ("384:10:256", "320:10:256", "288:10:256", "320:15:256", "256:10:256", "352:10:256",
-                "384:10:192", "384:10:160", "384:10:128", "320:10:192", "320:10:160")
+                "384:10:192", "384:10:160", "384:10:128", "352:10:192", "320:10:192", "320:10:160")
 
 
 def upload_features(image: Image.Image, side: int, fast: int, count: int) -> Features:
