@@ -34,7 +34,7 @@ from PIL import Image
 
 from hashsvc import media
 from hashsvc.bench.samples import require_images
-from hashsvc.features import MAX_QUERY, MAX_STORED, Features, extract, native, verify_pairs
+from hashsvc.features import MAX_STORED, Features, extract, extract_query, native, verify_pairs
 from hashsvc.features.index import NEIGHBOURS, FeatureIndex
 from hashsvc.features.verify import MAX_DESCRIPTOR_DISTANCE
 from hashsvc.index import HammingIndex
@@ -88,7 +88,7 @@ def main() -> None:
         w, h = image.size
         dx, dy = rng.uniform(0, 0.15, 2)
         crop = image.crop((round(w * dx), round(h * dy), w - round(w * (0.15 - dx)), h - round(h * (0.15 - dy))))
-        queries.append((int(k), extract(media.decode_first(_jpeg(crop)).pixels, MAX_QUERY)))
+        queries.append((int(k), extract_query(media.decode_first(_jpeg(crop)).pixels)))
     pool = np.concatenate([f.descriptors for f in real])
     print(f"{len(real)} real items, {len(pool)} real descriptors; {len(queries)} queries; load {os.getloadavg()}")
 

@@ -12,10 +12,16 @@ hash stage never blocks and B runs its full second stage on every one: the worst
 * throughput: 2 client threads as fast as they can for `--seconds`, A, B, A, B; uploads/s per run;
 * CPU: this process's CPU time per upload (best of 3) for hashing without and with extraction, and for the
   lookup + verification, which the machine's other jobs inflate less than wall time;
+* CPU per upload in the throughput runs: this process's and its sandbox workers' CPU time over the run divided
+  by the uploads it served, the whole match path (decode, hashing, extraction, lookup, store reads); on a
+  CPU-bound machine the on/off throughput ratio tends to the inverse ratio of these;
 * memory: bytes per stored item of B's feature index (FAISS index + row owners + positions) and the process RSS
   growth while padding.
 
     .venv/bin/python scripts/bench_feature_stage.py ../shared/corpus --items 200 --pad 10000
+
+The script also runs against an older tree (PYTHONPATH=that tree): its match path's query features are then
+whatever that tree's `hash_image` extracts by default.
 """
 
 from __future__ import annotations
@@ -36,13 +42,17 @@ import psutil
 
 from hashsvc.bench.samples import mosaic, require_images, to_jpeg
 from hashsvc.config import load_settings
-from hashsvc.features import MAX_QUERY, MAX_STORED, Features, native
+from hashsvc.features import MAX_QUERY, MAX_STORED, Features, native, orb
 from hashsvc.service import feature_stage
 from hashsvc.service.hashing import hash_image
 from hashsvc.service.service import Service
 from hashsvc.store import Actor, upgrade
 
 ACTOR = Actor("bench")
+# The upload's features as the match path extracts them; trees before QUERY_WORK_SIDE extracted at WORK_SIDE.
+QUERY_FEATURES: dict[str, int] = {"features": MAX_QUERY}
+if hasattr(orb, "QUERY_WORK_SIDE"):
+    QUERY_FEATURES["feature_side"] = orb.QUERY_WORK_SIDE
 
 
 def make_service(root: Path, name: str, features: bool, kind: str) -> Service:
@@ -82,8 +92,26 @@ def index_bytes(service: Service) -> int:
     return len(native.faiss().serialize_index_binary(faiss_index)) + owner.nbytes + positions.nbytes
 
 
-def closed_loop(service: Service, uploads: list[bytes], seconds: float, clients: int = 2) -> float:
+def cpu_seconds_with_children() -> dict[int, float]:
+    """CPU seconds of this process and of every process under it (the sandbox's fork server and workers), by
+    pid: each one's user + system time plus that of its children it has reaped, so that a worker the sandbox
+    replaced during a run (one whose memory grew past HASHSVC_SANDBOX_RECYCLE_MB) still counts."""
+    me = psutil.Process(os.getpid())
+    found = {}
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:  # a worker that exited meanwhile
+            continue
+        found[process.pid] = times.user + times.system + times.children_user + times.children_system
+    return found
+
+
+def closed_loop(service: Service, uploads: list[bytes], seconds: float, clients: int = 2) -> tuple[float, float]:
+    """(uploads per second, CPU ms per upload of this process and its workers) of `clients` threads matching
+    as fast as they can."""
     done = [0] * clients
+    cpu_before = cpu_seconds_with_children()
     stop = time.perf_counter() + seconds
 
     def client(n: int) -> None:
@@ -98,7 +126,9 @@ def closed_loop(service: Service, uploads: list[bytes], seconds: float, clients:
         t.start()
     for t in threads:
         t.join()
-    return sum(done) / seconds
+    cpu_after = cpu_seconds_with_children()
+    used = sum(after - cpu_before.get(pid, 0.0) for pid, after in cpu_after.items())
+    return sum(done) / seconds, used * 1000 / max(1, sum(done))
 
 
 def _cpu_ms(run: Callable[[], object]) -> float:
@@ -117,8 +147,8 @@ def stage_cpu(service: Service, uploads: list[bytes]) -> dict[str, float]:
     hashed, extracted, looked_up = [], [], []
     for data in uploads:
         hashed.append(_cpu_ms(partial(hash_image, data, dihedral=True, extras="query")))
-        extracted.append(_cpu_ms(partial(hash_image, data, dihedral=True, extras="query", features=MAX_QUERY)))
-        query = hash_image(data, features=MAX_QUERY).features
+        extracted.append(_cpu_ms(partial(hash_image, data, dihedral=True, extras="query", **QUERY_FEATURES)))
+        query = hash_image(data, **QUERY_FEATURES).features
         assert query is not None
         looked_up.append(_cpu_ms(partial(feature_stage.find, service.live.features.index, service.store.engine,
                                          query, 1.0)))
@@ -139,6 +169,7 @@ def main() -> None:
     parser.add_argument("--uploads", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--throughput-rounds", type=int, default=2, help="off/on pairs of throughput runs (default 2)")
     parser.add_argument("--kind", default="ivf", choices=("ivf", "hnsw", "flat"))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -180,9 +211,12 @@ def main() -> None:
                     diffs.append(times["on"] - times["off"])
             cpu = stage_cpu(on, uploads)
             load_before = os.getloadavg()
-            rates = {"off": [], "on": []}
-            for name, service in [("off", off), ("on", on), ("off", off), ("on", on)]:
-                rates[name].append(closed_loop(service, uploads, args.seconds))
+            rates: dict[str, list[float]] = {"off": [], "on": []}
+            loop_cpu: dict[str, list[float]] = {"off": [], "on": []}
+            for name, service in [("off", off), ("on", on)] * args.throughput_rounds:
+                rate, cpu_ms = closed_loop(service, uploads, args.seconds)
+                rates[name].append(rate)
+                loop_cpu[name].append(cpu_ms)
             load_after = os.getloadavg()
         finally:
             off.close(), on.close()
@@ -197,6 +231,8 @@ def main() -> None:
         "added_ms": {"p50": round(pct(diffs, 50), 1), "p99": round(pct(diffs, 99), 1)},
         "uploads_per_s": {name: [round(r, 1) for r in v] for name, v in rates.items()},
         "throughput_ratio": round(statistics.median(rates["on"]) / statistics.median(rates["off"]), 3),
+        "loop_cpu_ms_per_upload": {name: [round(c, 2) for c in v] for name, v in loop_cpu.items()},
+        "loop_cpu_ratio_off_on": round(statistics.median(loop_cpu["off"]) / statistics.median(loop_cpu["on"]), 3),
         "cpu_ms_per_upload": cpu,
         "decisions": decisions,
         "loadavg_before_after_throughput": [load_before, load_after],

@@ -40,7 +40,16 @@ from PIL import Image
 from hashsvc import media
 from hashsvc.bench.robustness import CORPUS_NEAR_DUPLICATES
 from hashsvc.bench.samples import require_images
-from hashsvc.features import MAX_QUERY, MAX_STORED, Features, Verification, extract, verify
+from hashsvc.features import (
+    MAX_QUERY,
+    MAX_STORED,
+    QUERY_WORK_SIDE,
+    Features,
+    Verification,
+    extract,
+    extract_query,
+    verify,
+)
 from hashsvc.hashes import hamming
 from hashsvc.service import feature_policy
 from hashsvc.service.hashing import ImageHashes, hash_image
@@ -151,12 +160,12 @@ def main() -> None:
             continue
         stored = extract(frame.pixels, MAX_STORED)
         hashes = hash_image(data, extras="index") if args.hashes else None
-        original = Original(name, half_of(name), stored, extract(frame.pixels, MAX_QUERY), hashes)
+        original = Original(name, half_of(name), stored, extract_query(frame.pixels), hashes)
         originals.append(original)
         rng = np.random.default_rng([args.seed, int.from_bytes(hashlib.sha1(name.encode()).digest()[:4], "big")])
         for edit_name, (edit, quality) in EDITS.items():
             upload = _jpeg(edit(frame.pixels, rng), quality)
-            query = extract(media.decode_first(upload).pixels, MAX_QUERY)
+            query = extract_query(media.decode_first(upload).pixels)
             found = verify(stored, query)
             row: dict[str, object] = {"name": name, "half": original.half, "edit": edit_name,
                                       "inliers": found.inliers, "pairs": found.pairs}
@@ -182,7 +191,7 @@ def main() -> None:
           f"{len(positives)} edited queries, {len(negatives)} distinct-original pairs; "
           f"extract+edits {extracted - started:.0f} s, pairs {finished - extracted:.0f} s")
     print(f"policy: inliers >= {feature_policy.MIN_INLIERS} and ratio >= {feature_policy.MIN_RATIO}; "
-          f"features stored {MAX_STORED}, query {MAX_QUERY}")
+          f"features stored {MAX_STORED}, query {MAX_QUERY} at {QUERY_WORK_SIDE} px")
     if args.json:
         args.json.write_text(json.dumps({"positives": positives, "negatives": negatives,
                                          "min_inliers": feature_policy.MIN_INLIERS,

@@ -9,11 +9,16 @@ from PIL import Image
 
 from hashsvc import media
 from hashsvc.bench import feature_stage
-from hashsvc.features import MAX_STORED, Features, extract
+from hashsvc.features import MAX_STORED, Features, extract, extract_query
 
 
 def _features(image: Image.Image) -> Features:
     return extract(media.decode_first(encode(image)).pixels, MAX_STORED)
+
+
+def _upload(image: Image.Image) -> Features:
+    """The features the match path extracts from an upload of `image`."""
+    return extract_query(media.decode_first(encode(image)).pixels)
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +45,12 @@ def test_an_offgrid_crop_counts_for_its_own_original_only(originals, stored) -> 
     index = feature_stage.stored_index(stored)
     w, h = originals[1].size
     crop = originals[1].crop((round(w * 0.12), round(h * 0.05), w - round(w * 0.04), h - round(h * 0.11)))
-    assert feature_stage.counted_items(index, _features(crop)) == [1]
-    assert feature_stage.counted_items(index, _features(photo(640, 480, 11))) == []
+    assert feature_stage.counted_items(index, _upload(crop)) == [1]
+    assert feature_stage.counted_items(index, _upload(photo(640, 480, 11))) == []
     assert feature_stage.counted_items(index, None) == [] and feature_stage.counted_items(index, Features.empty()) == []
 
 
-def test_an_original_as_a_query_is_looked_up_without_itself(stored) -> None:
+def test_an_original_as_a_query_is_looked_up_without_itself(originals, stored) -> None:
     index = feature_stage.stored_index(stored)
-    assert feature_stage.counted_items(index, stored[0]) == [0]
-    assert feature_stage.counted_items(index, stored[0], exclude={0}) == []
+    assert feature_stage.counted_items(index, _upload(originals[0])) == [0]
+    assert feature_stage.counted_items(index, _upload(originals[0]), exclude={0}) == []

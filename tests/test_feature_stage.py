@@ -13,6 +13,7 @@ from images import encode, photo
 from PIL import Image
 
 from hashsvc.config import load_settings
+from hashsvc.features import MAX_QUERY
 from hashsvc.service import feature_policy
 from hashsvc.service.service import Service
 
@@ -134,3 +135,61 @@ def test_every_index_kind_serves(make_api: Callable[..., Api], kind: str) -> Non
     api = make_api(feature_index=kind)
     _bank_with_original(api)
     assert _match(api, CROP)["decision"] == "block"
+
+
+def _features_asked_for(api: Api, monkeypatch: pytest.MonkeyPatch, data: bytes) -> int:
+    """How many local features the match path asks the hashing (sandbox) job to extract from this upload."""
+    asked: list[int] = []
+    hash_upload = api.service._hash
+
+    def spy(data: bytes, **options: Any) -> Any:
+        asked.append(options.get("features", 0))
+        return hash_upload(data, **options)
+
+    monkeypatch.setattr(api.service, "_hash", spy)
+    try:
+        _match(api, data)
+    finally:
+        monkeypatch.undo()
+    [features] = asked
+    return features
+
+
+def test_uploads_are_not_extracted_when_no_bank_with_the_stage_on_holds_image_items(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _features_asked_for(api, monkeypatch, CROP) == 0  # nothing stored yet
+    _bank_with_original(api)
+    assert _features_asked_for(api, monkeypatch, CROP) == MAX_QUERY
+    # A bank of imported hashes with the stage on does not make the image bank's items reachable.
+    assert api.post_json("/v1/banks", {"name": "partner", "category": "csam"}).status_code == 201
+    api.client.patch("/v1/banks/cases", json={"features": False}, headers=api.headers("curate"))
+    assert _features_asked_for(api, monkeypatch, CROP) == 0
+    api.client.patch("/v1/banks/cases", json={"features": True}, headers=api.headers("curate"))
+    assert _features_asked_for(api, monkeypatch, CROP) == MAX_QUERY
+    api.client.patch("/v1/banks/cases", json={"enabled": False}, headers=api.headers("curate"))
+    assert _features_asked_for(api, monkeypatch, CROP) == 0
+    api.client.patch("/v1/banks/cases", json={"enabled": True}, headers=api.headers("curate"))
+    assert _match(api, CROP)["decision"] == "block"
+
+
+def test_a_replica_follows_a_bank_switch_through_the_change_log(make_api: Callable[..., Api]) -> None:
+    api = make_api()
+    _bank_with_original(api)
+    replica = Service(api.service.settings)  # another process on the same store
+    try:
+        replica.live.load()
+        assert replica.live.features.reachable
+        api.client.patch("/v1/banks/cases", json={"features": False}, headers=api.headers("curate"))
+        replica.live.catch_up()
+        assert not replica.live.features.reachable
+        assert replica.match_image(CROP)["decision"] == "allow"
+        api.client.patch("/v1/banks/cases", json={"features": True}, headers=api.headers("curate"))
+        replica.live.catch_up()
+        assert replica.live.features.reachable and replica.match_image(CROP)["decision"] == "block"
+        item = api.client.get("/v1/banks/cases/items", headers=api.headers("curate")).json["items"][0]
+        api.client.delete(f"/v1/items/{item['id']}", headers=api.headers("curate"))
+        replica.live.catch_up()
+        assert not replica.live.features.reachable  # its only image item is gone
+    finally:
+        replica.close()

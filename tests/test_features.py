@@ -11,7 +11,19 @@ from images import encode, photo
 from PIL import Image
 
 from hashsvc import media
-from hashsvc.features import MAX_QUERY, MAX_STORED, Features, codec, correspondences, extract, verify, verify_pairs
+from hashsvc.features import (
+    MAX_QUERY,
+    MAX_STORED,
+    QUERY_WORK_SIDE,
+    Features,
+    codec,
+    correspondences,
+    extract,
+    extract_query,
+    orb,
+    verify,
+    verify_pairs,
+)
 from hashsvc.features import snapshot as feature_snapshot
 from hashsvc.features.index import FeatureIndex
 from hashsvc.index.snapshot import SnapshotError
@@ -21,6 +33,11 @@ from hashsvc.service import feature_policy
 def _features(image: Image.Image, limit: int = MAX_STORED) -> Features:
     """Features as the service computes them: from the decoded upload."""
     return extract(media.decode_first(encode(image)).pixels, limit)
+
+
+def _upload(image: Image.Image) -> Features:
+    """An upload's features as the match path extracts them (fewer, from a smaller working image)."""
+    return extract_query(media.decode_first(encode(image)).pixels)
 
 
 def _offgrid_crop(image: Image.Image) -> Image.Image:
@@ -45,6 +62,17 @@ def test_extraction_is_bounded_and_flat_images_have_none(originals: list[Image.I
     assert found.positions.shape == (len(found), 2) and found.positions.max() <= 512
     assert len(_features(originals[0], 40)) <= 40
     assert len(extract(Image.new("RGB", (300, 200), (90, 90, 90)))) == 0
+
+
+def test_uploads_are_described_smaller_and_with_fewer_features_than_stored_items(
+    originals: list[Image.Image],
+) -> None:
+    stored, upload = _features(originals[0]), _upload(originals[0])
+    assert 0 < len(upload) <= MAX_QUERY < MAX_STORED and len(upload) < len(stored)
+    assert upload.positions.max() <= QUERY_WORK_SIDE < stored.positions.max() <= orb.WORK_SIDE
+    # The strongest corners, at the query's scale: the same image as an upload verifies with most of them.
+    found = verify(stored, upload)
+    assert feature_policy.counts(found) and found.ratio > 0.8, found
 
 
 def test_codec_round_trips_and_stays_within_ten_kib(stored: list[Features]) -> None:
@@ -74,7 +102,7 @@ def test_codec_refuses_damaged_blobs(stored: list[Features], damage: object) -> 
 def test_an_offgrid_crop_verifies_and_unrelated_pictures_do_not(
     originals: list[Image.Image], stored: list[Features]
 ) -> None:
-    crop = _features(_offgrid_crop(originals[0]), MAX_QUERY)
+    crop = _upload(_offgrid_crop(originals[0]))
     found = verify(stored[0], crop)
     assert feature_policy.counts(found), found
     assert found.inliers >= 2 * feature_policy.MIN_INLIERS and found.ratio > 0.8  # a wide margin
@@ -104,7 +132,7 @@ def test_the_index_finds_the_item_pairwise_matching_finds(
     for item_id, features in enumerate(stored, start=100):
         index.add(item_id, features)
     assert len(index) == len(stored) and index.rows == sum(len(f) for f in stored)
-    query = _features(_offgrid_crop(originals[2]), MAX_QUERY)
+    query = _upload(_offgrid_crop(originals[2]))
     candidates = index.candidates(query)
     assert candidates and candidates[0].item_id == 102
     via_index = verify_pairs(candidates[0].query_xy, candidates[0].stored_xy)
@@ -123,7 +151,7 @@ def test_removed_items_stop_being_candidates_and_can_come_back(
     index.add(1, stored[1])
     index.add(1, stored[1])  # a replayed 'activate' adds nothing
     assert index.rows == len(stored[1])
-    query = _features(_offgrid_crop(originals[1]), MAX_QUERY)
+    query = _upload(_offgrid_crop(originals[1]))
     assert [c.item_id for c in index.candidates(query)] == [1]
     index.remove({1})
     assert 1 not in index and index.candidates(query) == [] and index.dead_rows == len(stored[1])
@@ -148,9 +176,9 @@ def test_snapshots_round_trip_without_removed_items(
     loaded = feature_snapshot.load(path)
     assert loaded.kind == kind and loaded.sequence == 41 and len(loaded) == 3 and 2 not in loaded
     for item_id in (1, 3, 4):
-        query = _features(_offgrid_crop(originals[item_id - 1]), MAX_QUERY)
+        query = _upload(_offgrid_crop(originals[item_id - 1]))
         assert loaded.candidates(query)[0].item_id == item_id
-    assert all(c.item_id != 2 for c in loaded.candidates(_features(_offgrid_crop(originals[1]), MAX_QUERY)))
+    assert all(c.item_id != 2 for c in loaded.candidates(_upload(_offgrid_crop(originals[1]))))
 
 
 def test_damaged_snapshots_are_refused(tmp_path: Path, stored: list[Features]) -> None:
@@ -183,13 +211,13 @@ def test_an_ivf_index_trains_once_it_is_big_enough_and_keeps_finding_items(
         index.add(filler, Features(rng.uniform(0, 500, (200, 2)).astype(np.float32), picked ^ noise))
     assert 2048 <= index._trained_rows <= index.rows < 2 * index._trained_rows  # retrained at each doubling
     for item_id in (1, 3):
-        query = _features(_offgrid_crop(originals[item_id - 1]), MAX_QUERY)
+        query = _upload(_offgrid_crop(originals[item_id - 1]))
         best = index.candidates(query)[0]
         assert best.item_id == item_id and feature_policy.counts(verify_pairs(best.query_xy, best.stored_xy))
     path = tmp_path / "features.fidx"
     feature_snapshot.save(path, index, sequence=9)
     loaded = feature_snapshot.load(path)
     assert loaded.kind == "ivf" and len(loaded) == len(index) and loaded._trained_rows == index.rows
-    query = _features(_offgrid_crop(originals[1]), MAX_QUERY)
+    query = _upload(_offgrid_crop(originals[1]))
     assert loaded.candidates(query)[0].item_id == 2
     assert loaded.compacted().candidates(query)[0].item_id == 2

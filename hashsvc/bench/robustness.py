@@ -33,7 +33,7 @@ from hashsvc.bench import feature_stage, hard_negatives
 from hashsvc.bench.naive import naive_hashes
 from hashsvc.bench.samples import list_images
 from hashsvc.bench.transforms import Transform, select
-from hashsvc.features import MAX_QUERY, MAX_STORED, Features
+from hashsvc.features import MAX_QUERY, MAX_STORED, QUERY_WORK_SIDE, Features
 from hashsvc.hashes import ALGORITHMS, compute
 from hashsvc.hashes.augment import ANCHORS, DEFAULT_CROPS, QUERY_LABELS, crop_label
 from hashsvc.hashes.information import minority_bits
@@ -113,7 +113,8 @@ class OriginalRecord:
     naive_pdq: np.ndarray  # (4,)
     naive_phash: np.ndarray  # () uint64
     queries: dict[str, QueryRecord] = field(default_factory=dict)
-    features: Features | None = None  # its ORB features (stored with the item, and the original's as a query)
+    features: Features | None = None  # its ORB features as stored with the item
+    query_features: Features | None = None  # its ORB features as an upload of it (for pairs of originals)
 
 
 @dataclass
@@ -186,7 +187,7 @@ def _view_rows(hashes: ImageHashes) -> dict[str, ViewRow]:
 def probe_hashes(data: bytes) -> tuple[HashSet, tuple[str, ...], Features | None]:
     """A query exactly as the service hashes it (`hash_image` with the query views and the upload's local
     features), over PROBES; the labels of the views the query actually had; its features."""
-    hashes = hash_image(data, dihedral=True, extras="query", features=MAX_QUERY)
+    hashes = hash_image(data, dihedral=True, extras="query", features=MAX_QUERY, feature_side=QUERY_WORK_SIDE)
     views = _view_rows(hashes)
     rows = [views.get(p, views["original"]) for p in ("original", *PROBES[1:])]
     return _hash_set(rows, dihedral=True), tuple(extra.label for extra in hashes.extras), hashes.features
@@ -222,16 +223,16 @@ def _collect_one(job: tuple[Path, str, Sequence[str], Path]) -> OriginalRecord:
         source = opened.convert("RGB")
     naive = naive_hashes(data)
     stored, features = stored_hashes(data)
-    # MAX_QUERY == MAX_STORED from the same decode and extractor: the stored features are also the original's
-    # features as an upload.
+    as_upload, _, upload_features = probe_hashes(data)
     record = OriginalRecord(
         key,
         stored,
-        probe_hashes(data)[0],
+        as_upload,
         compute.md5(data),
         _words(naive.pdq),
         _words(naive.phash)[0],
         features=features,
+        query_features=upload_features,
     )
     for transform in transforms:
         edited = _cached_edit(transform, source, key, cache_dir)
@@ -335,6 +336,7 @@ class Tables:
     h: dict[str, np.ndarray] = field(default_factory=dict)  # pdq, phash, dhash, phash8, dhash8, quality, dbal
     # ORB features (the local-feature stage): of each original (N), each query (Q), each hard negative (H)
     features: list[Features | None] = field(default_factory=list)
+    o_features: list[Features | None] = field(default_factory=list)  # each original's as an upload (N)
     q_features: list[Features | None] = field(default_factory=list)
     h_features: list[Features | None] = field(default_factory=list)
 
@@ -417,6 +419,7 @@ def build_tables(
         negative_family=[n.family for n in negatives],
         h=h,
         features=[r.features for r in records],
+        o_features=[r.query_features for r in records],
         q_features=[q.features for _, _, q in queries],
         h_features=[n.features for n in negatives],
     )
@@ -464,6 +467,7 @@ def restrict(t: Tables, keep: np.ndarray, keep_negatives: np.ndarray | None = No
         negative_family=[f for f, k in zip(t.negative_family, hkeep, strict=True) if k],
         h=h,
         features=[f for f, k in zip(t.features, keep, strict=True) if k],
+        o_features=[f for f, k in zip(t.o_features, keep, strict=True) if k],
         q_features=[f for f, k in zip(t.q_features, rows, strict=True) if k],
         h_features=[f for f, k in zip(t.h_features, hkeep, strict=True) if k],
         **fields,  # type: ignore[arg-type]
@@ -764,7 +768,7 @@ def with_features(t: Tables, hashed: Decisions, same: np.ndarray) -> Decisions:
                     cross[q, item] = 2
         for a in np.flatnonzero(pair.max(axis=1, initial=0) < 2):
             runs += 1
-            for item in feature_stage.counted_items(index, t.features[a], set(np.flatnonzero(same[a]).tolist())):
+            for item in feature_stage.counted_items(index, t.o_features[a], set(np.flatnonzero(same[a]).tolist())):
                 pair[a, item] = 2
         for h in np.flatnonzero(negative.max(axis=1, initial=0) < 2):
             runs += 1

@@ -6,6 +6,7 @@ are, so a crop keeps most of them; a geometric check (one similarity transform t
 keypoints onto the stored ones) turns descriptor hits into evidence that survives chance agreement.
 
 * `extract`: pixels -> `Features` (ORB keypoints and 256-bit descriptors, at most a fixed number per image);
+  `extract_query` the same for an upload (fewer, from a smaller working image: see orb.QUERY_WORK_SIDE);
 * `verify`: stored features + query features -> `Verification` (inliers, inlier ratio): the pure function the
   benchmark and the service share;
 * `codec`: `Features` <-> bytes, the form stored in the store and in snapshots;
@@ -14,17 +15,19 @@ keypoints onto the stored ones) turns descriptor hits into evidence that survive
 The numbers behind every bound are in docs/local-features.md.
 """
 
-from hashsvc.features.orb import ALGORITHM, MAX_QUERY, MAX_STORED, Features, extract
+from hashsvc.features.orb import ALGORITHM, MAX_QUERY, MAX_STORED, QUERY_WORK_SIDE, Features, extract, extract_query
 from hashsvc.features.verify import Verification, correspondences, verify, verify_pairs
 
 __all__ = [
     "ALGORITHM",
     "MAX_QUERY",
     "MAX_STORED",
+    "QUERY_WORK_SIDE",
     "Features",
     "Verification",
     "correspondences",
     "extract",
+    "extract_query",
     "verify",
     "verify_pairs",
 ]

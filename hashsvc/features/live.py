@@ -10,6 +10,13 @@ as for hashes.
 Video items' keyframes (hashsvc.features.video) live in a second index, `video`, with one row owner per keyframe
 (`video.keyframe_key`); they share the store table (algorithm "orb-video"), the change-log path and the
 snapshot sequence, so both indexes always reflect the same changes.
+
+`reachable` says whether an image upload could get a feature match at all (some active image item with features
+in an enabled bank whose stage is on, by the store); the service extracts an upload's features only then, so banks
+with the stage switched off cost their uploads nothing. It is re-read from the store at load, at every change that
+can flip it (a bank-level change, an item change that adds or removes image features) and when this process
+switches a bank (`refresh_reachable`), so another replica follows a bank switch within its change-log poll
+interval. A query video's keyframes are extracted whenever `video` holds any (the video stage's own check).
 """
 
 from __future__ import annotations
@@ -41,6 +48,11 @@ class LiveFeatures:
         self.kind = kind
         self.index = FeatureIndex(kind)
         self.video = FeatureIndex(kind)  # video items' keyframes, owners video_features.keyframe_key
+        self.reachable = False
+
+    def refresh_reachable(self) -> None:
+        """Re-read from the store whether any bank the stage may match holds image items with features."""
+        self.reachable = feature_rows.stage_reachable(self.store.engine)
 
     @property
     def sequence(self) -> int:
@@ -51,6 +63,7 @@ class LiveFeatures:
         loaded = self._load_snapshots()
         if loaded is not None:
             self.index, self.video = loaded
+            self.refresh_reachable()
             return
         index, video = FeatureIndex(self.kind), FeatureIndex(self.kind)
         sequence, chunks = feature_rows.active_features(self.store.engine)
@@ -59,6 +72,7 @@ class LiveFeatures:
                 _add(index, video, row)
         index.sequence = video.sequence = sequence
         self.index, self.video = index, video
+        self.refresh_reachable()
 
     def _load_snapshots(self) -> tuple[FeatureIndex, FeatureIndex] | None:
         """Both snapshots, when both are readable, of this kind and of the same sequence; else None (rebuild)."""
@@ -82,13 +96,19 @@ class LiveFeatures:
         """Apply one change of the tail (callers hold the live index's apply lock)."""
         if change.sequence <= self.sequence:
             return
+        touched = change.item_id is None  # a bank-level change: enabled, disabled, deleted, its stage switched
         if change.effect == "activate":
             for row in feature_rows.features_for_change(self.store.engine, change):
                 _add(self.index, self.video, row)
+                touched = touched or row.algorithm != video_features.ALGORITHM
         elif change.effect == "deactivate" and change.item_id is not None:
             last = change.last_item_id if change.last_item_id is not None else change.item_id
-            self.index.remove(set(range(change.item_id, last + 1)))
+            removed = {i for i in range(change.item_id, last + 1) if i in self.index}
+            self.index.remove(removed)
             self.video.remove(video_features.keys_in_range(self.video.owners(), change.item_id, last))
+            touched = touched or bool(removed)
+        if touched:
+            self.refresh_reachable()
         self.index.sequence = self.video.sequence = change.sequence
         self.index, self.video = _compacted_if_due(self.index), _compacted_if_due(self.video)
 

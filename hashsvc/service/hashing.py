@@ -11,6 +11,7 @@ from PIL import Image
 from hashsvc import media
 from hashsvc.features import Features
 from hashsvc.features import extract as extract_features
+from hashsvc.features.orb import WORK_SIDE
 from hashsvc.hashes import augment, compute, dihedral64, pdq_geometry
 from hashsvc.hashes.codec import to_hex
 
@@ -73,6 +74,7 @@ def hash_image(
     extras: str | None = None,
     crops: tuple[float, ...] = augment.DEFAULT_CROPS,
     features: int = 0,
+    feature_side: int = WORK_SIDE,
 ) -> ImageHashes:
     """Decode `data` once and compute PDQ, pHash, dHash (on the pixels) and MD5, SHA-256 (on the bytes).
 
@@ -81,7 +83,8 @@ def hash_image(
     screen chrome trimmed; a small rotation undone), each with its dihedral PDQ where it says so; "index" = the
     views of `augment.index_time_variants` (the trimmed picture and a grid of `crops`), stored with an item so
     that cropped or re-framed re-uploads match. `features` > 0 extracts up to that many local features from the
-    same decoded frame (hashsvc.features: the crop-robust second stage), so an upload is decoded once, here.
+    same decoded frame (hashsvc.features: the crop-robust second stage), so an upload is decoded once, here, at a
+    working image of long side `feature_side` (stored items: WORK_SIDE; uploads: QUERY_WORK_SIDE).
     Raises MediaError for anything that cannot be decoded within the limits.
     """
     frame = media.decode_first(
@@ -104,7 +107,7 @@ def hash_image(
         format=frame.format,
         extras=_extras(frame.pixels, extras, crops),
         short_variants=variants,
-        features=extract_features(frame.pixels, features) if features > 0 else None,
+        features=extract_features(frame.pixels, features, feature_side) if features > 0 else None,
     )
 
 

@@ -20,9 +20,10 @@ from hashsvc import json_input, media
 from hashsvc.config import Settings, percentages
 from hashsvc.errors import InvalidHashError, NotFoundError, NotReadyError, ValidationError
 from hashsvc.features import ALGORITHM as FEATURE_ALGORITHM
-from hashsvc.features import MAX_QUERY, MAX_STORED, Features
+from hashsvc.features import MAX_QUERY, MAX_STORED, QUERY_WORK_SIDE, Features
 from hashsvc.features import codec as feature_codec
 from hashsvc.features.live import LiveFeatures
+from hashsvc.features.orb import WORK_SIDE
 from hashsvc.hashes import ALGORITHMS, normalize_hex
 from hashsvc.hashes.codec import hamming
 from hashsvc.hashes.compute import DIHEDRAL_VARIANTS
@@ -167,7 +168,8 @@ class Service:
         return self._hash(data).to_dict()
 
     def _hash(
-        self, data: bytes, *, dihedral: bool = False, extras: str | None = None, features: int = 0
+        self, data: bytes, *, dihedral: bool = False, extras: str | None = None, features: int = 0,
+        feature_side: int = WORK_SIDE,
     ) -> ImageHashes:
         options = {
             "dihedral": dihedral,
@@ -177,7 +179,7 @@ class Service:
             "crops": self.index_crops,
         }
         if features:  # local features come from the same decode (hashsvc.service.feature_stage)
-            options["features"] = features
+            options["features"], options["feature_side"] = features, feature_side
         if self.sandbox is None:
             return hash_image(data, self.limits, **options)  # type: ignore[arg-type]
         return self.sandbox.hash(data, limits=self.limits, **options)
@@ -202,7 +204,9 @@ class Service:
             return self.video.match(data, caller)
         started = time.perf_counter()
         self._require_ready()
-        hashes = self._hash(data, dihedral=True, extras="query", features=self._query_features())
+        hashes = self._hash(
+            data, dihedral=True, extras="query", features=self._query_features(), feature_side=QUERY_WORK_SIDE
+        )
         query = _query_from_image(hashes)
         matched = self._with_features(self._match(query), hashes)
         if record:
@@ -269,8 +273,10 @@ class Service:
         return answers
 
     def _query_features(self) -> int:
-        """How many local features to extract from an upload: none unless some stored item has features."""
-        return MAX_QUERY if self.settings.features and len(self.live.features.index) else 0
+        """How many local features to extract from an upload: none unless a bank the upload can match has the
+        stage on and items with features (`LiveFeatures.reachable`), and this process's index holds some."""
+        features = self.live.features
+        return MAX_QUERY if self.settings.features and features.reachable and len(features.index) else 0
 
     def _with_features(self, result: dict[str, Any], hashes: ImageHashes) -> dict[str, Any]:
         """The second stage (feature_stage), for uploads the hash stage did not block."""
@@ -453,6 +459,11 @@ class Service:
             set_bank_features(self.store.engine, bank.name, features, actor)
         return self._bank_dict(bank, 0)
 
+    def _bank_switched(self) -> None:
+        """A bank's state changed here: this process's uploads follow it at once (replicas at their next poll)."""
+        if self.settings.features:
+            self.live.features.refresh_reachable()
+
     def update_bank(self, name: str, fields: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
         fields = _only(fields, {"description", "category", "action", "enabled", "thresholds", "features"}, "bank")
         if "enabled" in fields:
@@ -460,10 +471,12 @@ class Service:
         if "features" in fields:  # the local-feature stage for this bank's items (hashsvc.store.features)
             set_bank_features(self.store.engine, name, _boolean(fields.pop("features"), "features"), actor)
         bank = self.store.update_bank(name, actor=actor, **{k: fields.get(k, UNSET) for k in fields})
+        self._bank_switched()
         return self._bank_dict(bank, self.store.count_items(name))
 
     def delete_bank(self, name: str, actor: Actor) -> None:
         self.store.delete_bank(name, actor=actor)
+        self._bank_switched()
 
     # ------------------------------------------------------------------------------------------- items
 

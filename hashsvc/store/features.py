@@ -130,6 +130,29 @@ def feature_owners(engine: Engine, item_ids: Sequence[int]) -> dict[int, Feature
     return found
 
 
+def stage_reachable(engine: Engine) -> bool:
+    """Whether any image upload could get a feature match now: some active image item with features in an enabled
+    bank whose feature stage is on. The service extracts an upload's features only then (`LiveFeatures.reachable`).
+
+    Cheap when the answer is yes (the first such row ends the query); when it is no, it reads the feature rows'
+    items, which is why it is re-asked only at changes that can flip it (hashsvc.features.live)."""
+    option = bank_feature_options.c.enabled
+    stage_on = sa.or_(option.is_(None), option.is_(True)) if DEFAULT_BANK_FEATURES else option.is_(True)
+    query = (
+        sa.select(item_features.c.item_id)
+        .select_from(
+            item_features.join(items, items.c.id == item_features.c.item_id)
+            .join(banks, banks.c.id == items.c.bank_id)
+            .outerjoin(bank_feature_options, bank_feature_options.c.bank_id == banks.c.id)
+        )
+        # image items' features ("orb"); video keyframes ("orb-video") serve only video queries
+        .where(item_features.c.algorithm == "orb", items.c.status == "active", banks.c.enabled.is_(True), stage_on)
+        .limit(1)
+    )
+    with read_snapshot(engine) as conn:
+        return conn.execute(query).first() is not None
+
+
 def bank_features(engine: Engine) -> dict[str, bool]:
     """Bank name -> whether the local-feature stage looks at its items."""
     query = sa.select(banks.c.name, bank_feature_options.c.enabled).select_from(
