@@ -17,10 +17,10 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from hashsvc.features import ALGORITHM, Features, verify_pairs
+from hashsvc.features import ALGORITHM, Features, Verification, verify_pairs
 from hashsvc.features.index import FeatureIndex
 from hashsvc.service import feature_policy, policy
-from hashsvc.store.features import feature_owners
+from hashsvc.store.features import FeatureOwner, feature_owners
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +51,23 @@ def find(index: FeatureIndex, engine: Engine, query: Features, budget_s: float) 
         verification = verify_pairs(candidate.query_xy, candidate.stored_xy)
         verdict = feature_policy.judge(verification, owner.action)
         if verdict.counted:
-            matches.append({
-                "bank": owner.bank,
-                "item_id": owner.item_id,
-                "reference": owner.external_ref,
-                "category": owner.category,
-                "algorithm": ALGORITHM,
-                "variant": "original",
-                "inliers": verification.inliers,
-                "ratio": round(verification.ratio, 3),
-                "action": verdict.action,
-            })
+            matches.append({**described(owner, "original", verification), "action": verdict.action})
     matches.sort(key=lambda m: (-policy.SEVERITY[m["action"]], -m["inliers"], m["item_id"]))
     return matches
+
+
+def described(owner: FeatureOwner, variant: str, verification: Verification) -> dict[str, Any]:
+    """The fields every local-feature match (of an image or of a video) starts with, in the answer's order."""
+    return {
+        "bank": owner.bank,
+        "item_id": owner.item_id,
+        "reference": owner.external_ref,
+        "category": owner.category,
+        "algorithm": ALGORITHM,
+        "variant": variant,
+        "inliers": verification.inliers,
+        "ratio": round(verification.ratio, 3),
+    }
 
 
 def combine(result: dict[str, Any], matches: list[dict[str, Any]]) -> dict[str, Any]:

@@ -16,12 +16,11 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from hashsvc.features import ALGORITHM
 from hashsvc.features import video as video_features
 from hashsvc.features.codec import FeatureCodecError
 from hashsvc.features.index import FeatureIndex
 from hashsvc.hashes import vpdq
-from hashsvc.service import policy
+from hashsvc.service import feature_stage, policy
 from hashsvc.store.features import feature_owners, features_of
 
 VARIANT = "video"
@@ -55,14 +54,7 @@ def find(
         item_times = times.get(item_id, ())
         best = max(counted, key=lambda h: h.verification.inliers)
         matches.append({
-            "bank": owner.bank,
-            "item_id": owner.item_id,
-            "reference": owner.external_ref,
-            "category": owner.category,
-            "algorithm": ALGORITHM,
-            "variant": VARIANT,
-            "inliers": best.verification.inliers,
-            "ratio": round(best.verification.ratio, 3),
+            **feature_stage.described(owner, VARIANT, best.verification),
             "frames": len(counted),
             "action": owner.action,
             "query_time_ranges": vpdq.time_ranges((h.query_time for h in counted), gap_s),
