@@ -148,12 +148,17 @@ def init_command() -> None:
     Example:
         hashsvc init
     """
+    from hashsvc.service.live_index import warm_up_kernels
     from hashsvc.store import Store, upgrade
 
     settings = load_settings()
     if not settings.database_url:
         private_dir(settings.data_dir, tighten=True)
     upgrade(settings.resolved_database_url)
+    # numba compiles the index kernels on a machine's first use and caches them (about a minute on 2 cores): done
+    # here, before the key is shown, both serving workers of the `hashsvc serve` that follows load them in about a
+    # second each instead of compiling them side by side while a newcomer's first requests get 503 not_ready.
+    warm_up_kernels()
     with Store(settings.resolved_database_url) as store:
         if any(not key.revoked and key.allows("admin") for key in store.list_api_keys()):
             click.echo("store ready; an admin key exists already (create more with 'hashsvc keys create')")

@@ -134,7 +134,7 @@ class LiveIndex:
             else:
                 self._indexes[name] = self._load_one(name, algorithm.bits)
         self.features.load()
-        _warm_up({algorithm.bits for algorithm in ALGORITHMS.values()})
+        warm_up_kernels()
         self.catch_up()
         self._ready.set()
 
@@ -304,6 +304,11 @@ class LiveIndex:
 def _index_of(algorithm: str, video: bool) -> str:
     """The index a stored hash belongs in: a video item's PDQs are its frames."""
     return FRAMES if video and algorithm == "pdq" else algorithm
+
+
+def warm_up_kernels() -> None:
+    """Load (on a machine's first run: compile and cache) the index kernels of every hash length."""
+    _warm_up({algorithm.bits for algorithm in ALGORITHMS.values()})
 
 
 def _warm_up(bit_lengths: set[int]) -> None:
