@@ -50,5 +50,7 @@ def test_it_freezes_only_once_so_objects_made_by_requests_stay_collectable() -> 
     first = gc.get_freeze_count()
     made_by_requests = [[n] for n in range(5000)]
     live.tail_once()
-    assert gc.get_freeze_count() == first
+    # Only a freeze adds to the count; frozen objects that other threads of this process release leave it (seen
+    # in CI: 4 fewer). A second freeze would have added the 5,000 lists.
+    assert gc.get_freeze_count() <= first
     assert made_by_requests  # alive across the second tail
