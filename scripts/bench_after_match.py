@@ -7,6 +7,9 @@
     # 3 rounds per mode (off on on off off on), only the hash-lookup scenarios; every round also reports the
     # server's CPU per request (its processes' user + system time), steadier than throughput on a shared machine
     .venv/bin/python scripts/bench_after_match.py recording --seconds 10 --rounds 3 --scenarios single batch
+    # the same lookups with 100%, 10% and 1% of the hash sets matching (the rest match nothing: no event)
+    .venv/bin/python scripts/bench_after_match.py recording --seconds 8 --rounds 2 --scenarios single batch \
+        --match-shares 1 0.1 0.01
 
     # 100k newly added items searched against 10M retained upload hashes (synthesized)
     .venv/bin/python scripts/bench_after_match.py retrohunt --retained 10000000 --new 100000
@@ -135,20 +138,33 @@ def recording(args: argparse.Namespace) -> dict[str, Any]:
     url = args.database_url or f"sqlite:///{folder}/store.db"
     token, md5s = prepare_recording_store(url, args.items, uploads)
     rng = random.Random(7)
-    batch = json.dumps({"items": [{"md5": m, "content_id": f"c{n}"} for n, m in enumerate(md5s[:1000])]}).encode()
-    scenarios = {
-        "~1 MP JPEG upload": (lambda: Request("/v1/match?content_id=u", rng.choice(uploads), "image/jpeg"), 1, 8),
-        "single hash lookup": (
-            lambda: Request(
+
+    def lookup_md5(share: float) -> str:
+        # a stored item's MD5 with probability `share`, else one nothing holds (an allowed upload: no event)
+        return rng.choice(md5s) if rng.random() < share else f"{rng.getrandbits(128):032x}"
+
+    scenarios: dict[str, tuple[Any, int, int]] = {
+        "~1 MP JPEG upload": (lambda: Request("/v1/match?content_id=u", rng.choice(uploads), "image/jpeg"), 1, 8)
+    }
+    for share in args.match_shares:
+        label = "" if share == 1 else f", {share:.0%} matching"
+        # bound as defaults: each scenario keeps its own share and batch body
+        batch = json.dumps(
+            {"items": [{"md5": md5s[n] if rng.random() < share else f"{rng.getrandbits(128):032x}",
+                        "content_id": f"c{n}"} for n in range(1000)]}
+        ).encode()
+        scenarios[f"single hash lookup{label}"] = (
+            lambda share=share: Request(
                 "/v1/match/hashes",
-                json.dumps({"md5": rng.choice(md5s), "content_id": f"p{rng.getrandbits(40)}"}).encode(),
+                json.dumps({"md5": lookup_md5(share), "content_id": f"p{rng.getrandbits(40)}"}).encode(),
                 "application/json",
             ),
             1,
             8,
-        ),
-        "batch of 1000 hash sets": (lambda: Request("/v1/match/hashes", batch, "application/json"), 1000, 2),
-    }
+        )
+        scenarios[f"batch of 1000 hash sets{label}"] = (
+            lambda batch=batch: Request("/v1/match/hashes", batch, "application/json"), 1000, 2
+        )
     # The flood guard still counts (its cost is part of recording) but never trips: the same few uploads match
     # thousands of times here, which in production would quarantine them.
     common: dict[str, Any] = {"flood_max_contents": 10**9, "workers": 2}
@@ -512,6 +528,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="recording: rounds per mode (off and on)")
     parser.add_argument(
         "--scenarios", nargs="+", choices=["~1", "single", "batch"], help="recording: only these (first word)"
+    )
+    parser.add_argument(
+        "--match-shares",
+        type=float,
+        nargs="+",
+        default=[1.0],
+        help="recording: share of hash sets that match a block item (default 1: every set, the worst case); "
+        "several values run the lookup scenarios once per share",
     )
     parser.add_argument("--port", type=int, default=18280)
     parser.add_argument("--retained", type=int, default=10_000_000)

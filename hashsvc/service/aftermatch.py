@@ -98,8 +98,9 @@ class AfterMatch:
         sample = self.settings.events_allow_sample
         made = []
         retained = False
+        at = utcnow()  # the sets of a batch were decided together; their events share the moment
         for context, hashes, result in decided:
-            event = match_event(key_name, context, hashes, result, sample)
+            event = match_event(key_name, context, hashes, result, sample, at)
             if event is not None:
                 made.append(event)
             if self.retainer is not None:

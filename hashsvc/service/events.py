@@ -18,6 +18,7 @@ dropping events.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import random
@@ -75,9 +76,15 @@ def context_from(content_id: Any, metadata: Any, where: str = "") -> MatchContex
 
 
 def match_event(
-    key_name: str | None, context: MatchContext, hashes: dict[str, Any], result: Mapping[str, Any], allow_sample: float
+    key_name: str | None,
+    context: MatchContext,
+    hashes: dict[str, Any],
+    result: Mapping[str, Any],
+    allow_sample: float,
+    at: dt.datetime | None = None,
 ) -> NewEvent | None:
-    """The event a match result makes, or None when it is not recorded (an unsampled `allow`)."""
+    """The event a match result makes, or None when it is not recorded (an unsampled `allow`). `at`: when it was
+    decided (the sets of one batch request share theirs), now by default."""
     decision = result["decision"]
     suppressed = result.get("suppressed") or []
     sampled = allow_sample > 0 and random.random() < allow_sample
@@ -91,7 +98,7 @@ def match_event(
         details["quarantined"] = sorted(result["quarantined"])
     return NewEvent(
         kind,
-        utcnow(),
+        at or utcnow(),
         context.content_id or f"upload:{secrets.token_hex(8)}",
         key_name=key_name,
         content_id=context.content_id,

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from hashsvc import vocabulary
 from hashsvc.errors import ConflictError, NotFoundError
-from hashsvc.store.bulk import insert_rows
+from hashsvc.store.bulk import insert_rows, json_text, timestamp_value
 from hashsvc.store.schema import (
     event_counters,
     event_items,
@@ -203,15 +203,31 @@ def _insert(conn: Connection, batch: Sequence[NewEvent], hooks: list[Any]) -> li
     last = conn.execute(_NEXT_EVENT_IDS, {"count": len(batch)}).scalar_one()
     first = last - len(batch) + 1
     rows, item_rows, review_rows, outbox_rows = [], [], [], []
+    # The events and their item rows go to the driver as they are built: each timestamp formatted once (the
+    # events of one request share theirs) and each JSON column encoded once, not per column in insert_rows.
+    stamp, stamped, stamp_of = timestamp_value(conn), None, None
     for event_id, e in enumerate(batch, start=first):
+        if e.at is not stamped:
+            stamped, stamp_of = e.at, stamp(e.at)
         rows.append(
-            (event_id, e.at, e.type, e.key_name, e.content_id, e.decision, e.metadata, e.hashes, e.matches, e.details)
+            (
+                event_id,
+                stamp_of,
+                e.type,
+                e.key_name,
+                e.content_id,
+                e.decision,
+                json_text(e.metadata),
+                json_text(e.hashes),
+                json_text(e.matches),
+                json_text(e.details),
+            )
         )
         seen = set()
         for m in e.matches:
             if "item_id" in m and m["item_id"] not in seen:
                 seen.add(m["item_id"])
-                item_rows.append((event_id, m["item_id"], m["bank"], e.content_key, e.at))
+                item_rows.append((event_id, m["item_id"], m["bank"], e.content_key, stamp_of))
         if e.opens_review:
             fallback = e.matches[0] if e.matches else {}
             first_review = next((m for m in e.matches if m.get("action") == "review"), fallback)
@@ -235,8 +251,8 @@ def _insert(conn: Connection, batch: Sequence[NewEvent], hooks: list[Any]) -> li
                     outbox_rows.append(
                         (hook.id, f"evt-{event_id}-wh-{hook.id}", e.webhook_type, payload, e.at, "pending", 0, e.at)
                     )
-    insert_rows(conn, events, EVENT_COLUMNS, rows, rows_per_statement=ROWS_PER_STATEMENT)
-    insert_rows(conn, event_items, ITEM_COLUMNS, item_rows, rows_per_statement=ROWS_PER_STATEMENT)
+    insert_rows(conn, events, EVENT_COLUMNS, rows, rows_per_statement=ROWS_PER_STATEMENT, prepared=True)
+    insert_rows(conn, event_items, ITEM_COLUMNS, item_rows, rows_per_statement=ROWS_PER_STATEMENT, prepared=True)
     insert_rows(conn, reviews, REVIEW_COLUMNS, review_rows, rows_per_statement=ROWS_PER_STATEMENT)
     insert_rows(conn, webhook_outbox, OUTBOX_COLUMNS, outbox_rows, rows_per_statement=ROWS_PER_STATEMENT)
     return list(range(first, last + 1))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Sequence
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -21,6 +22,20 @@ from sqlalchemy.engine import Connection
 from hashsvc.store.schema import UtcDateTime
 
 SQLITE_MAX_PARAMETERS = 32766  # SQLITE_MAX_VARIABLE_NUMBER's default since SQLite 3.32
+
+
+def json_text(value: Any) -> str:
+    """A JSON column's value as the drivers take it (for rows given to `insert_rows(prepared=True)`)."""
+    return _json_text(value)
+
+
+def timestamp_value(conn: Connection) -> Callable[[dt.datetime], Any]:
+    """A UtcDateTime column's value as this connection's driver takes it (for `insert_rows(prepared=True)`)."""
+    return _sqlite_utc_text if conn.dialect.name == "sqlite" else _identity
+
+
+def _identity(value: Any) -> Any:
+    return value
 
 
 def _json_text(value: Any) -> str:
@@ -64,15 +79,18 @@ def insert_rows(
     rows: Sequence[Sequence[Any]],
     *,
     rows_per_statement: int = 1,
+    prepared: bool = False,
 ) -> None:
     """Insert `rows` (tuples in `columns` order) into `table` inside the connection's current transaction.
+    `prepared`: the rows already hold what the driver takes (`json_text`, `timestamp_value`), so no column is
+    converted here; the event writer builds its rows that way, once per value.
 
     On SQLite, `rows_per_statement` > 1 sends rows as multi-row INSERTs instead of one `executemany`: the driver
     lets go of the GIL around every statement it steps, so a writer thread inserting row by row hands the GIL to
     the request threads of its process (and waits to get it back) once per row."""
     if not rows:
         return
-    active = [(i, convert) for i, convert in enumerate(_converters(table, columns, conn)) if convert is not None]
+    active = [] if prepared else [(i, c) for i, c in enumerate(_converters(table, columns, conn)) if c is not None]
     if active:
         converted = []
         for row in rows:
@@ -106,4 +124,4 @@ def _insert_multirow(conn: Connection, head: str, width: int, rows: Sequence[Seq
     one = "(" + ", ".join("?" * width) + ")"
     for start in range(0, len(rows), per):
         chunk = rows[start : start + per]
-        conn.exec_driver_sql(head + ", ".join([one] * len(chunk)), tuple(v for row in chunk for v in row))
+        conn.exec_driver_sql(head + ", ".join([one] * len(chunk)), tuple(chain.from_iterable(chunk)))

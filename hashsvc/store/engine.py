@@ -22,6 +22,11 @@ from hashsvc.errors import ValidationError
 from hashsvc.private_files import create_private_file, private_dir
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Pages of the database file read through a memory map instead of read() into each connection's own cache. Every
+# commit (the event writer's, a few times a second under matches) makes every other connection drop its page
+# cache, so reads after it paid a system call and a copy per page; mapped, they are memory reads of the OS's
+# page cache. Address space, not memory: the mapped pages are the kernel's file cache, shared by connections.
+SQLITE_MMAP_BYTES = 256 * 1024 * 1024
 # Execution option set on connections that will write: makes the SQLite BEGIN immediate.
 WRITE_OPTION = "hashsvc_write"
 
@@ -69,6 +74,7 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
             cursor.execute("PRAGMA temp_store=MEMORY")
+            cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
         finally:
             cursor.close()
 
