@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from hashsvc.store import Store, upgrade
-from hashsvc.store.aftermatch import CountBounds, FloodRule, NewEvent, guard, guarded_items, record, set_quarantine
+from hashsvc.store.aftermatch import (
+    _ROWS_SINCE,
+    CountBounds,
+    FloodRule,
+    NewEvent,
+    guard,
+    guarded_items,
+    record,
+    set_quarantine,
+)
 from hashsvc.store.schema import event_items
 from hashsvc.store.transactions import utcnow
 
@@ -109,3 +119,19 @@ def test_bounded_checks_quarantine_exactly_what_exact_checks_do(twin_stores: tup
             for store in twin_stores:
                 set_quarantine(store.engine, item_id, "rearmed", "analyst")
     assert quarantined, "the sequence never crossed the rule: it tests nothing"
+
+
+def test_a_check_reads_only_the_rows_written_since_the_last_one(tmp_path: Path) -> None:
+    """SQLite: the check's grouped count goes through the event_id index (the rows since its last check), not
+    through the (item_id, at) index in item order, which is every row kept: a check would then cost more the
+    longer events are retained."""
+    url = f"sqlite:///{tmp_path}/store.db"
+    upgrade(url)
+    with Store(url) as store:
+        record(store.engine, [blocks(f"c{n}", n % 50 + 1) for n in range(2000)], None)
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")  # the planner's view of a store that has been running a while
+            plan = conn.execute(sa.text("EXPLAIN QUERY PLAN " + str(_ROWS_SINCE)), {"upto": 1990}).all()
+    steps = " / ".join(row[-1] for row in plan)
+    assert "USING INDEX ix_event_items_event_id (event_id>?)" in steps, steps
+    assert "ix_event_items_item_id_at" not in steps, steps

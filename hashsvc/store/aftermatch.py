@@ -285,10 +285,12 @@ _COUNT_CONTENTS = (
     .where(event_items.c.item_id.in_(sa.bindparam("ids", expanding=True)), event_items.c.at >= sa.bindparam("since"))
     .group_by(event_items.c.item_id)
 )
-_ROWS_SINCE = (
-    sa.select(event_items.c.item_id, sa.func.count(), sa.func.max(event_items.c.event_id))
-    .where(event_items.c.event_id > sa.bindparam("upto"))
-    .group_by(event_items.c.item_id)
+# "+item_id": grouped on the bare column, SQLite's planner reads the whole (item_id, at) index in item order to save
+# the GROUP BY its sort, i.e. every (event, item) row still kept, on every check of every process (a check took
+# 11 ms after 8,000 events and 76 ms after 96,000, growing with the table); the unary plus leaves it the
+# event_id index, so a check reads only the rows written since `upto`.
+_ROWS_SINCE = sa.text(
+    "SELECT +item_id, count(*), max(event_id) FROM event_items WHERE event_id > :upto GROUP BY +item_id"
 )
 _NEWEST_EVENT_ITEM = sa.select(sa.func.max(event_items.c.event_id))
 _QUARANTINE_STATES = sa.select(quarantines).where(quarantines.c.item_id.in_(sa.bindparam("ids", expanding=True)))
