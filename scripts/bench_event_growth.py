@@ -67,8 +67,8 @@ def main() -> None:
     service.live.load()
     recorder = service.after.events
     rounds = []
-    for number in range(args.rounds):
-        for _ in range(PER_ROUND):
+    for _ in range(args.rounds):
+        for _request in range(PER_ROUND):
             service.match_hashes(json.loads(json.dumps(body)))
         count = len(recorder._pending)
         events_module.BATCH = batch
