@@ -26,7 +26,6 @@ FAISS search itself; the grouping and verification after the search run outside 
 
 from __future__ import annotations
 
-import itertools
 import threading
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -226,10 +225,9 @@ class FeatureIndex:
         q, rows, distances, items = q[first], rows[first], distances[first], items[first]
         # Per item: the correspondences, one query keypoint per stored keypoint.
         bounds = np.flatnonzero(np.r_[True, items[1:] != items[:-1], True])
+        enough = np.flatnonzero(np.diff(bounds) >= min_pairs)  # most items hold a pair or two: skip them unlooped
         found: list[Candidate] = []
-        for start, end in itertools.pairwise(bounds):
-            if end - start < min_pairs:
-                continue
+        for start, end in zip(bounds[enough].tolist(), bounds[enough + 1].tolist(), strict=True):
             kept = one_to_one(q[start:end], rows[start:end], distances[start:end])
             if len(kept) < min_pairs:
                 continue
