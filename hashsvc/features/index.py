@@ -41,9 +41,10 @@ HNSW_NEIGHBOURS = 16  # M: graph degree (memory ~ 2M x 4 B per descriptor at the
 HNSW_EF_SEARCH = 32  # beam width of a search: recall of the nearest neighbour vs time, see the benchmark
 HNSW_EF_CONSTRUCTION = 40
 IVF_MIN_ROWS = 65_536  # below this many descriptors (~256 items) an "ivf" index is exact (flat)
-# Inverted lists searched per query descriptor. 2 (round 4): half the list scan of 4 (lookup at 10,000 items
-# about 5.2 -> 2.9 ms under load), and 2 of 456 tune-half crop edits lost through the 10,000-item index, no
-# random-offset crop (docs/local-features.md, round 4).
+# Inverted lists searched per query descriptor. 2 (round 4): half the list scan of 4 (lookup of 160 descriptors
+# at 10,000 items 5.2-5.6 -> 2.9-3.8 ms under load); through that index 2 of 456 tune-half crop edits were lost,
+# no random-offset crop (held-out: 2 of 85 random-offset crops; docs/local-features.md, round 4). Half the lists
+# (sqrt(n)) at 2 probes was no cheaper and no better.
 IVF_NPROBE = 2
 NEIGHBOURS = 4  # stored descriptors looked at per query descriptor (different items may hold the nearest few)
 MAX_CANDIDATES = 4  # items verified per query, those with the most correspondences first

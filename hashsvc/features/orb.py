@@ -30,8 +30,8 @@ QUERY_WORK_SIDE = 320
 MAX_STORED = 256  # descriptors kept per stored item: 256 x (32 B descriptor + 8 B position) = 10 KiB
 # Descriptors extracted from an upload. The lookup's cost grows linearly with it; extraction barely changes
 # (FAST and the pyramid dominate). The strongest 160 kept the crop recall of 256 on the tune half; 128 (round 4)
-# keeps the random-offset crops on the tune half (95.6% through the 10,000-item IVF index, as 160) for one
-# 30% side crop and one q70 chain of 456 edits, and a fifth less lookup. 100 lost random-offset crops (93.9%).
+# keeps the tune half's random-offset crops (95.6% through the 10,000-item IVF index, as 160) for 4 of its 456
+# side and chained crops, at a fifth less lookup; 100 lost random-offset crops too (93.9%).
 MAX_QUERY = 128
 DESCRIPTOR_BYTES = 32
 
@@ -43,8 +43,9 @@ PYRAMID_LEVELS = 5
 # pixel contributes), or OpenCV's bilinear interpolation ("linear": 2 x 2 source pixels per output pixel).
 RESAMPLERS = {"bilinear": Image.Resampling.BILINEAR, "box": Image.Resampling.BOX}
 # Stored items: Pillow's bilinear (their blobs were extracted so, and new items must match them). Uploads:
-# OpenCV's bilinear interpolation, 0.5 ms less per ~1 MP upload (1.0 -> 0.5 ms for the grey working image) and
-# the same crop recall on the tune half; Pillow's box filter lost 1.3 points (docs/local-features.md, round 4).
+# OpenCV's bilinear interpolation: Pillow's filter costs about 0.8 ms of the 1.0 ms the grey working image takes
+# per ~1 MP upload, OpenCV's about 0.3, and the tune half's crop recall was the same (92.4%, exact matching);
+# Pillow's box filter saved less and lost 1.3 points (docs/local-features.md, round 4).
 QUERY_RESAMPLE = "linear"
 
 @dataclass(frozen=True)
