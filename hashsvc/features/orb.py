@@ -29,9 +29,9 @@ WORK_SIDE = 384
 QUERY_WORK_SIDE = 320
 MAX_STORED = 256  # descriptors kept per stored item: 256 x (32 B descriptor + 8 B position) = 10 KiB
 # Descriptors extracted from an upload. The lookup's cost grows linearly with it; extraction barely changes
-# (FAST and the pyramid dominate). The strongest 160 kept the crop recall of 256 on the tune half; 128 (round 4)
-# keeps the tune half's random-offset crops (95.6% through the 10,000-item IVF index, as 160) for 4 of its 456
-# side and chained crops, at a fifth less lookup; 100 lost random-offset crops too (93.9%).
+# (FAST and the pyramid dominate). The strongest 160 kept the crop recall of 256 on the tune half. 128 (round 4):
+# a fifth less lookup; through the 10,000-item IVF index the tune half's random-offset crops stayed at 95.6% and
+# 4 of its 456 crop edits (side and chained crops) were lost; 100 lost random-offset crops too (93.9%).
 MAX_QUERY = 128
 DESCRIPTOR_BYTES = 32
 
