@@ -35,9 +35,12 @@ from hashsvc.service import feature_policy
 from hashsvc.service.hashing import hash_image
 
 # The upload's features as the match path extracts them; trees before QUERY_WORK_SIDE extracted at WORK_SIDE.
-QUERY_FEATURES: dict[str, int] = {"features": MAX_QUERY}
+# Trees before QUERY_RESAMPLE resized the upload with Pillow's bilinear filter.
+QUERY_FEATURES: dict[str, int | str] = {"features": MAX_QUERY}
 if hasattr(orb, "QUERY_WORK_SIDE"):
     QUERY_FEATURES["feature_side"] = orb.QUERY_WORK_SIDE
+if hasattr(orb, "QUERY_RESAMPLE"):
+    QUERY_FEATURES["feature_resample"] = orb.QUERY_RESAMPLE
 
 
 def padded_index(photos: list[Path], items: int, total: int, seed: int = 0) -> FeatureIndex:

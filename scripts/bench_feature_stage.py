@@ -50,9 +50,12 @@ from hashsvc.store import Actor, upgrade
 
 ACTOR = Actor("bench")
 # The upload's features as the match path extracts them; trees before QUERY_WORK_SIDE extracted at WORK_SIDE.
-QUERY_FEATURES: dict[str, int] = {"features": MAX_QUERY}
+# Trees before QUERY_RESAMPLE resized the upload with Pillow's bilinear filter.
+QUERY_FEATURES: dict[str, int | str] = {"features": MAX_QUERY}
 if hasattr(orb, "QUERY_WORK_SIDE"):
     QUERY_FEATURES["feature_side"] = orb.QUERY_WORK_SIDE
+if hasattr(orb, "QUERY_RESAMPLE"):
+    QUERY_FEATURES["feature_resample"] = orb.QUERY_RESAMPLE
 
 
 def make_service(root: Path, name: str, features: bool, kind: str) -> Service:

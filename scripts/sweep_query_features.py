@@ -35,14 +35,27 @@ DEFAULT_GRID = ("384:10:256", "320:10:256", "288:10:256", "320:15:256", "256:10:
                 "384:10:192", "384:10:160", "384:10:128", "352:10:192", "320:10:192", "320:10:160")
 
 
-def upload_features(image: Image.Image, side: int, fast: int, count: int) -> Features:
+def upload_features(
+    image: Image.Image, side: int, fast: int, count: int, levels: int = orb.PYRAMID_LEVELS, resample: str = "bilinear"
+) -> Features:
     """An upload's features at these settings (the stored side's FAST threshold is restored afterwards)."""
     shipped = orb.FAST_THRESHOLD
     orb.FAST_THRESHOLD = fast
     try:
-        return orb.extract(image, count, side)
+        return orb.extract(image, count, side, levels, resample)
     finally:
         orb.FAST_THRESHOLD = shipped
+
+
+def parse_setting(setting: str) -> tuple[int, int, int, int, str]:
+    """side:fast:features[:levels[:resample]] (levels default orb.PYRAMID_LEVELS, resample "bilinear")."""
+    parts = setting.split(":")
+    side, fast, count = (int(v) for v in parts[:3])
+    levels = int(parts[3]) if len(parts) > 3 else orb.PYRAMID_LEVELS
+    resample = parts[4] if len(parts) > 4 else "bilinear"
+    if resample not in (*orb.RESAMPLERS, "linear"):
+        raise SystemExit(f"unknown resample {resample!r} in {setting!r}")
+    return side, fast, count, levels, resample
 
 
 def main() -> None:
@@ -51,7 +64,8 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=3)
     parser.add_argument("--half", choices=("tune", "held-out"), default="tune")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--grid", nargs="+", default=DEFAULT_GRID, help="side:fast:features of the upload")
+    parser.add_argument("--grid", nargs="+", default=DEFAULT_GRID,
+                        help="side:fast:features[:levels[:resample]] of the upload (resample: bilinear, box, linear)")
     args = parser.parse_args()
     photos = require_images(args.folder, "a folder argument")
     paths = [p for p in photos if half_of(p.relative_to(args.folder).as_posix()) == args.half][:: args.every]
@@ -68,14 +82,16 @@ def main() -> None:
     print(f"{len(frames)} {args.half} originals stored at {orb.WORK_SIDE} px, {orb.MAX_STORED} features; "
           f"{len(edited)} crop edits: {', '.join(SWEPT_EDITS)}")
     for setting in args.grid:
-        side, fast, count = (int(v) for v in setting.split(":"))
+        side, fast, count, levels, resample = parse_setting(setting)
         hits: dict[str, list[bool]] = defaultdict(list)
         inliers = []
         for (name, edit_name), picture in edited.items():
-            found = verify(stored[name], upload_features(picture, side, fast, count))
+            found = verify(stored[name], upload_features(picture, side, fast, count, levels, resample))
             hits[edit_name].append(feature_policy.counts(found))
             inliers.append(found.inliers)
-        as_upload = {name: upload_features(frame, side, fast, count) for name, frame in frames.items()}
+        as_upload = {
+            name: upload_features(frame, side, fast, count, levels, resample) for name, frame in frames.items()
+        }
         false, top, names = 0, 0, list(frames)
         for i, a in enumerate(names):
             for b in names[i + 1 :]:
@@ -86,7 +102,8 @@ def main() -> None:
                 top = max(top, *(v.inliers for v in both))
         recall = 100 * np.mean([h for edit_hits in hits.values() for h in edit_hits])
         per_edit = "  ".join(f"{100 * np.mean(hits[e]):5.1f}%" for e in SWEPT_EDITS)
-        print(f"upload {side:>3} px fast {fast:>2} {count:>3} features: all {recall:5.1f}%  per edit {per_edit}  "
+        print(f"upload {side:>3} px fast {fast:>2} {count:>3} features {levels} levels {resample:>8}: "
+              f"all {recall:5.1f}%  per edit {per_edit}  "
               f"inliers p5 {np.percentile(inliers, 5):.0f} p50 {np.percentile(inliers, 50):.0f}  "
               f"false pairs {false}  most chance inliers {top}", flush=True)
 

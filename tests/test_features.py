@@ -221,3 +221,28 @@ def test_an_ivf_index_trains_once_it_is_big_enough_and_keeps_finding_items(
     query = _upload(_offgrid_crop(originals[1]))
     assert loaded.candidates(query)[0].item_id == 2
     assert loaded.compacted().candidates(query)[0].item_id == 2
+
+
+def test_faiss_searches_on_one_thread_from_any_thread() -> None:
+    """The server's request threads search the index: FAISS must not run them on an OpenMP team (one thread per
+    core by default in every thread but the one that imported it; its idle threads spin, docs/local-features.md
+    round 4). In a fresh interpreter, so that nothing imported FAISS before `features.native` did."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import threading\n"
+        "from hashsvc.features import native\n"
+        "faiss = native.faiss()\n"
+        "seen = []\n"
+        "thread = threading.Thread(target=lambda: seen.append(faiss.omp_get_max_threads()))\n"
+        "thread.start(); thread.join()\n"
+        "print(faiss.omp_get_max_threads(), seen[0], os.cpu_count())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    done = subprocess.run(
+        [sys.executable, "-c", "import os\n" + code], env=env, capture_output=True, text=True, check=True, timeout=120
+    )
+    main_thread, other_thread, cores = (int(v) for v in done.stdout.split())
+    assert (main_thread, other_thread) == (1, 1), f"OpenMP threads {main_thread}/{other_thread}, {cores} cores"

@@ -13,7 +13,7 @@ from PIL import Image, ImageFilter
 
 from hashsvc.bench import robustness as rb
 from hashsvc.bench.transforms import SUITE, select
-from hashsvc.features import MAX_QUERY, MAX_STORED, QUERY_WORK_SIDE
+from hashsvc.features import MAX_QUERY, MAX_STORED, QUERY_RESAMPLE, QUERY_WORK_SIDE
 from hashsvc.hashes.augment import ANCHORS, central_crop, crop_label, index_time_variants, trim_borders
 from hashsvc.service.hashing import hash_image
 
@@ -89,7 +89,10 @@ def test_index_time_variants_are_a_grid_of_crops_plus_the_trimmed_view(picture) 
 def test_probe_hashes_are_the_services_hashes(picture) -> None:
     data = encode(picture)
     probes, views, features = rb.probe_hashes(data)
-    service = hash_image(data, dihedral=True, extras="query", features=MAX_QUERY, feature_side=QUERY_WORK_SIDE)
+    service = hash_image(
+        data, dihedral=True, extras="query", features=MAX_QUERY, feature_side=QUERY_WORK_SIDE,
+        feature_resample=QUERY_RESAMPLE,
+    )
     assert views == tuple(extra.label for extra in service.extras)
     assert features is not None and service.features is not None
     assert np.array_equal(features.descriptors, service.features.descriptors)

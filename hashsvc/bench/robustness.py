@@ -33,7 +33,7 @@ from hashsvc.bench import feature_stage, hard_negatives
 from hashsvc.bench.naive import naive_hashes
 from hashsvc.bench.samples import list_images
 from hashsvc.bench.transforms import Transform, select
-from hashsvc.features import MAX_QUERY, MAX_STORED, QUERY_WORK_SIDE, Features
+from hashsvc.features import MAX_QUERY, MAX_STORED, QUERY_RESAMPLE, QUERY_WORK_SIDE, Features
 from hashsvc.hashes import ALGORITHMS, compute
 from hashsvc.hashes.augment import ANCHORS, DEFAULT_CROPS, QUERY_LABELS, crop_label
 from hashsvc.hashes.information import minority_bits
@@ -187,7 +187,10 @@ def _view_rows(hashes: ImageHashes) -> dict[str, ViewRow]:
 def probe_hashes(data: bytes) -> tuple[HashSet, tuple[str, ...], Features | None]:
     """A query exactly as the service hashes it (`hash_image` with the query views and the upload's local
     features), over PROBES; the labels of the views the query actually had; its features."""
-    hashes = hash_image(data, dihedral=True, extras="query", features=MAX_QUERY, feature_side=QUERY_WORK_SIDE)
+    hashes = hash_image(
+        data, dihedral=True, extras="query", features=MAX_QUERY, feature_side=QUERY_WORK_SIDE,
+        feature_resample=QUERY_RESAMPLE,
+    )
     views = _view_rows(hashes)
     rows = [views.get(p, views["original"]) for p in ("original", *PROBES[1:])]
     return _hash_set(rows, dihedral=True), tuple(extra.label for extra in hashes.extras), hashes.features

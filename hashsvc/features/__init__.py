@@ -15,13 +15,23 @@ keypoints onto the stored ones) turns descriptor hits into evidence that survive
 The numbers behind every bound are in docs/local-features.md.
 """
 
-from hashsvc.features.orb import ALGORITHM, MAX_QUERY, MAX_STORED, QUERY_WORK_SIDE, Features, extract, extract_query
+from hashsvc.features.orb import (
+    ALGORITHM,
+    MAX_QUERY,
+    MAX_STORED,
+    QUERY_RESAMPLE,
+    QUERY_WORK_SIDE,
+    Features,
+    extract,
+    extract_query,
+)
 from hashsvc.features.verify import Verification, correspondences, verify, verify_pairs
 
 __all__ = [
     "ALGORITHM",
     "MAX_QUERY",
     "MAX_STORED",
+    "QUERY_RESAMPLE",
     "QUERY_WORK_SIDE",
     "Features",
     "Verification",

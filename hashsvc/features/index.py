@@ -26,7 +26,6 @@ FAISS search itself; the grouping and verification after the search run outside 
 
 from __future__ import annotations
 
-import itertools
 import threading
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -42,7 +41,11 @@ HNSW_NEIGHBOURS = 16  # M: graph degree (memory ~ 2M x 4 B per descriptor at the
 HNSW_EF_SEARCH = 32  # beam width of a search: recall of the nearest neighbour vs time, see the benchmark
 HNSW_EF_CONSTRUCTION = 40
 IVF_MIN_ROWS = 65_536  # below this many descriptors (~256 items) an "ivf" index is exact (flat)
-IVF_NPROBE = 4  # inverted lists searched per query descriptor
+# Inverted lists searched per query descriptor. 2 (round 4): half the list scan of 4 (lookup of 160 descriptors
+# at 10,000 items 5.2-5.6 -> 2.9-3.8 ms under load); through that index 2 of 456 tune-half crop edits were lost,
+# no random-offset crop (held-out: 2 of 85 random-offset crops; docs/local-features.md, round 4). Half the lists
+# (sqrt(n)) at 2 probes was no cheaper and no better.
+IVF_NPROBE = 2
 NEIGHBOURS = 4  # stored descriptors looked at per query descriptor (different items may hold the nearest few)
 MAX_CANDIDATES = 4  # items verified per query, those with the most correspondences first
 
@@ -223,10 +226,9 @@ class FeatureIndex:
         q, rows, distances, items = q[first], rows[first], distances[first], items[first]
         # Per item: the correspondences, one query keypoint per stored keypoint.
         bounds = np.flatnonzero(np.r_[True, items[1:] != items[:-1], True])
+        enough = np.flatnonzero(np.diff(bounds) >= min_pairs)  # most items hold a pair or two: skip them unlooped
         found: list[Candidate] = []
-        for start, end in itertools.pairwise(bounds):
-            if end - start < min_pairs:
-                continue
+        for start, end in zip(bounds[enough].tolist(), bounds[enough + 1].tolist(), strict=True):
             kept = one_to_one(q[start:end], rows[start:end], distances[start:end])
             if len(kept) < min_pairs:
                 continue

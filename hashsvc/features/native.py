@@ -27,6 +27,14 @@ def opencv() -> Any:
 
 @functools.cache
 def faiss() -> Any:
+    # OpenMP's thread count is per thread: omp_set_num_threads(1) below covers the thread that imports FAISS
+    # only, and every other thread (the server's request threads, which run the searches) started with the
+    # default, one OpenMP thread per core. Each search then ran its two parallel regions on a team of 2 here,
+    # whose threads spin while they wait: a lookup at 10,000 items from a thread took 27.8 ms of process CPU
+    # instead of 5.4 ms on this shared 2-core machine, unseen by a Python profiler and by the benchmarks' timings
+    # (main thread) (docs/local-features.md, round 4). OMP_NUM_THREADS, read when FAISS's own libgomp loads
+    # just below, is every thread's default.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     import faiss as module
 
     module.omp_set_num_threads(1)

@@ -75,6 +75,7 @@ def hash_image(
     crops: tuple[float, ...] = augment.DEFAULT_CROPS,
     features: int = 0,
     feature_side: int = WORK_SIDE,
+    feature_resample: str = "bilinear",
 ) -> ImageHashes:
     """Decode `data` once and compute PDQ, pHash, dHash (on the pixels) and MD5, SHA-256 (on the bytes).
 
@@ -84,7 +85,8 @@ def hash_image(
     views of `augment.index_time_variants` (the trimmed picture and a grid of `crops`), stored with an item so
     that cropped or re-framed re-uploads match. `features` > 0 extracts up to that many local features from the
     same decoded frame (hashsvc.features: the crop-robust second stage), so an upload is decoded once, here, at a
-    working image of long side `feature_side` (stored items: WORK_SIDE; uploads: QUERY_WORK_SIDE).
+    working image of long side `feature_side`, resized by `feature_resample` (stored items: WORK_SIDE, "bilinear";
+    uploads: QUERY_WORK_SIDE, QUERY_RESAMPLE).
     Raises MediaError for anything that cannot be decoded within the limits.
     """
     frame = media.decode_first(
@@ -107,7 +109,8 @@ def hash_image(
         format=frame.format,
         extras=_extras(frame.pixels, extras, crops),
         short_variants=variants,
-        features=extract_features(frame.pixels, features, feature_side) if features > 0 else None,
+        features=extract_features(frame.pixels, features, feature_side, resample=feature_resample)
+        if features > 0 else None,
     )
 
 

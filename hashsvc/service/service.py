@@ -20,7 +20,7 @@ from hashsvc import json_input, media
 from hashsvc.config import Settings, percentages
 from hashsvc.errors import InvalidHashError, NotFoundError, NotReadyError, ValidationError
 from hashsvc.features import ALGORITHM as FEATURE_ALGORITHM
-from hashsvc.features import MAX_QUERY, MAX_STORED, QUERY_WORK_SIDE, Features
+from hashsvc.features import MAX_QUERY, MAX_STORED, QUERY_RESAMPLE, QUERY_WORK_SIDE, Features
 from hashsvc.features import codec as feature_codec
 from hashsvc.features.live import LiveFeatures
 from hashsvc.features.orb import WORK_SIDE
@@ -169,7 +169,7 @@ class Service:
 
     def _hash(
         self, data: bytes, *, dihedral: bool = False, extras: str | None = None, features: int = 0,
-        feature_side: int = WORK_SIDE,
+        feature_side: int = WORK_SIDE, feature_resample: str = "bilinear",
     ) -> ImageHashes:
         options = {
             "dihedral": dihedral,
@@ -179,7 +179,7 @@ class Service:
             "crops": self.index_crops,
         }
         if features:  # local features come from the same decode (hashsvc.service.feature_stage)
-            options["features"], options["feature_side"] = features, feature_side
+            options.update(features=features, feature_side=feature_side, feature_resample=feature_resample)
         if self.sandbox is None:
             return hash_image(data, self.limits, **options)  # type: ignore[arg-type]
         return self.sandbox.hash(data, limits=self.limits, **options)
@@ -205,7 +205,8 @@ class Service:
         started = time.perf_counter()
         self._require_ready()
         hashes = self._hash(
-            data, dihedral=True, extras="query", features=self._query_features(), feature_side=QUERY_WORK_SIDE
+            data, dihedral=True, extras="query", features=self._query_features(), feature_side=QUERY_WORK_SIDE,
+            feature_resample=QUERY_RESAMPLE,
         )
         query = _query_from_image(hashes)
         matched = self._with_features(self._match(query), hashes)
