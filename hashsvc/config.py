@@ -89,6 +89,14 @@ class Settings:
     poll_interval_s: float = field(
         default=0.25, metadata={"help": "How often each serving process reads the change log, in seconds."}
     )
+    fresh_read_timeout_s: float = field(
+        default=2.0,
+        metadata={
+            "help": "A match first applies every change the store had committed when it arrived (an item added "
+            "just before, through any replica, matches at once), waiting at most this many seconds; 0 = no check "
+            "(a change is then seen within HASHSVC_POLL_INTERVAL_S)."
+        },
+    )
     snapshot_interval_s: float = field(
         default=300.0,
         metadata={"help": "How often a serving process writes index snapshots (0 = never), in seconds."},

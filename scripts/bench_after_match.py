@@ -20,6 +20,10 @@
     .venv/bin/python scripts/bench_after_match.py webhooks --rate 200 --batch 20 --seconds 20   # 10 requests/s
     .venv/bin/python scripts/bench_after_match.py webhooks-in-process --rate 200 --seconds 20
 
+    # any other setting A/B in the same way: here the read-your-writes check of every match, off and on
+    .venv/bin/python scripts/bench_after_match.py recording --seconds 10 --rounds 3 --scenarios single batch \
+        --toggle fresh_read_timeout_s=0,2 --setting record_events=0
+
     # the event writer's CPU per event in one thread (no server): writes of 8 and of 1,000 events, and a flood
     # check; run it from this checkout with PYTHONPATH=<other checkout> to measure another version of the writer
     .venv/bin/python scripts/bench_after_match.py writer --rounds 5
@@ -167,7 +171,12 @@ def recording(args: argparse.Namespace) -> dict[str, Any]:
         )
     # The flood guard still counts (its cost is part of recording) but never trips: the same few uploads match
     # thousands of times here, which in production would quarantine them.
-    common: dict[str, Any] = {"flood_max_contents": 10**9, "workers": 2}
+    # Nor does the key's rate limit (20,000 hash sets a second per process by default) apply: at that limit, most
+    # batch requests were answered 429, and the CPU their rejection cost was charged to the sets that got through.
+    common: dict[str, Any] = {
+        "flood_max_contents": 10**9, "workers": 2, "key_rate_per_s": 10**9, "key_burst": 10**9, **dict(args.setting)
+    }
+    toggled, (off_value, on_value) = args.toggle
     if args.events_flush_s is not None:  # the writer's batch interval (the most a SIGKILL can lose)
         common["events_flush_s"] = args.events_flush_s
     if args.scenarios:
@@ -179,7 +188,8 @@ def recording(args: argparse.Namespace) -> dict[str, Any]:
     order = [("off", "on", "on", "off")[n % 4] for n in range(2 * args.rounds)]
     for round_number, mode in enumerate(order):
         server = Server(
-            url, folder / f"data-{round_number}", args.port + round_number, record_events=int(mode == "on"), **common
+            url, folder / f"data-{round_number}", args.port + round_number,
+            **{**common, toggled: on_value if mode == "on" else off_value},
         )
         try:
             server.wait_ready()
@@ -517,6 +527,21 @@ def writer(args: argparse.Namespace) -> dict[str, Any]:
     return {**out, "uptime": load()}
 
 
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected SETTING=VALUE, got {text!r}")
+    return name, value
+
+
+def _toggle(text: str) -> tuple[str, tuple[str, str]]:
+    name, values = _setting(text)
+    off, sep, on = values.partition(",")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected SETTING=OFF,ON, got {text!r}")
+    return name, (off, on)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["recording", "retrohunt", "webhooks", "webhooks-in-process", "writer"])
@@ -536,6 +561,21 @@ def main() -> None:
         default=[1.0],
         help="recording: share of hash sets that match a block item (default 1: every set, the worst case); "
         "several values run the lookup scenarios once per share",
+    )
+    parser.add_argument(
+        "--toggle",
+        type=_toggle,
+        default=("record_events", ("0", "1")),
+        metavar="SETTING=OFF,ON",
+        help="recording: the setting whose two values are compared (default record_events=0,1)",
+    )
+    parser.add_argument(
+        "--setting",
+        type=_setting,
+        action="append",
+        default=[],
+        metavar="SETTING=VALUE",
+        help="recording: a server setting for both modes, e.g. record_events=0 (repeatable)",
     )
     parser.add_argument("--port", type=int, default=18280)
     parser.add_argument("--retained", type=int, default=10_000_000)

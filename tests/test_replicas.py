@@ -7,6 +7,7 @@ Run on PostgreSQL (the multi-replica store) and on one shared SQLite file.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -110,3 +111,28 @@ def test_a_restarted_replica_catches_up_from_its_snapshot_before_it_is_ready(
     a.start()
     a.wait_for("/readyz", 60)
     assert all(decision(a, token, md5) == "block" for md5 in early + late)
+
+
+@pytest.mark.parametrize(("fresh_read_timeout_s", "first_answer"), [(2.0, "block"), (0, "allow")])
+def test_a_match_right_after_an_add_through_another_replica_sees_the_add(
+    store_url: str, tmp_path: Path, fresh_read_timeout_s: float, first_answer: str
+) -> None:
+    """Read-your-writes: a match reads the store's latest change sequence and applies what its process lacks
+    before it looks up. The tail thread polls every 30 s here, so only that can make B see A's add at once;
+    with the check off (timeout 0), B answers from its stale index, which shows the test can fail."""
+    with Store(store_url) as store:
+        token = store.create_api_key("tester", ["match", "curate"], actor="test")[1]
+    slow_tail = {"poll_interval_s": 30, "fresh_read_timeout_s": fresh_read_timeout_s}
+    with (
+        LiveServer(store_url, tmp_path / "a", **slow_tail).start() as a,
+        LiveServer(store_url, tmp_path / "b", **slow_tail).start() as b,
+    ):
+        assert a.request("POST", "/v1/banks", {"name": "csam-test", "category": "csam"}, token)[0] == 201
+        pdq = random.Random(7).randbytes(32).hex()
+        assert a.request("POST", "/v1/banks/csam-test/items", {"hashes": {"pdq": pdq}}, token)[0] == 201
+        status, answer = b.request("POST", "/v1/match/hashes", {"pdq": pdq}, token)
+        assert (status, answer["decision"]) == (200, first_answer)
+        near = f"{int(pdq, 16) ^ 0b10101:064x}"  # 3 bits away: found through the index, not the store's exact lookup
+        status, found = b.request("GET", f"/v1/search?algorithm=pdq&hash={near}&max_distance=10", token=token)
+        assert status == 200
+        assert len(found["matches"]) == (1 if first_answer == "block" else 0)

@@ -14,7 +14,7 @@ from flask import Blueprint, g, request
 
 from hashsvc.api.auth import require
 from hashsvc.api.context import service
-from hashsvc.errors import NotReadyError, ValidationError
+from hashsvc.errors import ValidationError
 from hashsvc.service import search, transfer
 
 bp = Blueprint("search", __name__, url_prefix="/v1")
@@ -33,8 +33,7 @@ def _int_arg(name: str) -> int | None:
 @require("curate")
 def search_hash() -> dict[str, Any]:
     svc = service()
-    if not svc.live.ready:
-        raise NotReadyError("the index is still loading; retry shortly")
+    svc.require_current()
     limit = _int_arg("limit")
     return search.search_hash(
         svc.store,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -50,6 +51,8 @@ KEY_CACHE_SIZE = 10_000  # ids are 64-bit integers in every store back end
 KEY_OPTIONS = {"disclosure", "rate_per_s", "burst", "max_inflight", "expires_at"}
 DEFAULT_ROTATION_GRACE_S = 86_400  # a day for every client to pick up the new secret
 _NO_EVIDENCE = policy.decide(())  # the decision for a query that matched nothing
+
+log = logging.getLogger(__name__)
 
 
 def limits_from(settings: Settings) -> media.Limits:
@@ -203,7 +206,7 @@ class Service:
         if video_kind(data):
             return self.video.match(data, caller)
         started = time.perf_counter()
-        self._require_ready()
+        self.require_current()
         hashes = self._hash(
             data, dihedral=True, extras="query", features=self._query_features(), feature_side=QUERY_WORK_SIDE,
             feature_resample=QUERY_RESAMPLE,
@@ -223,7 +226,7 @@ class Service:
         if isinstance(body, dict) and "vpdq" in body:
             return self.video.match_signal(body, caller)
         started = time.perf_counter()
-        self._require_ready()
+        self.require_current()
         if isinstance(body, dict) and "items" in body:
             batch = body["items"]
             if not isinstance(batch, list) or not batch:
@@ -288,9 +291,13 @@ class Service:
         found = feature_stage.find(self.live.features.index, self.store.engine, hashes.features, budget_s)
         return feature_stage.combine(result, found)
 
-    def _require_ready(self) -> None:
+    def require_current(self) -> None:
+        """Refuse until the index is loaded; then catch up with the store as it is now (read-your-writes)."""
         if not self.live.ready:
             raise NotReadyError("the index is still loading; retry shortly")
+        timeout_s = self.settings.fresh_read_timeout_s
+        if timeout_s > 0 and not self.live.refresh(timeout_s):
+            log.warning("answering %.1f s after the request came without every change applied", timeout_s)
 
     def _match(self, query: _Query) -> dict[str, Any]:
         return self._match_many([query])[0]

@@ -105,7 +105,7 @@ class VideoUseCases:
     def match(self, data: bytes, caller: Caller | None = None) -> dict[str, Any]:
         """Hash a video upload and match it. Raises MediaError, NotReadyError."""
         started = time.perf_counter()
-        self.service._require_ready()
+        self.service.require_current()
         # A query's frames are spread evenly (no change threshold): they are looked up, not stored.
         hashes = self.hash(data, views=True, keyframes=self._query_keyframes(), keyframe_change=0)
         summary = hashes.to_dict()
@@ -140,7 +140,7 @@ class VideoUseCases:
     def match_signal(self, body: Any, caller: Caller | None = None) -> dict[str, Any]:
         """Match a vPDQ hash a client computed: {"vpdq": <signal>, "md5": "...", "sha256": "..."}."""
         started = time.perf_counter()
-        self.service._require_ready()
+        self.service.require_current()
         if not isinstance(body, Mapping) or "vpdq" not in body:
             raise ValidationError('send {"vpdq": ["<pdq>,<quality>,<timestamp>", ...]} (md5, sha256 optional)')
         unknown = sorted(set(body) - {"vpdq", "md5", "sha256"})

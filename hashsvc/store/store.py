@@ -436,6 +436,10 @@ class Store:
         with self.engine.connect() as conn:
             return changelog.max_sequence(conn)
 
+    def sequence_reader(self) -> changelog.SequenceReader:
+        """`max_sequence` for one caller that reads it on every request, over a connection of its own."""
+        return changelog.SequenceReader(self.engine)
+
     def changes_since(
         self, sequence: int, *, limit: int = 1000, algorithms: Sequence[str] | None = None
     ) -> list[Change]:
