@@ -1,7 +1,7 @@
 """Read-your-writes: a match first catches its process up with every change committed before it arrived.
 
-`LatestSequence` is the shared read of the store's sequence behind it: a caller is answered only by a read that
-began after it called, and concurrent callers share reads. The end-to-end check, across two real servers whose
+`LatestSequence` (PostgreSQL) shares reads of the store's sequence: a caller is answered only by a read that began
+after it called, and concurrent callers share reads. `PooledSequence` (SQLite) reads at once for each caller. The end-to-end check, across two real servers whose
 tail threads are too slow to help, is in test_replicas.py.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from hashsvc.config import Settings
-from hashsvc.service.live_index import LatestSequence
+from hashsvc.service.live_index import LatestSequence, PooledSequence
 from hashsvc.service.service import Service
 from hashsvc.store import Store
 from hashsvc.store.migrate import upgrade
@@ -142,3 +142,27 @@ def test_the_sequence_reader_sees_each_commit_and_survives_a_broken_connection(t
         store.add_item("csam-test", {"md5": "00112233445566778899aabbccddeeff"}, actor="test")
         assert reader.read() == store.max_sequence()
         reader.close()
+
+
+def test_sqlite_reads_reuse_a_connection_per_concurrent_caller(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/store.db"
+    upgrade(url)
+    with Store(url) as store:
+        pooled = PooledSequence(store)
+        assert [pooled.read(1) for _ in range(50)] == [0] * 50
+        assert len(pooled._free) == 1  # one caller at a time: one connection, kept
+        barrier = threading.Barrier(4)
+
+        def four_at_once() -> None:
+            barrier.wait(5)
+            for _ in range(50):
+                pooled.read(1)
+
+        threads = [threading.Thread(target=four_at_once) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert 1 <= len(pooled._free) <= 4  # never more connections than callers at once
+        pooled.close()
+        assert pooled._free == []
