@@ -1,8 +1,8 @@
 """Read-your-writes: a match first catches its process up with every change committed before it arrived.
 
 `LatestSequence` (PostgreSQL) shares reads of the store's sequence: a caller is answered only by a read that began
-after it called, and concurrent callers share reads. `PooledSequence` (SQLite) reads at once for each caller. The end-to-end check, across two real servers whose
-tail threads are too slow to help, is in test_replicas.py.
+after it called, and concurrent callers share reads. `PooledSequence` (SQLite) reads at once for each caller. The
+end-to-end check, across two real servers whose tail threads are too slow to help, is in test_replicas.py.
 """
 
 from __future__ import annotations
