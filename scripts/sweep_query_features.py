@@ -36,7 +36,12 @@ DEFAULT_GRID = ("384:10:256", "320:10:256", "288:10:256", "320:15:256", "256:10:
 
 
 def upload_features(
-    image: Image.Image, side: int, fast: int, count: int, levels: int = orb.PYRAMID_LEVELS, resample: str = "bilinear"
+    image: Image.Image,
+    side: int,
+    fast: int,
+    count: int,
+    levels: int = orb.PYRAMID_LEVELS,
+    resample: str = orb.STORED_RESAMPLE,
 ) -> Features:
     """An upload's features at these settings (the stored side's FAST threshold is restored afterwards)."""
     shipped = orb.FAST_THRESHOLD
@@ -48,11 +53,11 @@ def upload_features(
 
 
 def parse_setting(setting: str) -> tuple[int, int, int, int, str]:
-    """side:fast:features[:levels[:resample]] (levels default orb.PYRAMID_LEVELS, resample "bilinear")."""
+    """side:fast:features[:levels[:resample]] (levels default orb.PYRAMID_LEVELS, resample orb.STORED_RESAMPLE)."""
     parts = setting.split(":")
     side, fast, count = (int(v) for v in parts[:3])
     levels = int(parts[3]) if len(parts) > 3 else orb.PYRAMID_LEVELS
-    resample = parts[4] if len(parts) > 4 else "bilinear"
+    resample = parts[4] if len(parts) > 4 else orb.STORED_RESAMPLE
     if resample not in (*orb.RESAMPLERS, "linear"):
         raise SystemExit(f"unknown resample {resample!r} in {setting!r}")
     return side, fast, count, levels, resample

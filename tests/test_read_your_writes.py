@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from hashsvc.config import Settings
-from hashsvc.service.live_index import LatestSequence, PooledSequence
+from hashsvc.service.live_index import LatestSequence, LiveIndex, PooledSequence
 from hashsvc.service.service import Service
 from hashsvc.store import Store
 from hashsvc.store.migrate import upgrade
@@ -166,3 +166,23 @@ def test_sqlite_reads_reuse_a_connection_per_concurrent_caller(tmp_path: Path) -
         assert 1 <= len(pooled._free) <= 4  # never more connections than callers at once
         pooled.close()
         assert pooled._free == []
+
+
+def test_a_store_failure_while_catching_up_answers_from_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path}/store.db"
+    upgrade(url)
+    with Store(url) as store:
+        live = LiveIndex(store)
+        live.load()
+        store.create_bank("csam-test", category="csam", actor="test")
+
+        def unreachable(*args: object, **kwargs: object) -> None:
+            raise ConnectionError("the database went away")
+
+        monkeypatch.setattr(store, "changes_since", unreachable)
+        assert live.refresh(1.0) is False  # no exception: the match goes on with what is applied
+        monkeypatch.undo()
+        assert live.refresh(1.0) is True
+        live.stop()

@@ -46,6 +46,7 @@ RESAMPLERS = {"bilinear": Image.Resampling.BILINEAR, "box": Image.Resampling.BOX
 # OpenCV's bilinear interpolation: Pillow's filter costs about 0.8 ms of the 1.0 ms the grey working image takes
 # per ~1 MP upload, OpenCV's about 0.3, and the tune half's crop recall was the same (92.4%, exact matching);
 # Pillow's box filter saved less and lost 1.3 points (docs/local-features.md, round 4).
+STORED_RESAMPLE = "bilinear"
 QUERY_RESAMPLE = "linear"
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class Features:
         return cls(np.zeros((0, 2), np.float32), np.zeros((0, DESCRIPTOR_BYTES), np.uint8))
 
 
-def working_gray(image: Image.Image, side: int = WORK_SIDE, resample: str = "bilinear") -> np.ndarray:
+def working_gray(image: Image.Image, side: int = WORK_SIDE, resample: str = STORED_RESAMPLE) -> np.ndarray:
     """The greyscale working image: long side `side` pixels, aspect ratio kept. `resample` is how it is brought
     to that size (RESAMPLERS)."""
     gray = image.convert("L")
@@ -78,7 +79,7 @@ def working_gray(image: Image.Image, side: int = WORK_SIDE, resample: str = "bil
 
 def extract(
     image: Image.Image, max_features: int = MAX_STORED, side: int = WORK_SIDE, levels: int = PYRAMID_LEVELS,
-    resample: str = "bilinear",
+    resample: str = STORED_RESAMPLE,
 ) -> Features:
     """ORB features of a decoded image, strongest first, at most `max_features` (an empty set for flat images),
     positions in the working image of long side `side`, found on `levels` pyramid levels."""

@@ -11,7 +11,7 @@ from PIL import Image
 from hashsvc import media
 from hashsvc.features import Features
 from hashsvc.features import extract as extract_features
-from hashsvc.features.orb import WORK_SIDE
+from hashsvc.features.orb import STORED_RESAMPLE, WORK_SIDE
 from hashsvc.hashes import augment, compute, dihedral64, pdq_geometry
 from hashsvc.hashes.codec import to_hex
 
@@ -75,7 +75,7 @@ def hash_image(
     crops: tuple[float, ...] = augment.DEFAULT_CROPS,
     features: int = 0,
     feature_side: int = WORK_SIDE,
-    feature_resample: str = "bilinear",
+    feature_resample: str = STORED_RESAMPLE,
 ) -> ImageHashes:
     """Decode `data` once and compute PDQ, pHash, dHash (on the pixels) and MD5, SHA-256 (on the bytes).
 
@@ -85,7 +85,7 @@ def hash_image(
     views of `augment.index_time_variants` (the trimmed picture and a grid of `crops`), stored with an item so
     that cropped or re-framed re-uploads match. `features` > 0 extracts up to that many local features from the
     same decoded frame (hashsvc.features: the crop-robust second stage), so an upload is decoded once, here, at a
-    working image of long side `feature_side`, resized by `feature_resample` (stored items: WORK_SIDE, "bilinear";
+    working image of long side `feature_side`, resized by `feature_resample` (stored items: WORK_SIDE, STORED_RESAMPLE;
     uploads: QUERY_WORK_SIDE, QUERY_RESAMPLE).
     Raises MediaError for anything that cannot be decoded within the limits.
     """

@@ -79,9 +79,12 @@ class LiveIndex:
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
         self.last_store_sequence = 0
-        self._latest: LatestSequence | PooledSequence = (
-            PooledSequence(store) if store.backend == "sqlite" else LatestSequence(store)
-        )
+        self._latest: LatestSequence | PooledSequence
+        if store.backend == "sqlite":
+            self._latest = PooledSequence(store)
+        else:
+            reader = store.sequence_reader()
+            self._latest = LatestSequence(reader.read, reader.close)
 
     # ------------------------------------------------------------------------------------------- state
 
@@ -234,6 +237,8 @@ class LiveIndex:
             return False
         try:
             self._catch_up_locked(until=target, deadline=deadline)
+        except Exception as exc:  # noqa: BLE001 - as above; the tail thread retries
+            log.warning("read-your-writes catch-up failed: %s: %s", type(exc).__name__, exc)
         finally:
             self._apply_lock.release()
         return self.sequence >= target
@@ -378,9 +383,9 @@ class LatestSequence:
     the current ends. Under load, one read serves every request that came during the one before: for
     PostgreSQL, where a read is a round trip (70 us) and each one a connection held per process."""
 
-    def __init__(self, store: Store | Callable[[], int]) -> None:
-        self._reader = store.sequence_reader() if isinstance(store, Store) else None
-        self._read = self._reader.read if self._reader is not None else store
+    def __init__(self, read: Callable[[], int], close: Callable[[], None] = lambda: None) -> None:
+        self._read = read
+        self.close = close
         self._turn = threading.Condition()
         self._started = 0  # reads begun
         self._finished = 0  # reads ended, ok or not
@@ -401,10 +406,6 @@ class LatestSequence:
             if self._failed is not None:
                 raise self._failed
             return self._value
-
-    def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
 
     def _read_now(self) -> None:
         """One read, made outside the lock (held on entry and on exit)."""

@@ -24,7 +24,7 @@ from hashsvc.features import ALGORITHM as FEATURE_ALGORITHM
 from hashsvc.features import MAX_QUERY, MAX_STORED, QUERY_RESAMPLE, QUERY_WORK_SIDE, Features
 from hashsvc.features import codec as feature_codec
 from hashsvc.features.live import LiveFeatures
-from hashsvc.features.orb import WORK_SIDE
+from hashsvc.features.orb import STORED_RESAMPLE, WORK_SIDE
 from hashsvc.hashes import ALGORITHMS, normalize_hex
 from hashsvc.hashes.codec import hamming
 from hashsvc.hashes.compute import DIHEDRAL_VARIANTS
@@ -172,7 +172,7 @@ class Service:
 
     def _hash(
         self, data: bytes, *, dihedral: bool = False, extras: str | None = None, features: int = 0,
-        feature_side: int = WORK_SIDE, feature_resample: str = "bilinear",
+        feature_side: int = WORK_SIDE, feature_resample: str = STORED_RESAMPLE,
     ) -> ImageHashes:
         options = {
             "dihedral": dihedral,
