@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from hashsvc import vocabulary
 from hashsvc.errors import ConflictError, NotFoundError
 from hashsvc.store.bulk import insert_rows, json_text, timestamp_value
+from hashsvc.store.onestep import OneStep
 from hashsvc.store.schema import (
     event_counters,
     event_items,
@@ -125,11 +126,12 @@ class CountBounds:
     """Upper bounds of items' flood counts, kept by one process from one check to the next, so that a check
     counts over the window only the items that might have crossed the rule.
 
-    An item's count over the window is at most its last exact count plus the (event, item) rows written since,
-    by any process: the window only moves forward, and a row counts at most one more distinct content. Event ids
-    are handed out in commit order (the counter row is locked until commit), so "written since" is "event id
-    above `upto`". A bound that stays under the rule decides the same as an exact count would (no quarantine);
-    only an item whose bound crossed it is counted exactly, which also resets its bound."""
+    An item's count over the window is at most its last count (exact, or its rows in the window, which bound its
+    distinct contents from above) plus the (event, item) rows written since, by any process: the window only
+    moves forward, and a row counts at most one more distinct content. Event ids are handed out in commit order
+    (the counter row is locked until commit), so "written since" is "event id above `upto`". A bound that stays
+    under the rule decides the same as an exact count would (no quarantine); only an item whose bound crossed it
+    is counted again, which also resets its bound."""
 
     upto: int = -1  # rows up to this event id are in the bounds; -1: nothing read yet
     bounds: dict[int, int] = field(default_factory=dict)
@@ -166,7 +168,7 @@ def _advance(conn: Connection, known: CountBounds) -> CountBounds:
         return CountBounds(-1 if newest is None else int(newest), {})
     bounds = dict(known.bounds)
     upto = known.upto
-    for item_id, rows, newest in conn.execute(_ROWS_SINCE, {"upto": known.upto}):
+    for item_id, rows, newest in _ROWS_SINCE.rows(conn, {"upto": known.upto}):
         upto = max(upto, int(newest))
         if item_id in bounds:
             bounds[item_id] += int(rows)
@@ -280,17 +282,29 @@ _NEXT_EVENT_IDS = (
     .values(last_event_id=event_counters.c.last_event_id + sa.bindparam("count"))
     .returning(event_counters.c.last_event_id)
 )
-_COUNT_CONTENTS = (
+_IN_WINDOW = sa.and_(
+    event_items.c.item_id.in_(sa.bindparam("ids", expanding=True)), event_items.c.at >= sa.bindparam("since")
+)
+# Rows first: the (item_id, at) index alone answers it. An item's rows in the window bound its distinct contents
+# from above, so only the items with more rows than the rule allows need the distinct count, which reads every
+# row's content_key from the table.
+_COUNT_ROWS = OneStep(
+    sa.select(event_items.c.item_id, sa.func.count()).where(_IN_WINDOW).group_by(event_items.c.item_id)
+)
+_COUNT_CONTENTS = OneStep(
     sa.select(event_items.c.item_id, sa.func.count(sa.distinct(event_items.c.content_key)))
-    .where(event_items.c.item_id.in_(sa.bindparam("ids", expanding=True)), event_items.c.at >= sa.bindparam("since"))
+    .where(_IN_WINDOW)
     .group_by(event_items.c.item_id)
 )
 # "+item_id": grouped on the bare column, SQLite's planner reads the whole (item_id, at) index in item order to save
 # the GROUP BY its sort, i.e. every (event, item) row still kept, on every check of every process (a check took
 # 11 ms after 8,000 events and 76 ms after 96,000, growing with the table); the unary plus leaves it the
 # event_id index, so a check reads only the rows written since `upto`.
-_ROWS_SINCE = sa.text(
-    "SELECT +item_id, count(*), max(event_id) FROM event_items WHERE event_id > :upto GROUP BY +item_id"
+_ROWS_SINCE = OneStep(
+    sa.text(
+        "SELECT +item_id AS item_id, count(*) AS rows_since, max(event_id) AS newest FROM event_items"
+        " WHERE event_id > :upto GROUP BY +item_id"
+    ).columns(sa.column("item_id"), sa.column("rows_since"), sa.column("newest"))
 )
 _NEWEST_EVENT_ITEM = sa.select(sa.func.max(event_items.c.event_id))
 _QUARANTINE_STATES = sa.select(quarantines).where(quarantines.c.item_id.in_(sa.bindparam("ids", expanding=True)))
@@ -304,18 +318,23 @@ def _flood(
     conn: Connection, guarded: list[tuple[int, str]], rule: FloodRule, bounds: CountBounds | None = None
 ) -> list[NewEvent]:
     """Quarantine events for the guarded items that crossed the rule and are not quarantined already (their
-    exact counts become their `bounds`, if given)."""
+    counts become their `bounds`, if given: distinct contents for those over the limit, rows for the others)."""
     now = utcnow()
     since = now - dt.timedelta(seconds=rule.window_s)
     banks = dict(guarded)
     ids = list(banks)
     states: dict[int, Any] = {}
     counts: dict[int, int] = {}
-    # One grouped count over the window per chunk of guarded items (a batch can match a thousand items); an item
-    # re-armed inside the window is recounted from its re-arming below.
+    # One grouped count over the window per chunk of guarded items (a batch can match a thousand items): rows,
+    # then distinct contents for the items with more rows than the limit; an item re-armed inside the window is
+    # recounted from its re-arming below.
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
-        counted = conn.execute(_COUNT_CONTENTS, {"ids": chunk, "since": since})
+        counted = _COUNT_ROWS.rows(conn, {"ids": chunk, "since": since})
+        counts.update((int(item_id), int(rows)) for item_id, rows in counted)
+    many = [item_id for item_id in ids if counts.get(item_id, 0) > rule.max_contents]
+    for start in range(0, len(many), _CHUNK):
+        counted = _COUNT_CONTENTS.rows(conn, {"ids": many[start : start + _CHUNK], "since": since})
         counts.update((int(item_id), int(count)) for item_id, count in counted)
     if bounds is not None:
         bounds.bounds.update((item_id, counts.get(item_id, 0)) for item_id in ids)

@@ -1,0 +1,43 @@
+"""hashsvc.store.onestep: a query's rows from SQLite in one step, the same rows as the query gives itself."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from hashsvc.store import Store
+from hashsvc.store.aftermatch import NewEvent, record
+from hashsvc.store.onestep import OneStep
+from hashsvc.store.schema import event_items
+from hashsvc.store.transactions import utcnow
+
+PER_ITEM = sa.select(event_items.c.item_id, sa.func.count(), sa.func.max(event_items.c.content_key)).where(
+    event_items.c.item_id.in_(sa.bindparam("ids", expanding=True))
+).group_by(event_items.c.item_id).order_by(event_items.c.item_id)
+
+
+def blocks(content_key: str, item_id: int) -> NewEvent:
+    matches = [{"bank": "known", "item_id": item_id, "action": "block"}]
+    return NewEvent("match", utcnow(), content_key, decision="block", matches=matches)
+
+
+def test_the_rows_are_the_querys_own_in_its_column_order(store: Store) -> None:
+    record(store.engine, [blocks(f"upload-{n}", n % 7 + 1) for n in range(300)], None)
+    with store.engine.connect() as conn:
+        plain = [tuple(row) for row in conn.execute(PER_ITEM, {"ids": [1, 3, 5, 99]})]
+        packed = OneStep(PER_ITEM).rows(conn, {"ids": [1, 3, 5, 99]})
+    assert packed == plain
+    assert packed[0] == (1, 43, "upload-98")  # integers stay integers, text stays text
+
+
+def test_no_rows_is_an_empty_list(store: Store) -> None:
+    with store.engine.connect() as conn:
+        assert OneStep(PER_ITEM).rows(conn, {"ids": [1]}) == []
+
+
+def test_on_sqlite_the_rows_come_back_as_one_row_of_the_statement(store: Store) -> None:
+    record(store.engine, [blocks(f"upload-{n}", n % 7 + 1) for n in range(300)], None)
+    with store.engine.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            return  # PostgreSQL runs the query as it is
+        stepped = conn.execute(OneStep(PER_ITEM).packed, {"ids": list(range(1, 8))}).all()
+    assert len(stepped) == 1
