@@ -11,6 +11,11 @@
     .venv/bin/python scripts/bench_after_match.py recording --seconds 8 --rounds 2 --scenarios single batch \
         --match-shares 1 0.1 0.01
 
+    # side by side: the off and on servers at once, each on its own copy of the store and half the clients, their
+    # CPU per request compared window by window (12 windows of 8 s); steadier on a shared machine than rounds
+    .venv/bin/python scripts/bench_after_match.py recording --side-by-side --seconds 8 --rounds 12 \
+        --scenarios single batch --match-shares 1 0.1 0.01
+
     # 100k newly added items searched against 10M retained upload hashes (synthesized)
     .venv/bin/python scripts/bench_after_match.py retrohunt --retained 10000000 --new 100000
 
@@ -39,10 +44,12 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +188,11 @@ def recording(args: argparse.Namespace) -> dict[str, Any]:
         common["events_flush_s"] = args.events_flush_s
     if args.scenarios:
         scenarios = {name: scenario for name, scenario in scenarios.items() if name.split()[0] in args.scenarios}
+    if args.side_by_side:
+        if args.database_url:
+            raise SystemExit("--side-by-side runs two SQLite stores; drop --database-url")
+        settings = {mode: {**common, toggled: value} for mode, value in (("off", off_value), ("on", on_value))}
+        return side_by_side(args, folder, token, scenarios, settings)
     results: dict[str, dict[str, list[dict[str, Any]]]] = {name: {"off": [], "on": []} for name in scenarios}
     loads = []
     # off, on, on, off, off, on, ...: each mode gets as many rounds early as late, so a load that drifts during the
@@ -230,6 +242,71 @@ def recording(args: argparse.Namespace) -> dict[str, Any]:
     with Store(url) as store, store.engine.connect() as conn:
         recorded = conn.exec_driver_sql("SELECT count(*) FROM events").scalar()
     return {"scenarios": table, "events_recorded": recorded, "uptime": loads}
+
+
+def load_together(servers: dict[str, Server], token: str, make: Any, clients: int, seconds: float) -> dict[str, Any]:
+    """`clients` closed-loop clients on each server, all over the same `seconds`."""
+    with ThreadPoolExecutor(len(servers)) as pool:
+        running = {mode: pool.submit(closed_loop, s.port, token, make, clients, seconds) for mode, s in servers.items()}
+        return {mode: future.result() for mode, future in running.items()}
+
+
+def side_by_side(
+    args: argparse.Namespace,
+    folder: Path,
+    token: str,
+    scenarios: dict[str, tuple[Any, int, int]],
+    settings: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """Both servers at once, each on its own copy of the store and loaded by half the clients, over the same
+    windows: whatever else the machine does in a window falls on both, so the ratio of their CPU per request in
+    one window is far steadier than that of rounds taken minutes apart (same-mode rounds differed by 15-30%)."""
+    for suffix in ("", "-wal"):
+        if Path(f"{folder}/store.db{suffix}").exists():
+            shutil.copy(f"{folder}/store.db{suffix}", f"{folder}/store-on.db{suffix}")
+    urls = {"off": f"sqlite:///{folder}/store.db", "on": f"sqlite:///{folder}/store-on.db"}
+    servers = {
+        mode: Server(urls[mode], folder / f"data-{mode}", args.port + n, **settings[mode])
+        for n, mode in enumerate(("off", "on"))
+    }
+    table: dict[str, Any] = {}
+    try:
+        for server in servers.values():
+            server.wait_ready()
+        for name, (make, per_request, clients) in scenarios.items():
+            each = max(1, clients // 2)
+            windows: list[dict[str, Any]] = []
+            for window in range(args.rounds + 1):  # the first one warms both up and is not counted
+                cpu_before = {mode: server.cpu_s() for mode, server in servers.items()}
+                outcomes = load_together(servers, token, make, each, args.seconds if window else 2)
+                if not window:
+                    continue
+                row: dict[str, Any] = {}
+                for mode, server in servers.items():
+                    ok = outcomes[mode].statuses.get(200, 0) * per_request
+                    spent = server.cpu_s() - cpu_before[mode]
+                    row[f"{mode}_cpu_ms_per"] = round(spent * 1000 / ok, 5) if ok else None
+                    row[f"{mode}_per_s"] = round(ok / args.seconds, 1)
+                    row[f"{mode}_statuses"] = outcomes[mode].statuses
+                if row["off_cpu_ms_per"] and row["on_cpu_ms_per"]:
+                    row["cpu_on_over_off"] = round(row["on_cpu_ms_per"] / row["off_cpu_ms_per"], 3)
+                row["uptime"] = load()
+                windows.append(row)
+                print(f"window {window} {name}: {row}", file=sys.stderr)
+            ratios = [w["cpu_on_over_off"] for w in windows if "cpu_on_over_off" in w]
+            table[name] = {
+                "cpu_on_over_off_median": round(float(np.median(ratios)), 3) if ratios else None,
+                "cpu_on_over_off_range": [min(ratios), max(ratios)] if ratios else None,
+                "off_cpu_ms_per_median": float(np.median([w["off_cpu_ms_per"] for w in windows])),
+                "on_cpu_ms_per_median": float(np.median([w["on_cpu_ms_per"] for w in windows])),
+                "windows": windows,
+            }
+    finally:
+        for server in servers.values():
+            server.stop()
+    with Store(urls["on"]) as store, store.engine.connect() as conn:
+        recorded = conn.exec_driver_sql("SELECT count(*) FROM events").scalar()
+    return {"side_by_side": table, "events_recorded": recorded, "uptime": load()}
 
 
 # ---------------------------------------------------------------------------------------------- retro-hunt
@@ -366,7 +443,13 @@ def webhooks(args: argparse.Namespace) -> dict[str, Any]:
     receiver = multiprocessing.get_context("spawn").Process(target=_receiver_process, args=(child_end,))
     receiver.start()
     server = Server(
-        url, folder / "data", args.port, webhook_allowed_networks="127.0.0.0/8", flood_max_contents=10**9, workers=2
+        url,
+        folder / "data",
+        args.port,
+        webhook_allowed_networks="127.0.0.0/8",
+        flood_max_contents=10**9,
+        workers=2,
+        **dict(args.setting),
     )
     try:
         receiver_url = control.recv()
@@ -576,7 +659,13 @@ def main() -> None:
         action="append",
         default=[],
         metavar="SETTING=VALUE",
-        help="recording: a server setting for both modes, e.g. record_events=0 (repeatable)",
+        help="recording and webhooks: a server setting (for both modes), e.g. record_events=0 (repeatable)",
+    )
+    parser.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="recording: run the off and on servers at once, each on its own copy of the SQLite store and half "
+        "the clients, and compare their CPU per request window by window (--rounds windows of --seconds)",
     )
     parser.add_argument("--port", type=int, default=18280)
     parser.add_argument("--retained", type=int, default=10_000_000)

@@ -131,7 +131,7 @@ def a_quarantine_on_one_replica_holds_on_the_other(
     status, _ = b.request("POST", f"/v1/quarantines/{item}/rearm", {"reason": "checked"}, keys["analyst-b"])
     assert status == 200
     assert decide(a, keys, md5, "again") == "block"
-    # Events are written in batches (every 50 ms): wait until this one is stored, so that the webhook created
+    # Events are written in batches (every 0.25 s): wait until this one is stored, so that the webhook created
     # next is not handed an event decided before it existed.
     eventually(lambda: _stored(b, keys, "again"), 5)
 

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from hashsvc.store import Store
 from hashsvc.store.aftermatch import NewEvent, record
 from hashsvc.store.onestep import OneStep
-from hashsvc.store.schema import event_items
+from hashsvc.store.schema import banks, event_items
 from hashsvc.store.transactions import utcnow
 
 PER_ITEM = sa.select(event_items.c.item_id, sa.func.count(), sa.func.max(event_items.c.content_key)).where(
@@ -41,3 +41,14 @@ def test_on_sqlite_the_rows_come_back_as_one_row_of_the_statement(store: Store) 
             return  # PostgreSQL runs the query as it is
         stepped = conn.execute(OneStep(PER_ITEM).packed, {"ids": list(range(1, 8))}).all()
     assert len(stepped) == 1
+
+
+def test_a_json_column_comes_back_parsed_as_the_query_gives_it(store: Store) -> None:
+    store.create_bank("known", category="csam", actor="test", thresholds={"pdq": 31})
+    store.create_bank("plain", category="csam", actor="test")
+    query = sa.select(banks.c.name, banks.c.thresholds).order_by(banks.c.name)
+    with store.engine.connect() as conn:
+        plain = [tuple(row) for row in conn.execute(query)]
+        packed = OneStep(query).rows(conn)
+    assert packed == plain
+    assert ("known", {"pdq": 31}) in packed

@@ -8,7 +8,7 @@ events blocked on runs in a transaction of its own, at most every FLOOD_CHECK_S 
 its count over the window cost the writer more than the batch it followed did.
 
 What can be lost: nothing on a clean shutdown (`close()` drains the buffer and runs the flood check). A SIGKILL or
-a power cut loses the events still buffered, at most the last `events_flush_s` of decisions (50 ms by default);
+a power cut loses the events still buffered, at most the last `events_flush_s` of decisions (0.25 s by default);
 their callers had their answers, so nothing is blocked or allowed differently, but those events, their reviews
 and webhooks never exist. A flood check still pending is not lost with them: the count lives in the store, so
 the item's next recorded match checks it again.
@@ -45,9 +45,9 @@ MAX_EVENT_METADATA_BYTES = 4096
 # as the default buffer, so waiting is no longer: a SIGKILL loses what is buffered either way.
 BATCH = 10_000
 RECORDED_DECISIONS = ("block", "review")
-# The writer checks the flood guard at most this often. The check (a distinct count per blocked item over the
-# window) cost more than writing the 5-10 events a 50 ms batch holds; deciding a quarantine up to a second later
-# lets through at most a second more of one item's blocks, against a default limit of 100 contents an hour.
+# The writer checks the flood guard at most this often. The check (a count per blocked item over the window) cost
+# more than writing the 5-10 events a 50 ms batch held; deciding a quarantine up to a second later lets through at
+# most a second more of one item's blocks, against a default limit of 100 contents an hour.
 FLOOD_CHECK_S = 1.0
 
 

@@ -6,7 +6,8 @@ get it back: a 600-row grouped count by the event writer took 0.1 s of wall time
 row, though SQLite answered it in 2 ms. Packed into one JSON array by SQLite itself, the same rows come back in a
 single step. PostgreSQL's driver reads a result in one call already, so there the query runs as it is.
 
-For small results of plain values (integers, text): each row comes back as a tuple in the query's column order.
+For results of plain values (integers, text, JSON columns; not timestamps, floats that must round-trip or bytes):
+each row comes back as a tuple in the query's column order.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ class OneStep:
     def __init__(self, query: sa.Select[Any] | sa.TextualSelect) -> None:
         self.query = query
         inner = query.subquery()
-        self.packed = sa.select(sa.func.json_group_array(sa.func.json_array(*inner.c)))
+        # A JSON column goes in as JSON (json() of its text), so it comes back parsed, as SQLAlchemy gives it
+        values = [sa.func.json(column) if isinstance(column.type, sa.JSON) else column for column in inner.c]
+        self.packed = sa.select(sa.func.json_group_array(sa.func.json_array(*values)))
 
     def rows(self, conn: Connection, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         if conn.dialect.name != "sqlite":

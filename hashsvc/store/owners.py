@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from hashsvc.store.onestep import OneStep
 from hashsvc.store.schema import banks, item_hashes, items
 from hashsvc.store.transactions import read_snapshot
 
@@ -34,43 +35,53 @@ class HashOwner:
     partner: dict[str, Any] | None = None
 
 
+# Built once: building a statement and its cache key on every match cost more than SQLite took to run it.
+_OWNERS = OneStep(
+    sa.select(
+        item_hashes.c.id,
+        item_hashes.c.algorithm,
+        items.c.id.label("item_id"),
+        items.c.external_ref,
+        banks.c.name,
+        banks.c.category,
+        banks.c.action,
+        banks.c.thresholds,
+        items.c.source,
+        items.c.metadata,
+    )
+    .select_from(
+        item_hashes.join(items, items.c.id == item_hashes.c.item_id).join(banks, banks.c.id == items.c.bank_id)
+    )
+    .where(
+        items.c.status == "active",
+        banks.c.enabled.is_(True),
+        item_hashes.c.id.in_(sa.bindparam("ids", expanding=True)),
+    )
+)
+
+
 def matching_owners(engine: sa.Engine, hash_ids: Sequence[int]) -> dict[int, HashOwner]:
     """Owners of those hash ids that currently match (active item, enabled bank); others are left out."""
     found: dict[int, HashOwner] = {}
     ids = sorted({int(i) for i in hash_ids})
-    query = (
-        sa.select(
-            item_hashes.c.id,
-            item_hashes.c.algorithm,
-            items.c.id.label("item_id"),
-            items.c.external_ref,
-            banks.c.name,
-            banks.c.category,
-            banks.c.action,
-            banks.c.thresholds,
-            items.c.source,
-            items.c.metadata,
-        )
-        .select_from(
-            item_hashes.join(items, items.c.id == item_hashes.c.item_id).join(banks, banks.c.id == items.c.bank_id)
-        )
-        .where(items.c.status == "active", banks.c.enabled.is_(True))
-    )
     # An index lookup by id: on PostgreSQL, read_snapshot keeps the planner off sequential scans even right
-    # after a bulk import, when the new rows have no statistics yet.
+    # after a bulk import, when the new rows have no statistics yet. On SQLite the rows of a chunk come back in
+    # one step of the statement (hashsvc.store.onestep): a batch of matches read a row per GIL hand-over.
     with read_snapshot(engine, lookups=True) as conn:
         for start in range(0, len(ids), _CHUNK):
-            for row in conn.execute(query.where(item_hashes.c.id.in_(ids[start : start + _CHUNK]))):
-                found[row.id] = HashOwner(
-                    row.id,
-                    row.algorithm,
-                    row.item_id,
-                    row.external_ref,
-                    row.name,
-                    row.category,
-                    row.action,
-                    dict(row.thresholds or {}),
-                    _partner(row.source, row.metadata),
+            for hash_id, algorithm, item_id, ref, bank, category, action, thresholds, source, metadata in _OWNERS.rows(
+                conn, {"ids": ids[start : start + _CHUNK]}
+            ):
+                found[hash_id] = HashOwner(
+                    hash_id,
+                    algorithm,
+                    item_id,
+                    ref,
+                    bank,
+                    category,
+                    action,
+                    dict(thresholds or {}),
+                    _partner(source, metadata),
                 )
     return found
 
