@@ -35,7 +35,7 @@ class HashOwner:
     partner: dict[str, Any] | None = None
 
 
-# Built once: building a statement and its cache key on every match cost more than SQLite took to run it.
+# Built once, not per match (a statement and its cache key); `ids` is expanded per call.
 _OWNERS = OneStep(
     sa.select(
         item_hashes.c.id,
