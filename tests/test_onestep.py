@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
-from hashsvc.store import Store
+from hashsvc.store import Store, onestep
 from hashsvc.store.aftermatch import NewEvent, record
 from hashsvc.store.onestep import OneStep
 from hashsvc.store.schema import banks, event_items
 from hashsvc.store.transactions import utcnow
 
-PER_ITEM = sa.select(event_items.c.item_id, sa.func.count(), sa.func.max(event_items.c.content_key)).where(
-    event_items.c.item_id.in_(sa.bindparam("ids", expanding=True))
-).group_by(event_items.c.item_id).order_by(event_items.c.item_id)
+PER_ITEM = (
+    sa.select(event_items.c.item_id, sa.func.count(), sa.func.max(event_items.c.content_key))
+    .where(event_items.c.item_id.in_(sa.bindparam("ids", expanding=True)))
+    .group_by(event_items.c.item_id)
+    .order_by(event_items.c.item_id)
+)
 
 
 def blocks(content_key: str, item_id: int) -> NewEvent:
@@ -52,3 +56,12 @@ def test_a_json_column_comes_back_parsed_as_the_query_gives_it(store: Store) -> 
         packed = OneStep(query).rows(conn)
     assert packed == plain
     assert ("known", {"pdq": 31}) in packed
+
+
+def test_a_sqlite_without_json_functions_gets_the_plain_query(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    record(store.engine, [blocks(f"upload-{n}", n % 7 + 1) for n in range(50)], None)
+    with store.engine.connect() as conn:
+        packed = OneStep(PER_ITEM).rows(conn, {"ids": [2, 4]})
+        monkeypatch.setattr(onestep, "SQLITE_HAS_JSON", False)
+        plain = OneStep(PER_ITEM).rows(conn, {"ids": [2, 4]})
+    assert plain == packed and len(plain) == 2

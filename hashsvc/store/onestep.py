@@ -7,18 +7,36 @@ in-process single lookups, though SQLite answers such a count in 2 ms. Packed in
 itself, the same rows come back in a single step (0.015 s a check then). PostgreSQL's driver reads a result in one
 call already, so there the query runs as it is.
 
+SQLite builds since 3.38 have the JSON functions this needs; an older library without them (JSON1 was optional
+before) gets the plain query, as PostgreSQL does.
+
 For results of plain values (integers, text, JSON columns; not timestamps, floats that must round-trip or bytes):
 each row comes back as a tuple in the query's column order.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping
+from contextlib import closing
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+
+
+def _sqlite_has_json() -> bool:
+    """Whether the SQLite library this interpreter links has json_group_array and json_array."""
+    try:
+        with closing(sqlite3.connect(":memory:")) as probe:
+            probe.execute("SELECT json_group_array(json_array(1, 'a'))").fetchone()
+    except sqlite3.OperationalError:
+        return False
+    return True
+
+
+SQLITE_HAS_JSON = _sqlite_has_json()
 
 
 class OneStep:
@@ -33,7 +51,7 @@ class OneStep:
         self.packed = sa.select(sa.func.json_group_array(sa.func.json_array(*values)))
 
     def rows(self, conn: Connection, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        if conn.dialect.name != "sqlite":
+        if conn.dialect.name != "sqlite" or not SQLITE_HAS_JSON:
             return [tuple(row) for row in conn.execute(self.query, params or {})]
         packed = conn.execute(self.packed, params or {}).scalar_one()
         return [tuple(row) for row in orjson.loads(packed)]
