@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 
-from hashsvc.store import Store, onestep
+from hashsvc.store import Store, onestep, upgrade
 from hashsvc.store.aftermatch import NewEvent, record
 from hashsvc.store.onestep import OneStep
 from hashsvc.store.schema import banks, event_items
@@ -38,12 +40,13 @@ def test_no_rows_is_an_empty_list(store: Store) -> None:
         assert OneStep(PER_ITEM).rows(conn, {"ids": [1]}) == []
 
 
-def test_on_sqlite_the_rows_come_back_as_one_row_of_the_statement(store: Store) -> None:
-    record(store.engine, [blocks(f"upload-{n}", n % 7 + 1) for n in range(300)], None)
-    with store.engine.connect() as conn:
-        if conn.dialect.name != "sqlite":
-            return  # PostgreSQL runs the query as it is
-        stepped = conn.execute(OneStep(PER_ITEM).packed, {"ids": list(range(1, 8))}).all()
+def test_on_sqlite_the_rows_come_back_as_one_row_of_the_statement(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/store.db"
+    upgrade(url)
+    with Store(url) as store:
+        record(store.engine, [blocks(f"upload-{n}", n % 7 + 1) for n in range(300)], None)
+        with store.engine.connect() as conn:
+            stepped = conn.execute(OneStep(PER_ITEM).packed, {"ids": list(range(1, 8))}).all()
     assert len(stepped) == 1
 
 
@@ -58,10 +61,13 @@ def test_a_json_column_comes_back_parsed_as_the_query_gives_it(store: Store) -> 
     assert ("known", {"pdq": 31}) in packed
 
 
-def test_a_sqlite_without_json_functions_gets_the_plain_query(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    record(store.engine, [blocks(f"upload-{n}", n % 7 + 1) for n in range(50)], None)
-    with store.engine.connect() as conn:
-        packed = OneStep(PER_ITEM).rows(conn, {"ids": [2, 4]})
-        monkeypatch.setattr(onestep, "SQLITE_HAS_JSON", False)
-        plain = OneStep(PER_ITEM).rows(conn, {"ids": [2, 4]})
+def test_a_sqlite_without_json_functions_gets_the_plain_query(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path}/store.db"
+    upgrade(url)
+    with Store(url) as store:
+        record(store.engine, [blocks(f"upload-{n}", n % 7 + 1) for n in range(50)], None)
+        with store.engine.connect() as conn:
+            packed = OneStep(PER_ITEM).rows(conn, {"ids": [2, 4]})
+            monkeypatch.setattr(onestep, "SQLITE_HAS_JSON", False)
+            plain = OneStep(PER_ITEM).rows(conn, {"ids": [2, 4]})
     assert plain == packed and len(plain) == 2
