@@ -66,8 +66,11 @@ def test_a_sqlite_without_json_functions_gets_the_plain_query(tmp_path: Path, mo
     upgrade(url)
     with Store(url) as store:
         record(store.engine, [blocks(f"upload-{n}", n % 7 + 1) for n in range(50)], None)
+        statements: list[str] = []
+        sa.event.listen(store.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
         with store.engine.connect() as conn:
             packed = OneStep(PER_ITEM).rows(conn, {"ids": [2, 4]})
             monkeypatch.setattr(onestep, "SQLITE_HAS_JSON", False)
             plain = OneStep(PER_ITEM).rows(conn, {"ids": [2, 4]})
     assert plain == packed and len(plain) == 2
+    assert "json_group_array" in statements[-2] and "json_group_array" not in statements[-1]
