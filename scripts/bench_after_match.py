@@ -293,12 +293,13 @@ def side_by_side(
                 row["uptime"] = load()
                 windows.append(row)
                 print(f"window {window} {name}: {row}", file=sys.stderr)
+            # a window in which a server answered nothing with 200 has no CPU per request and no ratio
             ratios = [w["cpu_on_over_off"] for w in windows if "cpu_on_over_off" in w]
+            answered = {mode: [w[f"{mode}_cpu_ms_per"] for w in windows if w[f"{mode}_cpu_ms_per"]] for mode in servers}
             table[name] = {
                 "cpu_on_over_off_median": round(float(np.median(ratios)), 3) if ratios else None,
                 "cpu_on_over_off_range": [min(ratios), max(ratios)] if ratios else None,
-                "off_cpu_ms_per_median": float(np.median([w["off_cpu_ms_per"] for w in windows])),
-                "on_cpu_ms_per_median": float(np.median([w["on_cpu_ms_per"] for w in windows])),
+                **{f"{mode}_cpu_ms_per_median": float(np.median(v)) if v else None for mode, v in answered.items()},
                 "windows": windows,
             }
     finally:
