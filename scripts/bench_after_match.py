@@ -29,9 +29,15 @@
     .venv/bin/python scripts/bench_after_match.py recording --seconds 10 --rounds 3 --scenarios single batch \
         --toggle fresh_read_timeout_s=0,2 --setting record_events=0
 
+    # the retention pruner over 1M events and 1M webhook deliveries: every minute's pass when nothing is old, then
+    # a backlog of 10% (after downtime), with the longest a concurrent write had to wait for it
+    .venv/bin/python scripts/bench_after_match.py prune --events 1000000 --old-share 0.1 --rounds 3
+
     # the event writer's CPU per event in one thread (no server): writes of 8 and of 1,000 events, and a flood
     # check; run it from this checkout with PYTHONPATH=<other checkout> to measure another version of the writer
     .venv/bin/python scripts/bench_after_match.py writer --rounds 5
+    # the same once the store holds 300k events, in writes of 1,000 and of 10,000
+    .venv/bin/python scripts/bench_after_match.py writer --rounds 3 --prefill 300000 --sizes 1000 10000
 
 Client, receiver and server share this machine; `uptime` is printed with every result.
 """
@@ -55,6 +61,7 @@ from typing import Any
 
 import numpy as np
 import psutil
+import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_service import Request, closed_loop, open_loop, percentile, summarize
@@ -585,11 +592,19 @@ def writer(args: argparse.Namespace) -> dict[str, Any]:
             for (_, context), summary, result in zip(split, summaries, results, strict=True)
         ]
 
+    # A store that has been recording a while: its random-key indexes (content_id; item and time) outgrow what
+    # one write touches, so each event's entries land on pages of their own
+    for _ in range(args.prefill // 1000):
+        recorder._pending.extend(made())
+        if len(recorder._pending) >= 10_000:
+            recorder._write_batch()
+    recorder._write_batch()
+
     out: dict[str, Any] = {}
     for size in args.sizes:
         per_event = []
         for _ in range(args.rounds):
-            batch = made()
+            batch = [event for _ in range(max(1, size // 1000)) for event in made()]  # made() gives 1,000
             spent = 0.0
             for start in range(0, len(batch), size):
                 recorder._pending.extend(batch[start : start + size])  # the writer's own buffer, no thread
@@ -612,6 +627,95 @@ def writer(args: argparse.Namespace) -> dict[str, Any]:
     return {**out, "uptime": load()}
 
 
+# ---------------------------------------------------------------------------------------------- pruning
+
+
+def prune(args: argparse.Namespace) -> dict[str, Any]:
+    """The retention pruner over a store that has run a while: `--events` events (each with an item row) and as
+    many settled webhook deliveries (each with an attempt), spread over the retention period.
+
+    Two passes: a steady one (nothing is old yet: the pruner's every-minute pass), then one with `--old-share` of
+    the rows past retention (a backlog: after downtime, or retention shortened). During each, another thread
+    writes one small transaction every 5 ms, as the event writer would, and the longest it waited is reported:
+    how long a prune keeps everything else out of the store."""
+    import threading
+
+    from hashsvc.store import aftermatch
+    from hashsvc.store import webhooks as webhook_table
+    from hashsvc.store.bulk import insert_rows, json_text, timestamp_value
+    from hashsvc.store.schema import event_items, events, job_checkpoints, webhook_attempts, webhook_outbox
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-prune-"))
+    url = args.database_url or f"sqlite:///{folder}/store.db"
+    upgrade(url)
+    now = dt.datetime.now(dt.UTC)
+    count = args.events
+    old = int(count * args.old_share)
+    retention = dt.timedelta(days=90)
+    matches = json_text([{"bank": "known", "item_id": 1, "algorithm": "md5", "distance": 0, "action": "block"}])
+    with Store(url) as store:
+        with store.engine.begin() as conn:
+            stamp = timestamp_value(conn)
+            for start in range(0, count, 50_000):
+                numbers = range(start + 1, min(count, start + 50_000) + 1)
+                # the oldest `old` rows are past retention by a day, the rest spread over the retention period
+                ats = {n: stamp(now - retention - dt.timedelta(days=1) if n <= old
+                               else now - retention * (1 - n / count) + dt.timedelta(minutes=1)) for n in numbers}
+                insert_rows(conn, events, aftermatch.EVENT_COLUMNS, [
+                    (n, ats[n], "match", "bench", f"c{n}", "block", "{}", json_text({"md5": f"{n:032x}"}), matches,
+                     "{}") for n in numbers], rows_per_statement=200, prepared=True)
+                insert_rows(conn, event_items, aftermatch.ITEM_COLUMNS,
+                            [(n, n % 5000, "known", f"c{n}", ats[n]) for n in numbers],
+                            rows_per_statement=200, prepared=True)
+                insert_rows(conn, webhook_outbox, (*aftermatch.OUTBOX_COLUMNS, "delivered_at"), [
+                    (1, f"evt-{n}-wh-1", "block", "{}", ats[n], "delivered", 1, ats[n], ats[n]) for n in numbers],
+                    rows_per_statement=200, prepared=True)
+                insert_rows(conn, webhook_attempts,
+                            ("outbox_id", "webhook_id", "at", "status_code", "error", "duration_ms"),
+                            [(n, 1, ats[n], 200, None, 3.0) for n in numbers], rows_per_statement=200, prepared=True)
+            conn.execute(sa.insert(job_checkpoints).values(name="bench-writer", value=0))
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")  # the planner's view of a store that has been running a while
+            conn.commit()
+
+        def one_pass(label: str, before: dt.datetime) -> dict[str, Any]:
+            waits: list[float] = []
+            stop = threading.Event()
+
+            def writer_thread() -> None:
+                bump = sa.update(job_checkpoints).where(job_checkpoints.c.name == "bench-writer").values(
+                    value=job_checkpoints.c.value + 1)
+                while not stop.is_set():
+                    started = time.perf_counter()
+                    with store.engine.connect() as conn:
+                        conn.execution_options(hashsvc_write=True)  # as the event writer's transactions
+                        with conn.begin():
+                            conn.execute(bump)
+                    waits.append(time.perf_counter() - started)
+                    time.sleep(0.005)
+
+            thread = threading.Thread(target=writer_thread)
+            thread.start()
+            try:
+                time.sleep(0.2)
+                started, cpu = time.perf_counter(), time.process_time()
+                pruned = aftermatch.prune(store.engine, before)
+                webhook_table.prune(store.engine, before)
+                took, cpu_took = time.perf_counter() - started, time.process_time() - cpu
+                time.sleep(0.2)
+            finally:
+                stop.set()
+                thread.join()
+            row = {"events_pruned": pruned, "seconds": round(took, 3), "cpu_s": round(cpu_took, 3),
+                   "longest_write_wait_ms": round(max(waits) * 1000, 1), "writes_during": len(waits)}
+            print(f"{label}: {row}", file=sys.stderr)
+            return row
+
+        steady = [one_pass("steady", now - retention - dt.timedelta(days=2)) for _ in range(args.rounds)]
+        backlog = one_pass("backlog", now - retention)
+    return {"events": count, "old": old, "steady": steady, "backlog": backlog, "uptime": load()}
+
+
 def _setting(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
@@ -629,7 +733,9 @@ def _toggle(text: str) -> tuple[str, tuple[str, str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["recording", "retrohunt", "webhooks", "webhooks-in-process", "writer"])
+    parser.add_argument(
+        "what", choices=["recording", "retrohunt", "webhooks", "webhooks-in-process", "writer", "prune"]
+    )
     parser.add_argument("--database-url", help="default: a SQLite file in a fresh temporary folder")
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
     parser.add_argument("--items", type=int, default=100_000, help="recording: stored items")
@@ -679,6 +785,9 @@ def main() -> None:
     parser.add_argument(
         "--sizes", type=int, nargs="+", default=[8, 1000], help="writer: events per write (default 8 and 1000)"
     )
+    parser.add_argument("--events", type=int, default=1_000_000, help="prune: events in the store")
+    parser.add_argument("--prefill", type=int, default=0, help="writer: events recorded before measuring")
+    parser.add_argument("--old-share", type=float, default=0.1, help="prune: share of them past retention")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     benches = {
@@ -687,6 +796,7 @@ def main() -> None:
         "webhooks": webhooks,
         "webhooks-in-process": webhooks_in_process,
         "writer": writer,
+        "prune": prune,
     }
     result = benches[args.what](args)
     text = json.dumps(result, indent=2, default=str)

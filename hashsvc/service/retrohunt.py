@@ -30,6 +30,7 @@ from hashsvc.service.events import MatchContext
 from hashsvc.store import Store, aftermatch, changelog
 from hashsvc.store.aftermatch import NewEvent
 from hashsvc.store.bulk import insert_rows
+from hashsvc.store.pruning import delete_in_chunks
 from hashsvc.store.schema import recent_uploads
 from hashsvc.store.transactions import utcnow
 
@@ -233,5 +234,5 @@ class RetroHunter:
         return found
 
     def prune(self) -> None:
-        with self.store.engine.begin() as conn:
-            conn.execute(sa.delete(recent_uploads).where(recent_uploads.c.at < utcnow() - self.retention))
+        # a chunk at a time: a day of retained uploads is every upload of that day
+        delete_in_chunks(self.store.engine, recent_uploads, recent_uploads.c.at < utcnow() - self.retention)

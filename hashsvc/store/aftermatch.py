@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from hashsvc import vocabulary
 from hashsvc.errors import ConflictError, NotFoundError
+from hashsvc.store import pruning
 from hashsvc.store.bulk import insert_rows, json_text, timestamp_value
 from hashsvc.store.onestep import OneStep
 from hashsvc.store.schema import (
@@ -511,13 +512,29 @@ def activity(engine: sa.Engine, bounds: Sequence[dt.datetime]) -> list[dict[str,
 
 
 def prune(engine: sa.Engine, before: dt.datetime) -> int:
-    """Delete events older than `before`, except those an open review still points at; return how many."""
+    """Delete events older than `before`, except those an open review still points at; return how many.
+
+    A chunk of events at a time (hashsvc.store.pruning), found by their time (the `at` index) and their item rows
+    by event id: `event_items` has no index on its own `at`, and deleting by it read the whole table on every
+    prune (a minute apart, for the retention period's worth of rows)."""
     still_open = sa.select(reviews.c.id).where(reviews.c.status == "open")
-    with engine.begin() as conn:
-        conn.execute(sa.delete(event_items).where(event_items.c.at < before, event_items.c.event_id.not_in(still_open)))
-        conn.execute(sa.delete(reviews).where(reviews.c.opened_at < before, reviews.c.status == "resolved"))
-        done = conn.execute(sa.delete(events).where(events.c.at < before, events.c.id.not_in(still_open))).rowcount
-    return int(done)
+    old = sa.select(events.c.id).where(events.c.at < before, events.c.id.not_in(still_open)).limit(pruning.PRUNE_CHUNK)
+    done = 0
+    while True:
+        with pruning.chunk_transaction(engine) as conn:
+            ids = list(conn.execute(old).scalars())
+            if ids:
+                conn.execute(_DELETE_EVENT_ITEMS, {"ids": ids})
+                conn.execute(_DELETE_EVENTS, {"ids": ids})
+        done += len(ids)
+        if len(ids) < pruning.PRUNE_CHUNK:
+            break
+    pruning.delete_in_chunks(engine, reviews, reviews.c.status == "resolved", reviews.c.opened_at < before)
+    return done
+
+
+_DELETE_EVENT_ITEMS = sa.delete(event_items).where(event_items.c.event_id.in_(sa.bindparam("ids", expanding=True)))
+_DELETE_EVENTS = sa.delete(events).where(events.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
 # ----------------------------------------------------------------------------------------- quarantines

@@ -287,6 +287,7 @@ webhook_outbox = sa.Table(
     sa.Column("delivered_at", UtcDateTime, nullable=True),
     sa.Index(None, "status", "next_attempt_at"),
     sa.Index(None, "webhook_id", "id"),
+    sa.Index(None, "created_at"),  # pruning: without it, every prune read the whole outbox
 )
 
 webhook_attempts = sa.Table(
@@ -300,6 +301,7 @@ webhook_attempts = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("duration_ms", sa.Float, nullable=False),
     sa.Index(None, "webhook_id", "id"),
+    sa.Index(None, "at"),  # pruning, as for the outbox
 )
 
 leases = sa.Table(

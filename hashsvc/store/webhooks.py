@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from hashsvc.errors import NotFoundError
+from hashsvc.store.pruning import delete_in_chunks
 from hashsvc.store.schema import webhook_attempts, webhook_outbox, webhooks
 from hashsvc.store.transactions import utcnow
 
@@ -265,9 +266,7 @@ def backlog(engine: sa.Engine) -> tuple[int, float]:
 
 
 def prune(engine: sa.Engine, before: dt.datetime) -> None:
-    """Forget settled deliveries and attempts older than `before` (pending ones stay until they settle)."""
-    with engine.begin() as conn:
-        conn.execute(sa.delete(webhook_attempts).where(webhook_attempts.c.at < before))
-        conn.execute(
-            sa.delete(webhook_outbox).where(webhook_outbox.c.created_at < before, webhook_outbox.c.status != "pending")
-        )
+    """Forget settled deliveries and attempts older than `before` (pending ones stay until they settle), a chunk
+    at a time, found by their time's index (hashsvc.store.pruning)."""
+    delete_in_chunks(engine, webhook_attempts, webhook_attempts.c.at < before)
+    delete_in_chunks(engine, webhook_outbox, webhook_outbox.c.created_at < before, webhook_outbox.c.status != "pending")
