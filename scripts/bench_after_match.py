@@ -653,6 +653,14 @@ def prune(args: argparse.Namespace) -> dict[str, Any]:
     old = int(count * args.old_share)
     retention = dt.timedelta(days=90)
     matches = json_text([{"bank": "known", "item_id": 1, "algorithm": "md5", "distance": 0, "action": "block"}])
+    bucket = getattr(aftermatch, "CONTENT_BUCKET", 1)  # a checkout before the bucketed content_id index has none
+
+    def event_row(n: int, at: str) -> tuple[Any, ...]:
+        # by column name: the columns differ between checkouts compared with PYTHONPATH
+        values = {"id": n, "at": at, "type": "match", "key_name": "bench", "content_id": f"c{n}",
+                  "content_bucket": n // bucket, "decision": "block", "metadata": "{}",
+                  "hashes": json_text({"md5": f"{n:032x}"}), "matches": matches, "details": "{}"}
+        return tuple(values[column] for column in aftermatch.EVENT_COLUMNS)
     with Store(url) as store:
         with store.engine.begin() as conn:
             stamp = timestamp_value(conn)
@@ -662,8 +670,7 @@ def prune(args: argparse.Namespace) -> dict[str, Any]:
                 ats = {n: stamp(now - retention - dt.timedelta(days=1) if n <= old
                                else now - retention * (1 - n / count) + dt.timedelta(minutes=1)) for n in numbers}
                 insert_rows(conn, events, aftermatch.EVENT_COLUMNS, [
-                    (n, ats[n], "match", "bench", f"c{n}", "block", "{}", json_text({"md5": f"{n:032x}"}), matches,
-                     "{}") for n in numbers], rows_per_statement=200, prepared=True)
+                    event_row(n, ats[n]) for n in numbers], rows_per_statement=200, prepared=True)
                 insert_rows(conn, event_items, aftermatch.ITEM_COLUMNS,
                             [(n, n % 5000, "known", f"c{n}", ats[n]) for n in numbers],
                             rows_per_statement=200, prepared=True)

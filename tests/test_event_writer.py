@@ -72,8 +72,8 @@ def test_a_batch_enters_the_buffer_in_order_and_never_beyond_its_capacity(store:
 
 
 def test_multirow_inserts_write_every_row_once_in_order_whatever_the_statement_size(store: Store) -> None:
-    # 4,000 rows of 10 columns are 40,000 bound values: over SQLite's limit for one statement, so it must split
-    rows = [(n, TIMES[0], "match", None, f"c{n}", "block", {}, {}, [], {}) for n in range(1, 4001)]
+    # 4,000 rows of 11 columns are 44,000 bound values: over SQLite's limit for one statement, so it must split
+    rows = [(n, TIMES[0], "match", None, f"c{n}", 0, "block", {}, {}, [], {}) for n in range(1, 4001)]
     with store.engine.begin() as conn:
         insert_rows(conn, events, EVENT_COLUMNS, rows[:7], rows_per_statement=3)
         insert_rows(conn, events, EVENT_COLUMNS, rows[7:], rows_per_statement=10**6)

@@ -191,13 +191,16 @@ events = sa.Table(
     sa.Column("type", sa.String(16), nullable=False),  # match | suppression | quarantine | retrohunt
     sa.Column("key_name", sa.String(128), nullable=True),
     sa.Column("content_id", sa.String(255), nullable=True),
+    # id // CONTENT_BUCKET (hashsvc.store.aftermatch), set by the writer: the content_id index leads with it, so
+    # new entries stay together instead of landing all over an index of the whole retention period
+    sa.Column("content_bucket", sa.BigInteger, nullable=True),
     sa.Column("decision", sa.String(16), nullable=True),
     sa.Column("metadata", sa.JSON, nullable=False),
     sa.Column("hashes", sa.JSON, nullable=False),  # the query's own hashes, never an image
     sa.Column("matches", sa.JSON, nullable=False),  # every counted match, each a generic dict
     sa.Column("details", sa.JSON, nullable=False),  # suppressed matches, the quarantine's reason...
     sa.Index(None, "at"),
-    sa.Index(None, "content_id"),
+    sa.Index(None, "content_bucket", "content_id"),
 )
 
 event_items = sa.Table(
