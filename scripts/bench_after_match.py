@@ -637,7 +637,11 @@ def prune(args: argparse.Namespace) -> dict[str, Any]:
     Two passes: a steady one (nothing is old yet: the pruner's every-minute pass), then one with `--old-share` of
     the rows past retention (a backlog: after downtime, or retention shortened). During each, another thread
     writes one small transaction every 5 ms, as the event writer would, and the longest it waited is reported:
-    how long a prune keeps everything else out of the store."""
+    how long a prune keeps everything else out of the store.
+
+    Between them, lookups by content_id (`GET /v1/events?content_id=`) are timed. Event ids are `--id-stride`
+    apart, so that with a stride of 100, 1M events span the ids (and the content_id index's buckets) of a store
+    that kept 100M."""
     import threading
 
     from hashsvc.store import aftermatch
@@ -657,10 +661,11 @@ def prune(args: argparse.Namespace) -> dict[str, Any]:
 
     def event_row(n: int, at: str) -> tuple[Any, ...]:
         # by column name: the columns differ between checkouts compared with PYTHONPATH
-        values = {"id": n, "at": at, "type": "match", "key_name": "bench", "content_id": f"c{n}",
-                  "content_bucket": n // bucket, "decision": "block", "metadata": "{}",
+        values = {"id": n * args.id_stride, "at": at, "type": "match", "key_name": "bench", "content_id": f"c{n}",
+                  "content_bucket": n * args.id_stride // bucket, "decision": "block", "metadata": "{}",
                   "hashes": json_text({"md5": f"{n:032x}"}), "matches": matches, "details": "{}"}
         return tuple(values[column] for column in aftermatch.EVENT_COLUMNS)
+
     with Store(url) as store:
         with store.engine.begin() as conn:
             stamp = timestamp_value(conn)
@@ -672,7 +677,7 @@ def prune(args: argparse.Namespace) -> dict[str, Any]:
                 insert_rows(conn, events, aftermatch.EVENT_COLUMNS, [
                     event_row(n, ats[n]) for n in numbers], rows_per_statement=200, prepared=True)
                 insert_rows(conn, event_items, aftermatch.ITEM_COLUMNS,
-                            [(n, n % 5000, "known", f"c{n}", ats[n]) for n in numbers],
+                            [(n * args.id_stride, n % 5000, "known", f"c{n}", ats[n]) for n in numbers],
                             rows_per_statement=200, prepared=True)
                 insert_rows(conn, webhook_outbox, (*aftermatch.OUTBOX_COLUMNS, "delivered_at"), [
                     (1, f"evt-{n}-wh-1", "block", "{}", ats[n], "delivered", 1, ats[n], ats[n]) for n in numbers],
@@ -719,8 +724,17 @@ def prune(args: argparse.Namespace) -> dict[str, Any]:
             return row
 
         steady = [one_pass("steady", now - retention - dt.timedelta(days=2)) for _ in range(args.rounds)]
+        lookups = {}
+        for label, content_id in (("one_event", f"c{count // 2}"), ("none", "nobody")):
+            took = []
+            for _ in range(5):
+                started = time.perf_counter()
+                aftermatch.list_events(store.engine, aftermatch.EventFilter(content_id=content_id), 50)
+                took.append(time.perf_counter() - started)
+            lookups[f"content_id_lookup_ms_{label}"] = round(float(np.median(took)) * 1000, 2)
+        print(f"lookups: {lookups}", file=sys.stderr)
         backlog = one_pass("backlog", now - retention)
-    return {"events": count, "old": old, "steady": steady, "backlog": backlog, "uptime": load()}
+    return {"events": count, "old": old, "steady": steady, "lookups": lookups, "backlog": backlog, "uptime": load()}
 
 
 def _setting(text: str) -> tuple[str, str]:
@@ -793,6 +807,7 @@ def main() -> None:
         "--sizes", type=int, nargs="+", default=[8, 1000], help="writer: events per write (default 8 and 1000)"
     )
     parser.add_argument("--events", type=int, default=1_000_000, help="prune: events in the store")
+    parser.add_argument("--id-stride", type=int, default=1, help="prune: event ids this far apart")
     parser.add_argument("--prefill", type=int, default=0, help="writer: events recorded before measuring")
     parser.add_argument("--old-share", type=float, default=0.1, help="prune: share of them past retention")
     parser.add_argument("--json", type=Path)

@@ -3,6 +3,7 @@ lookup asks every bucket, newest first, a run of buckets per statement."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,23 @@ def test_a_lookup_by_content_id_reads_the_bucketed_index(tmp_path: Path) -> None
                 row[-1] for s, p in statements for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + s, p)
             )
     assert "ix_events_content_bucket_content_id" in plan, plan
+
+
+def test_events_stored_before_the_buckets_are_found_by_content_id_after_the_upgrade(
+    fresh_url: Callable[[str], str],
+) -> None:
+    url = fresh_url("upgraded")
+    upgrade(url, "0008")
+    with Store(url) as store, store.engine.begin() as conn:
+        for event_id in (5, 20_000, 40_000):  # three buckets
+            conn.execute(
+                sa.text(
+                    "INSERT INTO events (id, at, type, content_id, decision, metadata, hashes, matches, details)"
+                    " VALUES (:id, :at, 'match', 'old-post', 'block', '{}', '{}', '[]', '{}')"
+                ),
+                {"id": event_id, "at": utcnow().replace(tzinfo=None)},
+            )
+    upgrade(url)
+    with Store(url) as store:
+        found = list_events(store.engine, EventFilter(content_id="old-post"), 10)
+    assert [e["id"] for e in found] == [40_000, 20_000, 5]

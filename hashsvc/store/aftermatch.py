@@ -506,7 +506,11 @@ def _by_content_id(conn: Connection, query: sa.Select[Any], where: EventFilter, 
     return found
 
 
-_ID_RANGE = sa.select(sa.func.min(events.c.id), sa.func.max(events.c.id))
+# Two subqueries: SQLite reads min() or max() of a key from one end of its index only when it is alone in its
+# SELECT; together in one, they read the whole table (0.21 s at 1M events).
+_ID_RANGE = sa.select(
+    sa.select(sa.func.min(events.c.id)).scalar_subquery(), sa.select(sa.func.max(events.c.id)).scalar_subquery()
+)
 
 
 def get_event(engine: sa.Engine, event_id: int) -> dict[str, Any]:

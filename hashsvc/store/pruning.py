@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from hashsvc.store.engine import WRITE_OPTION
 
 # Rows per transaction. With 100k events past retention in a store of 1M (and as many webhook deliveries), the
-# longest a concurrent write waited for a chunk was 0.23 s (`bench_after_match.py prune`, docs/workflow.md).
+# longest a concurrent write waited for a chunk was 0.23-0.33 s (`bench_after_match.py prune`, docs/workflow.md).
 PRUNE_CHUNK = 5_000
 
 
