@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from hashsvc.store import Store, pruning, upgrade
 from hashsvc.store import webhooks as webhook_table
-from hashsvc.store.aftermatch import NewEvent, prune, record
+from hashsvc.store.aftermatch import OUTBOX_COLUMNS, NewEvent, prune, record
 from hashsvc.store.bulk import insert_rows
 from hashsvc.store.schema import event_items, events, reviews, webhook_attempts, webhook_outbox
 from hashsvc.store.transactions import utcnow
@@ -38,19 +38,9 @@ def decided(decision: str, content_id: str, item_id: int, at: dt.datetime) -> Ne
 def deliveries(store: Store, at: dt.datetime, statuses: list[str], first: int = 0) -> None:
     """Outbox rows with these statuses, created at `at`, and one delivery attempt each."""
     outbox = [(1, f"evt-{first + n}-wh-1", "block", {}, at, status, 1, at) for n, status in enumerate(statuses)]
-    columns = (
-        "webhook_id",
-        "idempotency_key",
-        "event_type",
-        "payload",
-        "created_at",
-        "status",
-        "attempts",
-        "next_attempt_at",
-    )
     attempts = [(first + n, 1, at, 200, None, 1.0) for n in range(len(statuses))]
     with store.engine.begin() as conn:
-        insert_rows(conn, webhook_outbox, columns, outbox)
+        insert_rows(conn, webhook_outbox, OUTBOX_COLUMNS, outbox)
         insert_rows(
             conn, webhook_attempts, ("outbox_id", "webhook_id", "at", "status_code", "error", "duration_ms"), attempts
         )
