@@ -648,6 +648,7 @@ def prune(args: argparse.Namespace) -> dict[str, Any]:
     from hashsvc.store import webhooks as webhook_table
     from hashsvc.store.bulk import insert_rows, json_text, timestamp_value
     from hashsvc.store.schema import event_items, events, job_checkpoints, webhook_attempts, webhook_outbox
+    from hashsvc.store.transactions import write_connection
 
     folder = Path(tempfile.mkdtemp(prefix="bench-prune-"))
     url = args.database_url or f"sqlite:///{folder}/store.db"
@@ -699,10 +700,8 @@ def prune(args: argparse.Namespace) -> dict[str, Any]:
                     value=job_checkpoints.c.value + 1)
                 while not stop.is_set():
                     started = time.perf_counter()
-                    with store.engine.connect() as conn:
-                        conn.execution_options(hashsvc_write=True)  # as the event writer's transactions
-                        with conn.begin():
-                            conn.execute(bump)
+                    with write_connection(store.engine) as conn:  # as the event writer's transactions
+                        conn.execute(bump)
                     waits.append(time.perf_counter() - started)
                     time.sleep(0.005)
 

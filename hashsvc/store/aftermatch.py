@@ -33,7 +33,7 @@ from hashsvc.store.schema import (
     webhook_outbox,
     webhooks,
 )
-from hashsvc.store.transactions import utcnow
+from hashsvc.store.transactions import utcnow, write_connection
 
 EVENT_COLUMNS = (
     "id",
@@ -121,17 +121,15 @@ def record(
     """Record a batch of events in one transaction (see the module docstring), with a job's checkpoint if given.
 
     With a `flood` rule, the items the batch blocked on are checked in the same transaction (`guard`)."""
-    with engine.connect() as conn:
-        conn.execution_options(hashsvc_write=True)
-        with conn.begin():
-            if checkpoint is not None:
-                _set_checkpoint(conn, *checkpoint)
-            hooks = _live_webhooks(conn)
-            ids = _insert(conn, batch, hooks)
-            quarantined: list[int] = []
-            if flood is not None and flood.max_contents > 0:
-                quarantined = _guard(conn, guarded_items(batch), flood, hooks)
-            return Recorded(ids, quarantined)
+    with write_connection(engine) as conn:
+        if checkpoint is not None:
+            _set_checkpoint(conn, *checkpoint)
+        hooks = _live_webhooks(conn)
+        ids = _insert(conn, batch, hooks)
+        quarantined: list[int] = []
+        if flood is not None and flood.max_contents > 0:
+            quarantined = _guard(conn, guarded_items(batch), flood, hooks)
+        return Recorded(ids, quarantined)
 
 
 def guarded_items(batch: Iterable[NewEvent]) -> dict[int, str]:
@@ -175,14 +173,12 @@ def guard(engine: sa.Engine, items: dict[int, str], flood: FloodRule, known: Cou
     finds it: checking late delays a quarantine, it cannot miss one."""
     if not items or flood.max_contents <= 0:
         return []
-    with engine.connect() as conn:
-        conn.execution_options(hashsvc_write=True)
-        with conn.begin():
-            bounds = _advance(conn, known) if known is not None else None
-            quarantined = _guard(conn, items, flood, None, bounds)
-        if known is not None and bounds is not None:
-            known.upto, known.bounds = bounds.upto, bounds.bounds if len(bounds.bounds) <= MAX_BOUNDS else {}
-        return quarantined
+    with write_connection(engine) as conn:
+        bounds = _advance(conn, known) if known is not None else None
+        quarantined = _guard(conn, items, flood, None, bounds)
+    if known is not None and bounds is not None:
+        known.upto, known.bounds = bounds.upto, bounds.bounds if len(bounds.bounds) <= MAX_BOUNDS else {}
+    return quarantined
 
 
 def _advance(conn: Connection, known: CountBounds) -> CountBounds:
@@ -574,7 +570,7 @@ def prune(engine: sa.Engine, before: dt.datetime) -> int:
     old = sa.select(events.c.id).where(events.c.at < before, events.c.id.not_in(still_open)).limit(pruning.PRUNE_CHUNK)
     done = 0
     while True:
-        with pruning.chunk_transaction(engine) as conn:
+        with write_connection(engine) as conn:
             ids = list(conn.execute(old).scalars())
             if ids:
                 conn.execute(_DELETE_EVENT_ITEMS, {"ids": ids})

@@ -13,7 +13,7 @@ import datetime as dt
 import sqlalchemy as sa
 
 from hashsvc.store.schema import leases
-from hashsvc.store.transactions import utcnow
+from hashsvc.store.transactions import utcnow, write_connection
 
 
 def acquire(engine: sa.Engine, name: str, holder: str, ttl_s: float) -> bool:
@@ -21,19 +21,17 @@ def acquire(engine: sa.Engine, name: str, holder: str, ttl_s: float) -> bool:
     now = utcnow()
     expires = now + dt.timedelta(seconds=ttl_s)
     try:
-        with engine.connect() as conn:
-            conn.execution_options(hashsvc_write=True)
-            with conn.begin():
-                row = conn.execute(
-                    sa.select(leases.c.holder, leases.c.expires_at).where(leases.c.name == name).with_for_update()
-                ).one_or_none()
-                if row is None:
-                    conn.execute(sa.insert(leases).values(name=name, holder=holder, expires_at=expires))
-                    return True
-                if row.holder != holder and row.expires_at > now:
-                    return False
-                conn.execute(sa.update(leases).where(leases.c.name == name).values(holder=holder, expires_at=expires))
+        with write_connection(engine) as conn:
+            row = conn.execute(
+                sa.select(leases.c.holder, leases.c.expires_at).where(leases.c.name == name).with_for_update()
+            ).one_or_none()
+            if row is None:
+                conn.execute(sa.insert(leases).values(name=name, holder=holder, expires_at=expires))
                 return True
+            if row.holder != holder and row.expires_at > now:
+                return False
+            conn.execute(sa.update(leases).where(leases.c.name == name).values(holder=holder, expires_at=expires))
+            return True
     except sa.exc.IntegrityError:  # another process inserted the first row at the same moment: it holds it
         return False
 

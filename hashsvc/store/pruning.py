@@ -4,19 +4,17 @@ A prune runs every minute while the service takes traffic. It must read only the
 index serves turns every prune into a scan of the whole table, which grows for the retention period), and it
 must not hold the store's write lock for long: on SQLite one transaction deleting a backlog (after a restart, or
 when retention is shortened) would keep the event writer out for its whole duration, and once the writer's
-buffer is full, matching waits for it. So each chunk of PRUNE_CHUNK rows is a transaction of its own.
+buffer is full, matching waits for it. So each chunk of PRUNE_CHUNK rows is a transaction of its own, holding the
+write lock from its start (`write_connection`: a chunk reads the ids it deletes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
-from hashsvc.store.engine import WRITE_OPTION
+from hashsvc.store.transactions import write_connection
 
 # Rows per transaction. With 100k events past retention in a store of 1M (and as many webhook deliveries), the
 # longest a concurrent write waited for a chunk was 0.23-0.33 s (`bench_after_match.py prune`, docs/workflow.md).
@@ -31,19 +29,8 @@ def delete_in_chunks(engine: sa.Engine, table: sa.Table, *where: Any) -> int:
     statement = sa.delete(table).where(table.c.id.in_(pick))
     total = 0
     while True:
-        with chunk_transaction(engine) as conn:
+        with write_connection(engine) as conn:
             done = conn.execute(statement).rowcount
         total += done
         if done < chunk:
             return total
-
-
-@contextmanager
-def chunk_transaction(engine: sa.Engine) -> Iterator[Connection]:
-    """One chunk's transaction, holding the write lock from its start: a chunk that reads the ids it deletes
-    first would otherwise hold a read snapshot that a concurrent commit makes stale, and SQLite refuses to turn
-    such a snapshot into a write ("database is locked") instead of waiting."""
-    with engine.connect() as conn:
-        conn.execution_options(**{WRITE_OPTION: True})
-        with conn.begin():
-            yield conn

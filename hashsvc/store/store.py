@@ -40,7 +40,7 @@ from hashsvc.store.records import (
     NewItem,
 )
 from hashsvc.store.schema import api_keys, audit_log, banks, item_hashes, items
-from hashsvc.store.transactions import read_snapshot, utcnow, write_transaction
+from hashsvc.store.transactions import read_snapshot, utcnow, write_connection, write_transaction
 
 
 class _Unset:
@@ -696,10 +696,8 @@ class Store:
     @contextmanager
     def _plain_write(self) -> Iterator[Connection]:
         """A write that produces no change-log row, so it need not wait for the counter lock."""
-        with self.engine.connect() as conn:
-            conn.execution_options(hashsvc_write=True)
-            with conn.begin():
-                yield conn
+        with write_connection(self.engine) as conn:
+            yield conn
 
     @staticmethod
     def _bank_row(conn: Connection, name: str, *, missing_ok: bool = False) -> Row[Any]:

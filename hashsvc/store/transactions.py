@@ -97,14 +97,25 @@ class WriteTransaction:
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[WriteTransaction]:
-    """Run a serialized write; commits when the block ends, rolls back on any exception."""
+def write_connection(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds the store's write lock from its start; commits when the block ends, rolls back on
+    any exception. On SQLite it begins IMMEDIATE (store/engine.py): a transaction that read first and wrote later
+    would hold a read snapshot that a concurrent commit makes stale, and SQLite refuses to turn such a snapshot
+    into a write ("database is locked") instead of waiting for the lock. For writes that make no change-log row;
+    those that do go through `write_transaction`."""
     with engine.connect() as conn:
         conn.execution_options(**{WRITE_OPTION: True})
         with conn.begin():
-            tx = WriteTransaction(conn)
-            yield tx
-            tx.finish()
+            yield conn
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[WriteTransaction]:
+    """Run a serialized write; commits when the block ends, rolls back on any exception."""
+    with write_connection(engine) as conn:
+        tx = WriteTransaction(conn)
+        yield tx
+        tx.finish()
 
 
 @contextmanager

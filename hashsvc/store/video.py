@@ -17,7 +17,7 @@ from hashsvc.errors import NotFoundError, ValidationError
 from hashsvc.hashes import vpdq
 from hashsvc.store.bulk import insert_rows
 from hashsvc.store.schema import bank_video_rules, banks, items, video_frames
-from hashsvc.store.transactions import read_snapshot
+from hashsvc.store.transactions import read_snapshot, write_connection
 
 _CHUNK = 500  # SQLite caps bound parameters per statement
 FRAME_COLUMNS = ("item_id", "position", "frame", "timestamp", "quality", "code")
@@ -113,9 +113,7 @@ def set_rules(engine: Engine, bank: str, rules: VideoRules) -> None:
         raise ValidationError("query_share and item_share are percentages from 0 to 100")
     if not 0 <= rules.quality <= 100:
         raise ValidationError("quality must be from 0 to 100")
-    with engine.connect() as conn:
-        conn.execution_options(hashsvc_write=True)  # SQLite: take the write lock at BEGIN (store/engine.py)
-        conn.begin()
+    with write_connection(engine) as conn:  # reads the bank, then writes: the lock from the start
         bank_id = conn.execute(sa.select(banks.c.id).where(banks.c.name == bank)).scalar_one_or_none()
         if bank_id is None:
             raise NotFoundError(f"no bank named {bank!r}")
@@ -125,4 +123,3 @@ def set_rules(engine: Engine, bank: str, rules: VideoRules) -> None:
                 bank_id=bank_id, query_share=rules.query_share, item_share=rules.item_share, quality=rules.quality
             )
         )
-        conn.commit()
