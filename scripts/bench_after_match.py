@@ -667,19 +667,25 @@ def prune(args: argparse.Namespace) -> dict[str, Any]:
                   "hashes": json_text({"md5": f"{n:032x}"}), "matches": matches, "details": "{}"}
         return tuple(values[column] for column in aftermatch.EVENT_COLUMNS)
 
+    def item_row(n: int, at: str, at_ms: int) -> tuple[Any, ...]:
+        values = {"event_id": n * args.id_stride, "item_id": n % 5000, "bank": "known", "content_key": f"c{n}",
+                  "at": at, "at_ms": at_ms}  # at_ms: since migration 0010
+        return tuple(values[column] for column in aftermatch.ITEM_COLUMNS)
+
     with Store(url) as store:
         with store.engine.begin() as conn:
             stamp = timestamp_value(conn)
             for start in range(0, count, 50_000):
                 numbers = range(start + 1, min(count, start + 50_000) + 1)
                 # the oldest `old` rows are past retention by a day, the rest spread over the retention period
-                ats = {n: stamp(now - retention - dt.timedelta(days=1) if n <= old
-                               else now - retention * (1 - n / count) + dt.timedelta(minutes=1)) for n in numbers}
+                times = {n: now - retention - dt.timedelta(days=1) if n <= old
+                         else now - retention * (1 - n / count) + dt.timedelta(minutes=1) for n in numbers}
+                ats = {n: stamp(at) for n, at in times.items()}
+                at_ms = {n: int(at.timestamp() * 1000) for n, at in times.items()}
                 insert_rows(conn, events, aftermatch.EVENT_COLUMNS, [
                     event_row(n, ats[n]) for n in numbers], rows_per_statement=200, prepared=True)
                 insert_rows(conn, event_items, aftermatch.ITEM_COLUMNS,
-                            [(n * args.id_stride, n % 5000, "known", f"c{n}", ats[n]) for n in numbers],
-                            rows_per_statement=200, prepared=True)
+                            [item_row(n, ats[n], at_ms[n]) for n in numbers], rows_per_statement=200, prepared=True)
                 insert_rows(conn, webhook_outbox, (*aftermatch.OUTBOX_COLUMNS, "delivered_at"), [
                     (1, f"evt-{n}-wh-1", "block", "{}", ats[n], "delivered", 1, ats[n], ats[n]) for n in numbers],
                     rows_per_statement=200, prepared=True)

@@ -59,7 +59,7 @@ EVENT_COLUMNS = (
 CONTENT_BUCKET = 16_384
 # Buckets per statement of a lookup by content_id (bound parameters stay far under SQLite's limit).
 BUCKETS_PER_QUERY = 1_000
-ITEM_COLUMNS = ("event_id", "item_id", "bank", "content_key", "at")
+ITEM_COLUMNS = ("event_id", "item_id", "bank", "content_key", "at", "at_ms")
 REVIEW_COLUMNS = ("id", "opened_at", "status", "bank", "category", "item_id", "outcome")
 OUTBOX_COLUMNS = (
     "webhook_id",
@@ -227,10 +227,10 @@ def _insert(conn: Connection, batch: Sequence[NewEvent], hooks: list[Any]) -> li
     rows, item_rows, review_rows, outbox_rows = [], [], [], []
     # The events and their item rows go to the driver as they are built: each timestamp formatted once (the
     # events of one request share theirs) and each JSON column encoded once, not per column in insert_rows.
-    stamp, stamped, stamp_of = timestamp_value(conn), None, None
+    stamp, stamped, stamp_of, ms_of = timestamp_value(conn), None, None, 0
     for event_id, e in enumerate(batch, start=first):
         if e.at is not stamped:
-            stamped, stamp_of = e.at, stamp(e.at)
+            stamped, stamp_of, ms_of = e.at, stamp(e.at), epoch_ms(e.at)
         rows.append(
             (
                 event_id,
@@ -250,7 +250,7 @@ def _insert(conn: Connection, batch: Sequence[NewEvent], hooks: list[Any]) -> li
         for m in e.matches:
             if "item_id" in m and m["item_id"] not in seen:
                 seen.add(m["item_id"])
-                item_rows.append((event_id, m["item_id"], m["bank"], e.content_key, stamp_of))
+                item_rows.append((event_id, m["item_id"], m["bank"], e.content_key, stamp_of, ms_of))
         if e.opens_review:
             fallback = e.matches[0] if e.matches else {}
             first_review = next((m for m in e.matches if m.get("action") == "review"), fallback)
@@ -281,6 +281,14 @@ def _insert(conn: Connection, batch: Sequence[NewEvent], hooks: list[Any]) -> li
     return list(range(first, last + 1))
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def epoch_ms(at: dt.datetime) -> int:
+    """`event_items.at_ms`: whole milliseconds since 1970 (UTC), exactly (no float on the way)."""
+    return (at - _EPOCH) // dt.timedelta(milliseconds=1)
+
+
 def get_checkpoint(engine: sa.Engine, name: str) -> int | None:
     with engine.connect() as conn:
         return conn.execute(sa.select(job_checkpoints.c.value).where(job_checkpoints.c.name == name)).scalar()
@@ -302,9 +310,9 @@ _NEXT_EVENT_IDS = (
     .returning(event_counters.c.last_event_id)
 )
 _IN_WINDOW = sa.and_(
-    event_items.c.item_id.in_(sa.bindparam("ids", expanding=True)), event_items.c.at >= sa.bindparam("since")
+    event_items.c.item_id.in_(sa.bindparam("ids", expanding=True)), event_items.c.at_ms >= sa.bindparam("since_ms")
 )
-# Rows first: the (item_id, at) index alone answers it. An item's rows in the window bound its distinct contents
+# Rows first: the (item_id, at_ms) index alone answers it. An item's rows in the window bound its distinct contents
 # from above, so only the items with more rows than the rule allows need the distinct count, which reads every
 # row's content_key from the table.
 _COUNT_ROWS = OneStep(
@@ -315,7 +323,7 @@ _COUNT_CONTENTS = OneStep(
     .where(_IN_WINDOW)
     .group_by(event_items.c.item_id)
 )
-# "+item_id": grouped on the bare column, SQLite's planner reads the whole (item_id, at) index in item order to save
+# "+item_id": grouped on the bare column, SQLite's planner reads the whole (item_id, at_ms) index in item order to save
 # the GROUP BY its sort, i.e. every (event, item) row still kept, on every check of every process (a check took
 # 11 ms after 8,000 events and 76 ms after 96,000, growing with the table); the unary plus leaves it the
 # event_id index, so a check reads only the rows written since `upto`.
@@ -340,6 +348,7 @@ def _flood(
     counts become their `bounds`, if given: distinct contents for those over the limit, rows for the others)."""
     now = utcnow()
     since = now - dt.timedelta(seconds=rule.window_s)
+    since_ms = epoch_ms(since)
     banks = dict(guarded)
     ids = list(banks)
     states: dict[int, Any] = {}
@@ -349,11 +358,11 @@ def _flood(
     # recounted from its re-arming below.
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
-        counted = _COUNT_ROWS.rows(conn, {"ids": chunk, "since": since})
+        counted = _COUNT_ROWS.rows(conn, {"ids": chunk, "since_ms": since_ms})
         counts.update((int(item_id), int(rows)) for item_id, rows in counted)
     many = [item_id for item_id in ids if counts.get(item_id, 0) > rule.max_contents]
     for start in range(0, len(many), _CHUNK):
-        counted = _COUNT_CONTENTS.rows(conn, {"ids": many[start : start + _CHUNK], "since": since})
+        counted = _COUNT_CONTENTS.rows(conn, {"ids": many[start : start + _CHUNK], "since_ms": since_ms})
         counts.update((int(item_id), int(count)) for item_id, count in counted)
     if bounds is not None:
         bounds.bounds.update((item_id, counts.get(item_id, 0)) for item_id in ids)
@@ -374,7 +383,7 @@ def _flood(
         if state is not None and state.changed_at and state.changed_at > since:
             count = conn.execute(
                 sa.select(sa.func.count(sa.distinct(event_items.c.content_key))).where(
-                    event_items.c.item_id == item_id, event_items.c.at >= state.changed_at
+                    event_items.c.item_id == item_id, event_items.c.at_ms >= epoch_ms(state.changed_at)
                 )
             ).scalar_one()
         if count <= rule.max_contents:
