@@ -106,22 +106,39 @@ def test_events_are_delivered_signed_with_an_idempotency_key(svc: Api, receiver:
     assert svc.service.after.deliverer.deliver_once() == 0  # nothing twice
 
 
-def test_failures_are_retried_with_exponential_backoff_then_given_up(svc: Api, receiver: Receiver) -> None:
+class FrozenClock:
+    """Stands in for the wall clock of events and the outbox: "not due yet" must not depend on the machine's load."""
+
+    def __init__(self) -> None:
+        self.now = dt.datetime.now(dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+def test_failures_are_retried_with_exponential_backoff_then_given_up(
+    svc: Api, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FrozenClock()
+    monkeypatch.setattr("hashsvc.store.webhooks.utcnow", clock)
+    monkeypatch.setattr("hashsvc.service.webhooks.utcnow", clock)
+    monkeypatch.setattr("hashsvc.service.aftermatch.utcnow", clock)
     hook = subscribe(svc, receiver)
     receiver.fail_next = 2
     blocked(svc, MD5)
     engine = svc.service.store.engine
     deliverer = svc.service.after.deliverer
-    delays = []
-    for _ in range(2):
+    for backoff_s in (1.0, 2.0):  # 1 s, then 2 s, ... doubling up to an hour
         assert deliverer.deliver_once() == 1
         with engine.connect() as conn:
             row = conn.execute(sa.select(webhook_outbox)).one()
-        delays.append((row.next_attempt_at - dt.datetime.now(dt.UTC)).total_seconds())
+        assert (row.next_attempt_at - clock.now).total_seconds() == pytest.approx(backoff_s, abs=0.001)
+        clock.advance(backoff_s - 0.01)
         assert deliverer.deliver_once() == 0  # not due yet
-        with engine.begin() as conn:  # the clock moves on
-            conn.execute(sa.update(webhook_outbox).values(next_attempt_at=dt.datetime.now(dt.UTC)))
-    assert 0 < delays[0] <= 1.0 and 1.0 < delays[1] <= 2.0  # 1 s, then 2 s, ... doubling up to an hour
+        clock.advance(0.01)
     assert deliverer.deliver_once() == 1
     (delivery,) = svc.service.after.webhooks.deliveries(hook["id"], 10, None)["deliveries"]
     assert (delivery["status"], delivery["attempts"]) == ("delivered", 3)
@@ -131,7 +148,7 @@ def test_failures_are_retried_with_exponential_backoff_then_given_up(svc: Api, r
     # A delivery still failing after the retry period (48 h by default) is given up.
     receiver.fail_next = 1
     blocked(svc, "f" * 32)
-    old = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=svc.service.settings.webhook_retry_for_s + 1)
+    old = clock.now - dt.timedelta(seconds=svc.service.settings.webhook_retry_for_s + 1)
     with engine.begin() as conn:
         conn.execute(sa.update(webhook_outbox).where(webhook_outbox.c.status == "pending").values(created_at=old))
     assert deliverer.deliver_once() == 1
