@@ -605,7 +605,8 @@ def spec() -> dict[str, Any]:
             "/healthz": {"get": _op("Liveness", None, _responses(200, {"type": "object"}))},
             "/readyz": {
                 "get": _op(
-                    "Readiness: 503 with the reason until the index has loaded and caught up",
+                    "Readiness: 503 with the reason until the index has loaded and caught up,"
+                    " or while the store's schema is not this code's",
                     None,
                     {
                         "200": {"description": "ready", **_json(READINESS)},

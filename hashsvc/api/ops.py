@@ -27,7 +27,8 @@ def healthz() -> dict[str, Any]:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """200 `{"ready": true}` once the index is loaded and caught up; else 503 with the reason and Retry-After."""
+    """200 `{"ready": true}` once the index is loaded and caught up on a store whose schema is this code's; else
+    503 with the reason and Retry-After."""
     reason = not_ready_reason(service().status())
     if reason is None:
         return jsonify({"ready": True})
@@ -39,6 +40,8 @@ def readyz() -> Response:
 
 def not_ready_reason(status: dict[str, Any]) -> str | None:
     """Why this process should not get traffic yet, in words for an operator; None when it is ready."""
+    if status.get("schema"):  # before the store's errors: a schema this code does not know also makes them
+        return f"the store has {status['schema']}"
     if status["error"]:
         # Only the exception's type: its text can name the database host and user, and this answer is public.
         kind = status["error"].partition(":")[0]

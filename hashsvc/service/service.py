@@ -39,6 +39,7 @@ from hashsvc.service.hashing import ImageHashes, hash_image
 from hashsvc.service.live_index import LiveIndex
 from hashsvc.service.probing import AUDIT_ACTION, ProbeGuard, ProbeRules
 from hashsvc.service.sandbox import sandbox_from
+from hashsvc.service.schema_watch import SchemaWatch
 from hashsvc.service.video import VideoUseCases
 from hashsvc.store import UNSET, Actor, ApiKey, Bank, Item, NewItem, Store, validation
 from hashsvc.store.features import DEFAULT_BANK_FEATURES, bank_features, set_bank_features
@@ -98,6 +99,8 @@ class Service:
             poll_interval_s=settings.poll_interval_s,
             features=LiveFeatures(self.store, snapshots, kind=settings.feature_index),  # type: ignore[arg-type]
         )
+        # Re-read at most every few seconds by status(): readiness says so when another version migrated the store.
+        self.schema = SchemaWatch(self.store)
         self._key_cache: dict[str, tuple[float, ApiKey]] = {}
         self._bank_cache: tuple[float, list[Bank]] = (float("-inf"), [])
         self.probes = ProbeGuard(ProbeRules.from_settings(settings))
@@ -677,6 +680,7 @@ class Service:
 
     def status(self) -> dict[str, Any]:
         return {
+            "schema": self.schema.check(),
             "ready": self.live.ready,
             "sequence": self.live.sequence,
             "lag": self.live.lag(),

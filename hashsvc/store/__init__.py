@@ -5,7 +5,7 @@ builds one `Store(url)` per process. See docs/store.md.
 """
 
 from hashsvc.store.errors import SchemaOutOfDateError
-from hashsvc.store.migrate import check_schema, current_revision, head_revision, upgrade
+from hashsvc.store.migrate import check_schema, current_revision, head_revision, revision_of, schema_problem, upgrade
 from hashsvc.store.records import (
     ActiveHashes,
     Actor,
@@ -39,5 +39,7 @@ __all__ = [
     "check_schema",
     "current_revision",
     "head_revision",
+    "revision_of",
+    "schema_problem",
     "upgrade",
 ]

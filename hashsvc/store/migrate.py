@@ -7,6 +7,7 @@ The URL comes from `-x url=...`, else from the service settings (HASHSVC_DATABAS
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -36,6 +37,17 @@ def head_revision() -> str:
     return head
 
 
+@functools.cache
+def _known_revisions() -> frozenset[str]:
+    """Every revision this code's migrations know (read once: the scripts do not change under a running process)."""
+    return frozenset(script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions())
+
+
+@functools.cache
+def _code_head() -> str:
+    return head_revision()
+
+
 def upgrade(url: str | sa.URL, revision: str = "head") -> None:
     """Create or migrate the schema at `url` to `revision` (idempotent; safe to call on every start-up)."""
     engine = create_store_engine(url)
@@ -52,8 +64,7 @@ def upgrade(url: str | sa.URL, revision: str = "head") -> None:
 def current_revision(url: str | sa.URL) -> str | None:
     engine = create_store_engine(url)
     try:
-        with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+        return revision_of(engine)
     finally:
         engine.dispose()
 
@@ -70,13 +81,31 @@ def check_schema(url: str | sa.URL) -> None:
             f"no store at {missing}: run `hashsvc init` to create one there, or point HASHSVC_DATA_DIR "
             "(or --database-url) at an existing store"
         )
-    current, head = current_revision(url), head_revision()
+    current = current_revision(url)
+    problem = schema_problem(current)
+    if problem is not None:
+        versions = f" (the store is at {current}, this code at {_code_head()})" if current is not None else ""
+        raise SchemaOutOfDateError(f"the store at {_shown(url)} has {problem}{versions}")
+
+
+def schema_problem(current: str | None) -> str | None:
+    """What a store at revision `current` has that this code was not written for, and what to do ("the store
+    has ..."); None at this code's head. Names no revision: readiness shows it to anyone."""
+    if current == _code_head():
+        return None
     if current is None:
-        raise SchemaOutOfDateError(f"the store at {_shown(url)} has no schema: run `hashsvc init`")
-    if current != head:
-        raise SchemaOutOfDateError(
-            f"store schema is at {current}, this code expects {head}: run `hashsvc migrate`"
-        )
+        return "no schema: run `hashsvc init`"
+    if current in _known_revisions():
+        return "a schema older than this code's: run `hashsvc migrate`"
+    # Migrated by a newer version: this code may write rows the new schema no longer describes fully (after
+    # 0010, item rows without at_ms, which the flood guard does not count).
+    return "a schema newer than this code's: restart this process on the version that migrated it"
+
+
+def revision_of(engine: sa.Engine) -> str | None:
+    """The store's schema revision, read through an existing engine (cheap enough to ask every few seconds)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
 
 
 def _missing_sqlite_file(url: str | sa.URL) -> Path | None:
