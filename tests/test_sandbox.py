@@ -146,6 +146,48 @@ def test_close_stops_every_worker(make_pool: Callable[..., Sandbox]) -> None:
         pool.hash(PICTURE)
 
 
+def test_closing_while_the_workers_start_in_the_background_raises_nothing_and_leaves_no_worker() -> None:
+    """What a service closed straight after it was built does (its sandbox starts in a thread of its own)."""
+    failures: list[BaseException] = []
+    previous, threading.excepthook = threading.excepthook, lambda args: failures.append(args.exc_value)
+    try:
+        for wait_s in (0.0, 0.05, 0.2, 0.5):
+            pool = Sandbox(2, LIMITS)
+            pool.start_in_background()
+            time.sleep(wait_s)
+            pids = pool.pids()
+            pool.close()
+            for thread in threading.enumerate():
+                if thread.name == "hashsvc-sandbox-start":
+                    thread.join(10)
+            assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
+    finally:
+        threading.excepthook = previous
+    assert failures == []
+
+
+def test_a_workers_pipe_is_closed_once_when_two_threads_close_it_at_once() -> None:
+    """Connection.close is not thread-safe: two closers could close the same descriptor number twice."""
+    pool = Sandbox(1, LIMITS)
+    worker = pool._launch()
+    closes = []
+    real_close = worker.conn._close  # type: ignore[attr-defined]
+
+    def slow_close() -> None:
+        closes.append(worker.conn.fileno())
+        time.sleep(0.1)  # wide enough for the other thread to arrive while this close is under way
+        real_close()
+
+    worker.conn._close = slow_close  # type: ignore[attr-defined]
+    both = [threading.Thread(target=worker.kill), threading.Thread(target=worker.kill)]
+    for thread in both:
+        thread.start()
+    for thread in both:
+        thread.join(10)
+    assert len(closes) == 1 and worker.conn.closed
+    pool.close()
+
+
 # ------------------------------------------------------------------------------------------- the service
 
 

@@ -71,6 +71,7 @@ class _Worker:
     def __init__(self, process: Any, conn: Connection) -> None:
         self.process = process
         self.conn = conn
+        self._close_lock = threading.Lock()
 
     @property
     def pid(self) -> int:
@@ -80,15 +81,22 @@ class _Worker:
         with contextlib.suppress(ProcessLookupError, TypeError):
             os.kill(self.pid, signal.SIGKILL)
         self.process.join(5)
-        self.conn.close()
+        self.close_pipe()
 
     def stop(self) -> None:
         """Ask the worker to exit (it does on end of input); kill it if it does not."""
-        with contextlib.suppress(OSError):
-            self.conn.close()
+        self.close_pipe()
         self.process.join(2)
         if self.process.exitcode is None:
             self.kill()
+
+    def close_pipe(self) -> None:
+        """Close our end of the pipe once. `Sandbox.close()` and a thread still starting this worker can both get
+        here: two unguarded closes would both pass `Connection.close`'s check and close the descriptor twice,
+        failing with EBADF, or closing whatever file had been given the same number in between."""
+        with self._close_lock:
+            if not self.conn.closed:
+                self.conn.close()
 
 
 class Sandbox:
