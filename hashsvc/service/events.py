@@ -75,6 +75,8 @@ def context_from(content_id: Any, metadata: Any, where: str = "") -> MatchContex
             raise ValidationError(f"{where}metadata must be a JSON object") from None
     if not isinstance(metadata, dict):
         raise ValidationError(f"{where}metadata must be a JSON object")
+    if not metadata:  # most uploads, and every set of most batches: nothing to check or encode twice
+        return MatchContext(content_id)
     if len(json.dumps(metadata)) > MAX_EVENT_METADATA_BYTES:
         raise ValidationError(f"{where}metadata must be at most {MAX_EVENT_METADATA_BYTES} bytes as JSON")
     return MatchContext(content_id, validation.metadata(metadata))
