@@ -38,13 +38,13 @@ class SchemaWatch:
         self._checked = float("-inf")
         self._lock = threading.Lock()
 
-    def check(self, *, force: bool = False) -> str | None:
-        """Read the store's revision if `every_s` has passed since the last read (or `force`); return the problem.
+    def check(self) -> str | None:
+        """Read the store's revision if `every_s` has passed since the last read; return the problem.
 
         A store that cannot be read keeps the last answer: unreachability is readiness's other reason."""
         with self._lock:
             now = self.clock()
-            if not force and now - self._checked < self.every_s:
+            if now - self._checked < self.every_s:
                 return self.problem
             self._checked = now
             try:

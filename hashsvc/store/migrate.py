@@ -31,6 +31,7 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
     return config
 
 
+@functools.cache  # the scripts do not change under a running process, which asks every few seconds
 def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
@@ -41,11 +42,6 @@ def head_revision() -> str:
 def _known_revisions() -> frozenset[str]:
     """Every revision this code's migrations know (read once: the scripts do not change under a running process)."""
     return frozenset(script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions())
-
-
-@functools.cache
-def _code_head() -> str:
-    return head_revision()
 
 
 def upgrade(url: str | sa.URL, revision: str = "head") -> None:
@@ -84,14 +80,14 @@ def check_schema(url: str | sa.URL) -> None:
     current = current_revision(url)
     problem = schema_problem(current)
     if problem is not None:
-        versions = f" (the store is at {current}, this code at {_code_head()})" if current is not None else ""
+        versions = f" (the store is at {current}, this code at {head_revision()})" if current is not None else ""
         raise SchemaOutOfDateError(f"the store at {_shown(url)} has {problem}{versions}")
 
 
 def schema_problem(current: str | None) -> str | None:
     """What a store at revision `current` has that this code was not written for, and what to do ("the store
     has ..."); None at this code's head. Names no revision: readiness shows it to anyone."""
-    if current == _code_head():
+    if current == head_revision():
         return None
     if current is None:
         return "no schema: run `hashsvc init`"
